@@ -1,0 +1,98 @@
+import { DatasetFormatError } from '../errors.ts';
+import { IMAGE_BYTES, IMAGE_SIZE, type ImageSplit } from '../dataset.ts';
+import type { NamedBytes, ProgressFn } from './types.ts';
+
+/** CIFAR-10 record: 1 label byte + 3072 planar pixels (1024 R, 1024 G, 1024 B, row-major). */
+export const CIFAR10_RECORD = 1 + IMAGE_BYTES;
+/** CIFAR-100 record: coarse label byte, fine label byte, 3072 planar pixels. */
+export const CIFAR100_RECORD = 2 + IMAGE_BYTES;
+
+export const CIFAR10_CLASSES = [
+  'airplane',
+  'automobile',
+  'bird',
+  'cat',
+  'deer',
+  'dog',
+  'frog',
+  'horse',
+  'ship',
+  'truck',
+];
+
+/**
+ * Parses one CIFAR binary file into NHWC uint8 images. `labelBytes` is 1 (CIFAR-10) or 2
+ * (CIFAR-100: coarse, then fine; the fine label is the label). Throws DatasetFormatError naming
+ * the file and record when the size is not a multiple of the record size or a label ≥ numClasses.
+ */
+export function parseCifarBin(
+  file: NamedBytes,
+  labelBytes: 1 | 2,
+  numClasses: number,
+  onProgress?: ProgressFn,
+): ImageSplit {
+  const rec = labelBytes + IMAGE_BYTES;
+  const { bytes, name } = file;
+  if (bytes.length === 0 || bytes.length % rec !== 0) {
+    throw new DatasetFormatError(
+      `${name}: ${bytes.length} bytes is not a whole number of ${rec}-byte CIFAR-${labelBytes === 1 ? 10 : 100} records` +
+        ` (${Math.floor(bytes.length / rec)} records and ${bytes.length % rec} bytes left over); the file is truncated or not in that format`,
+    );
+  }
+  const count = bytes.length / rec;
+  const images = new Uint8Array(count * IMAGE_BYTES);
+  const labels = new Uint8Array(count);
+  const coarse = labelBytes === 2 ? new Uint8Array(count) : undefined;
+  const plane = IMAGE_SIZE * IMAGE_SIZE;
+  for (let n = 0; n < count; n++) {
+    const base = n * rec;
+    const label = bytes[base + labelBytes - 1];
+    if (label >= numClasses) {
+      throw new DatasetFormatError(
+        `${name}: record ${n} has label ${label}, outside the ${numClasses} classes (0–${numClasses - 1}); the file is corrupt or of another dataset`,
+      );
+    }
+    labels[n] = label;
+    if (coarse) coarse[n] = bytes[base];
+    const px = base + labelBytes;
+    const out = n * IMAGE_BYTES;
+    for (let i = 0; i < plane; i++) {
+      const o = out + i * 3;
+      images[o] = bytes[px + i];
+      images[o + 1] = bytes[px + plane + i];
+      images[o + 2] = bytes[px + 2 * plane + i];
+    }
+    if (onProgress && (n & 1023) === 1023)
+      onProgress({ stage: name, done: n + 1, total: count, unit: 'records' });
+  }
+  onProgress?.({ stage: name, done: count, total: count, unit: 'records' });
+  return coarse ? { count, images, labels, coarseLabels: coarse } : { count, images, labels };
+}
+
+/** Encodes a split as CIFAR-10 binary records (label byte + planar RGB), in order. */
+export function encodeCifar10(split: ImageSplit): Uint8Array {
+  if (split.labels.some((l) => l > 255))
+    throw new DatasetFormatError('labels must fit in one byte');
+  const out = new Uint8Array(split.count * CIFAR10_RECORD);
+  const plane = IMAGE_SIZE * IMAGE_SIZE;
+  for (let n = 0; n < split.count; n++) {
+    const base = n * CIFAR10_RECORD;
+    out[base] = split.labels[n];
+    const src = n * IMAGE_BYTES;
+    for (let i = 0; i < plane; i++) {
+      out[base + 1 + i] = split.images[src + i * 3];
+      out[base + 1 + plane + i] = split.images[src + i * 3 + 1];
+      out[base + 1 + 2 * plane + i] = split.images[src + i * 3 + 2];
+    }
+  }
+  return out;
+}
+
+/** Class names from a text file: one per line, blank lines ignored. */
+export function parseNameList(file: NamedBytes): string[] {
+  return new TextDecoder()
+    .decode(file.bytes)
+    .split(/\r?\n/)
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
