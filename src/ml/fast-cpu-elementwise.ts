@@ -1,0 +1,137 @@
+import type * as tfType from '@tensorflow/tfjs';
+
+type Tf = typeof tfType;
+type KernelConfig = ReturnType<Tf['getKernel']>;
+
+/**
+ * Fast paths for the CPU backend's broadcasting binary ops and axis reductions.
+ *
+ * Why our own: after the convolutions were fixed, profiling a ResNet training step showed
+ * Multiply, Sum, Mean and Sub taking more time than all convolutions together. tfjs's CPU backend
+ * computes every broadcast element through index arrays, and reduces over non-trailing axes by
+ * transposing first. BatchNorm does exactly those things ([B,H,W,C] ⊙ [C]; Σ over B,H,W). These
+ * kernels handle the two layouts that occur — one operand's shape is a suffix of the other's; the
+ * reduced axes are leading or trailing — with flat loops, and defer to the stock kernel otherwise.
+ */
+const BINARY = {
+  Add: (a: number, b: number) => a + b,
+  Sub: (a: number, b: number) => a - b,
+  Multiply: (a: number, b: number) => a * b,
+  RealDiv: (a: number, b: number) => a / b,
+} as const;
+type BinaryName = keyof typeof BINARY;
+const REDUCE = ['Sum', 'Mean'] as const;
+
+interface Args {
+  inputs: tfType.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: unknown;
+}
+interface CpuLike {
+  readSync(dataId: object): unknown;
+  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): tfType.TensorInfo;
+}
+
+const stock = new Map<string, KernelConfig>();
+const ours = new WeakSet<object>();
+
+export function registerFastCpuElementwise(tf: Tf): void {
+  for (const name of [...(Object.keys(BINARY) as BinaryName[]), ...REDUCE]) {
+    const current = tf.getKernel(name, 'cpu');
+    if (!current || ours.has(current.kernelFunc)) continue;
+    stock.set(name, current);
+    tf.unregisterKernel(name, 'cpu');
+    const fallback = current.kernelFunc as unknown as (a: Args) => tfType.TensorInfo;
+    const kernelFunc = (name === 'Sum' || name === 'Mean'
+      ? reduceKernel(name, fallback)
+      : binaryKernel(name as BinaryName, fallback)) as unknown as tfType.KernelFunc;
+    ours.add(kernelFunc);
+    tf.registerKernel({ kernelName: name, backendName: 'cpu', kernelFunc });
+  }
+}
+
+export function restoreStockCpuElementwise(tf: Tf): void {
+  for (const [name, k] of stock) {
+    if (tf.getKernel(name, 'cpu')) tf.unregisterKernel(name, 'cpu');
+    tf.registerKernel(k);
+  }
+}
+
+const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+
+/** True when `small` (leading 1s ignored) equals the trailing dimensions of `big`. */
+function isSuffix(small: number[], big: number[]): boolean {
+  let s = small;
+  while (s.length > 0 && s[0] === 1) s = s.slice(1);
+  if (s.length > big.length) return false;
+  const off = big.length - s.length;
+  return s.every((d, i) => d === big[off + i]);
+}
+
+function binaryKernel(name: BinaryName, fallback: (a: Args) => tfType.TensorInfo) {
+  const op = BINARY[name];
+  return (args: Args): tfType.TensorInfo => {
+    const a = args.inputs.a;
+    const b = args.inputs.b;
+    const be = args.backend as CpuLike;
+    if (!a || !b || a.dtype !== 'float32' || b.dtype !== 'float32') return fallback(args);
+    const an = size(a.shape);
+    const bn = size(b.shape);
+    let aBig: boolean;
+    if (an >= bn && isSuffix(b.shape, a.shape)) aBig = true;
+    else if (bn > an && isSuffix(a.shape, b.shape)) aBig = false;
+    else return fallback(args);
+    const shape = aBig ? a.shape : b.shape;
+    if ((aBig ? b.shape : a.shape).length > shape.length) return fallback(args);
+    const A = be.readSync(a.dataId) as Float32Array;
+    const B = be.readSync(b.dataId) as Float32Array;
+    const n = Math.max(an, bn);
+    const out = new Float32Array(n);
+    if (an === bn) {
+      for (let i = 0; i < n; i++) out[i] = op(A[i], B[i]);
+    } else if (aBig) {
+      for (let i = 0; i < n;) for (let j = 0; j < bn; j++, i++) out[i] = op(A[i], B[j]);
+    } else {
+      for (let i = 0; i < n;) for (let j = 0; j < an; j++, i++) out[i] = op(A[j], B[i]);
+    }
+    return be.makeTensorInfo(shape, 'float32', out);
+  };
+}
+
+function reduceKernel(name: 'Sum' | 'Mean', fallback: (a: Args) => tfType.TensorInfo) {
+  return (args: Args): tfType.TensorInfo => {
+    const x = args.inputs.x;
+    const be = args.backend as CpuLike;
+    const attrs = args.attrs as { axis: number | number[]; keepDims: boolean };
+    if (!x || x.dtype !== 'float32') return fallback(args);
+    const r = x.shape.length;
+    const axes = [
+      ...new Set(
+        (Array.isArray(attrs.axis) ? attrs.axis : [attrs.axis]).map((a) => (a < 0 ? a + r : a)),
+      ),
+    ].sort((p, q) => p - q);
+    const k = axes.length;
+    const leading = axes.every((a, i) => a === i);
+    const trailing = axes.every((a, i) => a === r - k + i);
+    if (k === 0 || (!leading && !trailing)) return fallback(args);
+    const X = be.readSync(x.dataId) as Float32Array;
+    const reduced = size(axes.map((a) => x.shape[a]));
+    const kept = size(x.shape) / Math.max(reduced, 1);
+    const out = new Float32Array(kept);
+    if (leading) {
+      const acc = new Float64Array(kept);
+      for (let i = 0, p = 0; i < reduced; i++) for (let j = 0; j < kept; j++, p++) acc[j] += X[p];
+      for (let j = 0; j < kept; j++) out[j] = name === 'Mean' ? acc[j] / reduced : acc[j];
+    } else {
+      for (let j = 0, p = 0; j < kept; j++) {
+        let s = 0;
+        for (let i = 0; i < reduced; i++, p++) s += X[p];
+        out[j] = name === 'Mean' ? s / reduced : s;
+      }
+    }
+    const shape = attrs.keepDims
+      ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d))
+      : x.shape.filter((_, i) => !axes.includes(i));
+    return be.makeTensorInfo(shape, 'float32', out);
+  };
+}
