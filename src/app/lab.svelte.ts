@@ -2,6 +2,7 @@ import { proxy } from 'comlink';
 import type { BackendInfo, BackendName } from '../ml/backend.ts';
 import { describeError } from '../core/errors.ts';
 import { trainer } from './compute.ts';
+import { DataState } from './data.svelte.ts';
 
 export const STEPS = ['data', 'attacks', 'probes', 'train', 'detect', 'retrain', 'report'] as const;
 export type StepId = (typeof STEPS)[number];
@@ -36,6 +37,7 @@ export class Lab {
   backendError = $state<string | null>(null);
   storage = $state<StorageStatus | null>(null);
   notices = $state<Notice[]>([]);
+  readonly data = new DataState();
 
   constructor() {
     const fromHash = /(?:^#|&)step=([a-z]+)/.exec(location.hash)?.[1];
@@ -87,6 +89,10 @@ export class Lab {
   report(e: unknown): void {
     const { name, message } = describeError(e);
     this.notices = [...this.notices, { kind: 'error', title: name, message }];
+  }
+
+  info(title: string, message: string): void {
+    this.notices = [...this.notices, { kind: 'info', title, message }];
   }
 
   dismiss(n: Notice): void {

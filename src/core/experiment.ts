@@ -1,0 +1,155 @@
+import { InvalidOptionError } from './errors.ts';
+import { subsetSplit, type Dataset, type ImageSplit } from './dataset.ts';
+import { Rng } from './rng.ts';
+import { poisonDataset, triggeredTestSets, type AttackRequest, type ResolvedAttack, type TriggeredTestSet } from './attacks/plan.ts';
+import { ATTACK_IDS, type AttackId } from './attacks/triggers.ts';
+import { appendProbes, insertProbes, PROBE_BACKDOOR, PROBE_MISLABELED, type ProbeResult } from './probes.ts';
+import type { DetectOptions } from './detect/index.ts';
+
+/** Where trusted examples for probes come from (SPEC §3). */
+export type TrustedSource = 'train-untouched' | 'test';
+
+/** The whole configuration of a run; serializable, and round-trips through the URL hash. */
+export interface RunConfig {
+  /** Benchmark: attacks injected by us, ground truth known. Audit: the user's own data, no truth. */
+  mode: 'benchmark' | 'audit';
+  attacks: AttackRequest[];
+  probes: { n: number; trigger: AttackId; trusted: TrustedSource };
+  train: {
+    model: 'resnet8' | 'resnet20' | 'resnet18' | 'resnet50';
+    width: number;
+    epochs: number;
+    batchSize: number;
+    lr: number;
+    weightDecay: number;
+    augment: boolean;
+    record: 'eval' | 'train';
+  };
+  detect: DetectOptions;
+  /** Train a separate undefended model on the poisoned data without probes (the paper's "No Defense" row). */
+  separateBaseline: boolean;
+  /** Use at most this many training / test images (seeded subsample), for quick runs. */
+  limit?: { train?: number; test?: number };
+  seed: number;
+}
+
+/** The training set of an experiment and everything known about it. */
+export interface Prepared {
+  train: ImageSplit;
+  /** Poisoned training set before probes (for the separate undefended baseline). */
+  poisoned: ImageSplit;
+  /** Per training row: attack index or −1 (benchmark); all −1 in audit mode. */
+  truth: Int8Array;
+  probes: ProbeResult;
+  attacks: ResolvedAttack[];
+  /** Clean test set for accuracy (trusted examples used as probes removed). */
+  test: ImageSplit;
+  triggered: TriggeredTestSet[];
+  numClasses: number;
+  classes: string[];
+}
+
+/**
+ * Builds an experiment's training set (SPEC §2–§3): optional subsample, attacks (benchmark mode),
+ * probes from the configured trusted source, the clean test set and the triggered test sets.
+ * Deterministic from `cfg.seed`.
+ */
+export function prepareExperiment(ds: Dataset, cfg: RunConfig): Prepared {
+  const fullTrain = ds.splits.train;
+  const fullTest = ds.splits.test;
+  if (!fullTrain || fullTrain.count === 0) throw new InvalidOptionError(`${ds.name} has no training split`);
+  const rng = new Rng(cfg.seed).fork('subsample');
+  const limit = (s: ImageSplit, n?: number) => (n && n < s.count ? subsetSplit(s, rng.sample([...Array(s.count).keys()], n).sort((a, b) => a - b)) : s);
+  const train = limit(fullTrain, cfg.limit?.train);
+  let test = fullTest ? limit(fullTest, cfg.limit?.test) : undefined;
+  const numClasses = ds.classes.length;
+  if (cfg.mode === 'audit' && cfg.attacks.length > 0) throw new InvalidOptionError('audit mode takes no attacks: it checks your data as it is');
+  const gtsrb = ds.format === 'gtsrb';
+  const poison = cfg.attacks.length > 0 ? poisonDataset(train, cfg.attacks, { seed: cfg.seed, numClasses, gtsrb }) : { train, truth: new Int8Array(train.count).fill(-1), attacks: [] };
+  const probeOpts = { n: cfg.probes.n, seed: cfg.seed, numClasses, trigger: cfg.probes.trigger };
+  let probes: ProbeResult;
+  let truth = poison.truth;
+  if (cfg.probes.trusted === 'test') {
+    if (!test) throw new InvalidOptionError(`${ds.name} has no test split to take trusted examples from; choose the training set instead`);
+    probes = appendProbes(poison.train, test, probeOpts);
+    const used = new Set(probes.trustedUsed);
+    const rest = [...Array(test.count).keys()].filter((i) => !used.has(i));
+    test = subsetSplit(test, rest);
+    const t = new Int8Array(probes.train.count).fill(-1);
+    t.set(truth);
+    truth = t;
+  } else {
+    probes = insertProbes(poison.train, poison.truth, probeOpts);
+  }
+  const emptyTest: ImageSplit = { count: 0, images: new Uint8Array(0), labels: new Uint8Array(0) };
+  return {
+    train: probes.train,
+    poisoned: poison.train,
+    truth,
+    probes,
+    attacks: poison.attacks,
+    test: test ?? emptyTest,
+    triggered: test ? triggeredTestSets(test, poison.attacks, cfg.seed) : [],
+    numClasses,
+    classes: ds.classes,
+  };
+}
+
+/**
+ * Rows kept for retraining (SPEC §4): every row not flagged, minus all backdoor and mislabeled
+ * probes; clean probes stay with their true labels (they were never relabeled).
+ */
+export function keptRows(flagged: ArrayLike<number>, probeKind: Uint8Array): number[] {
+  const drop = new Uint8Array(probeKind.length);
+  for (let i = 0; i < flagged.length; i++) drop[flagged[i]] = 1;
+  const out: number[] = [];
+  for (let i = 0; i < probeKind.length; i++) {
+    if (drop[i] || probeKind[i] === PROBE_BACKDOOR || probeKind[i] === PROBE_MISLABELED) continue;
+    out.push(i);
+  }
+  return out;
+}
+
+/** Presets: the paper's setting, a classroom demo, and one that finishes without a GPU. */
+export type PresetName = 'paper' | 'quick' | 'tiny';
+
+export function preset(name: PresetName, gtsrb = false): RunConfig {
+  const detect: DetectOptions = { method: 'knn', k: 'auto', threshold: 0.1 };
+  switch (name) {
+    case 'paper':
+      return {
+        mode: 'benchmark',
+        attacks: ATTACK_IDS.filter((id) => id !== 'frequency').map((id) => ({ id })),
+        probes: { n: 250, trigger: 'patch', trusted: 'train-untouched' },
+        train: { model: 'resnet50', width: 1, epochs: 100, batchSize: gtsrb ? 256 : 128, lr: 1e-3, weightDecay: 1e-4, augment: false, record: 'eval' },
+        detect: { ...detect, k: gtsrb ? 10 : 30 },
+        separateBaseline: true,
+        seed: 0,
+      };
+    case 'quick':
+      return {
+        mode: 'benchmark',
+        attacks: [
+          { id: 'patch', ratio: 0.05 },
+          { id: 'blend-r', ratio: 0.05 },
+        ],
+        probes: { n: 60, trigger: 'patch', trusted: 'train-untouched' },
+        train: { model: 'resnet8', width: 1, epochs: 8, batchSize: 64, lr: 3e-3, weightDecay: 1e-4, augment: false, record: 'eval' },
+        detect,
+        separateBaseline: false,
+        limit: { train: 2000, test: 500 },
+        seed: 0,
+      };
+    case 'tiny':
+      return {
+        mode: 'benchmark',
+        attacks: [{ id: 'patch', ratio: 0.05 }],
+        probes: { n: 15, trigger: 'patch', trusted: 'train-untouched' },
+        train: { model: 'resnet8', width: 0.25, epochs: 3, batchSize: 32, lr: 5e-3, weightDecay: 1e-4, augment: false, record: 'eval' },
+        detect: { method: 'knn', k: 5, threshold: 0.1 },
+        separateBaseline: false,
+        limit: { train: 240, test: 100 },
+        seed: 0,
+      };
+  }
+}
