@@ -1,7 +1,15 @@
-import { proxy, wrap, type Remote } from 'comlink';
+import { proxy, type Remote } from 'comlink';
+import { createDataWorker } from './compute.ts';
 import type { DataApi } from '../../workers/data.worker.ts';
 import type { ImageSplit, SplitName } from '../core/dataset.ts';
-import { deleteDataset, listDatasets, loadSplit, removeOrphans, renameDataset, type DatasetManifest } from '../storage/datasets.ts';
+import {
+  deleteDataset,
+  listDatasets,
+  loadSplit,
+  removeOrphans,
+  renameDataset,
+  type DatasetManifest,
+} from '../storage/datasets.ts';
 import type { ImportResult, ImportStatus } from '../storage/import.ts';
 
 /**
@@ -23,7 +31,8 @@ export class DataState {
 
   async refresh(): Promise<void> {
     this.datasets = await listDatasets();
-    if (this.selectedId && !this.datasets.some((d) => d.id === this.selectedId)) this.selectedId = null;
+    if (this.selectedId && !this.datasets.some((d) => d.id === this.selectedId))
+      this.selectedId = null;
     this.loaded = true;
   }
 
@@ -35,7 +44,11 @@ export class DataState {
       const res = await this.run((api, p) => api.importDemo(0, p));
       if (!res) return;
     }
-    this.select(preferredId && this.datasets.some((d) => d.id === preferredId) ? preferredId : (this.selectedId ?? this.datasets[0]?.id ?? null));
+    this.select(
+      preferredId && this.datasets.some((d) => d.id === preferredId)
+        ? preferredId
+        : (this.selectedId ?? this.datasets[0]?.id ?? null),
+    );
   }
 
   select(id: string | null): void {
@@ -76,16 +89,22 @@ export class DataState {
   }
 
   async loadPreview(id: string, split: SplitName): Promise<ImageSplit> {
-    if (this.preview && this.preview.id === id && this.preview.split === split) return this.preview.data;
+    if (this.preview && this.preview.id === id && this.preview.split === split)
+      return this.preview.data;
     const data = await loadSplit(id, split);
     this.preview = { id, split, data };
     return data;
   }
 
-  private async run(job: (api: Remote<DataApi>, onProgress: (s: ImportStatus) => void) => Promise<ImportResult>): Promise<ImportResult | null> {
+  private async run(
+    job: (api: Remote<DataApi>, onProgress: (s: ImportStatus) => void) => Promise<ImportResult>,
+  ): Promise<ImportResult | null> {
     if (this.worker) throw new Error('an import is already running; wait for it or cancel it');
     const myRun = ++this.runId;
-    this.worker = new Worker(new URL('../../workers/data.worker.ts', import.meta.url), { type: 'module', name: 'data' });
+    this.worker = new Worker(new URL('../../workers/data.worker.ts', import.meta.url), {
+      type: 'module',
+      name: 'data',
+    });
     const api = wrap<DataApi>(this.worker);
     this.importStarted = performance.now();
     this.importing = { stage: 'reading', detail: '', done: 0, total: 1, unit: 'bytes' };

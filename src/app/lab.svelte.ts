@@ -3,6 +3,7 @@ import type { BackendInfo, BackendName } from '../ml/backend.ts';
 import { describeError } from '../core/errors.ts';
 import { trainer } from './compute.ts';
 import { DataState } from './data.svelte.ts';
+import { RunState } from './run.svelte.ts';
 
 export const STEPS = ['data', 'attacks', 'probes', 'train', 'detect', 'retrain', 'report'] as const;
 export type StepId = (typeof STEPS)[number];
@@ -38,14 +39,19 @@ export class Lab {
   storage = $state<StorageStatus | null>(null);
   notices = $state<Notice[]>([]);
   readonly data = new DataState();
+  readonly run = new RunState();
 
   constructor() {
     const fromHash = /(?:^#|&)step=([a-z]+)/.exec(location.hash)?.[1];
     if (fromHash && (STEPS as readonly string[]).includes(fromHash)) this.step = fromHash as StepId;
+    const stored = sessionStorage.getItem('badloss-step');
+    if (!fromHash && stored && (STEPS as readonly string[]).includes(stored))
+      this.step = stored as StepId;
   }
 
   go(step: StepId): void {
     this.step = step;
+    sessionStorage.setItem('badloss-step', step);
   }
 
   /** Starts the trainer worker and records which backend it chose. */

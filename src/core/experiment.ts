@@ -1,9 +1,21 @@
 import { InvalidOptionError } from './errors.ts';
 import { subsetSplit, type Dataset, type ImageSplit } from './dataset.ts';
 import { Rng } from './rng.ts';
-import { poisonDataset, triggeredTestSets, type AttackRequest, type ResolvedAttack, type TriggeredTestSet } from './attacks/plan.ts';
+import {
+  poisonDataset,
+  triggeredTestSets,
+  type AttackRequest,
+  type ResolvedAttack,
+  type TriggeredTestSet,
+} from './attacks/plan.ts';
 import { ATTACK_IDS, type AttackId } from './attacks/triggers.ts';
-import { appendProbes, insertProbes, PROBE_BACKDOOR, PROBE_MISLABELED, type ProbeResult } from './probes.ts';
+import {
+  appendProbes,
+  insertProbes,
+  PROBE_BACKDOOR,
+  PROBE_MISLABELED,
+  type ProbeResult,
+} from './probes.ts';
 import type { DetectOptions } from './detect/index.ts';
 
 /** Where trusted examples for probes come from (SPEC §3). */
@@ -38,6 +50,8 @@ export interface Prepared {
   train: ImageSplit;
   /** Poisoned training set before probes (for the separate undefended baseline). */
   poisoned: ImageSplit;
+  /** Per training row: its label before any attack or probe changed it. */
+  sourceLabels: Uint8Array;
   /** Per training row: attack index or −1 (benchmark); all −1 in audit mode. */
   truth: Int8Array;
   probes: ProbeResult;
@@ -57,23 +71,44 @@ export interface Prepared {
 export function prepareExperiment(ds: Dataset, cfg: RunConfig): Prepared {
   const fullTrain = ds.splits.train;
   const fullTest = ds.splits.test;
-  if (!fullTrain || fullTrain.count === 0) throw new InvalidOptionError(`${ds.name} has no training split`);
+  if (!fullTrain || fullTrain.count === 0)
+    throw new InvalidOptionError(`${ds.name} has no training split`);
   const rng = new Rng(cfg.seed).fork('subsample');
-  const limit = (s: ImageSplit, n?: number) => (n && n < s.count ? subsetSplit(s, rng.sample([...Array(s.count).keys()], n).sort((a, b) => a - b)) : s);
+  const limit = (s: ImageSplit, n?: number) =>
+    n && n < s.count
+      ? subsetSplit(
+          s,
+          rng.sample([...Array(s.count).keys()], n).sort((a, b) => a - b),
+        )
+      : s;
   const train = limit(fullTrain, cfg.limit?.train);
   let test = fullTest ? limit(fullTest, cfg.limit?.test) : undefined;
   const numClasses = ds.classes.length;
-  if (cfg.mode === 'audit' && cfg.attacks.length > 0) throw new InvalidOptionError('audit mode takes no attacks: it checks your data as it is');
+  if (cfg.mode === 'audit' && cfg.attacks.length > 0)
+    throw new InvalidOptionError('audit mode takes no attacks: it checks your data as it is');
   const gtsrb = ds.format === 'gtsrb';
-  const poison = cfg.attacks.length > 0 ? poisonDataset(train, cfg.attacks, { seed: cfg.seed, numClasses, gtsrb }) : { train, truth: new Int8Array(train.count).fill(-1), attacks: [] };
+  const poison =
+    cfg.attacks.length > 0
+      ? poisonDataset(train, cfg.attacks, { seed: cfg.seed, numClasses, gtsrb })
+      : { train, truth: new Int8Array(train.count).fill(-1), attacks: [] };
   const probeOpts = { n: cfg.probes.n, seed: cfg.seed, numClasses, trigger: cfg.probes.trigger };
   let probes: ProbeResult;
   let truth = poison.truth;
+  let sourceLabels = train.labels;
   if (cfg.probes.trusted === 'test') {
-    if (!test) throw new InvalidOptionError(`${ds.name} has no test split to take trusted examples from; choose the training set instead`);
+    if (!test)
+      throw new InvalidOptionError(
+        `${ds.name} has no test split to take trusted examples from; choose the training set instead`,
+      );
     probes = appendProbes(poison.train, test, probeOpts);
     const used = new Set(probes.trustedUsed);
     const rest = [...Array(test.count).keys()].filter((i) => !used.has(i));
+    sourceLabels = new Uint8Array(probes.train.count);
+    sourceLabels.set(train.labels);
+    sourceLabels.set(
+      probes.trustedUsed!.map((i) => test!.labels[i]),
+      train.count,
+    );
     test = subsetSplit(test, rest);
     const t = new Int8Array(probes.train.count).fill(-1);
     t.set(truth);
@@ -85,6 +120,7 @@ export function prepareExperiment(ds: Dataset, cfg: RunConfig): Prepared {
   return {
     train: probes.train,
     poisoned: poison.train,
+    sourceLabels,
     truth,
     probes,
     attacks: poison.attacks,
@@ -121,7 +157,16 @@ export function preset(name: PresetName, gtsrb = false): RunConfig {
         mode: 'benchmark',
         attacks: ATTACK_IDS.filter((id) => id !== 'frequency').map((id) => ({ id })),
         probes: { n: 250, trigger: 'patch', trusted: 'train-untouched' },
-        train: { model: 'resnet50', width: 1, epochs: 100, batchSize: gtsrb ? 256 : 128, lr: 1e-3, weightDecay: 1e-4, augment: false, record: 'eval' },
+        train: {
+          model: 'resnet50',
+          width: 1,
+          epochs: 100,
+          batchSize: gtsrb ? 256 : 128,
+          lr: 1e-3,
+          weightDecay: 1e-4,
+          augment: false,
+          record: 'eval',
+        },
         detect: { ...detect, k: gtsrb ? 10 : 30 },
         separateBaseline: true,
         seed: 0,
@@ -134,7 +179,16 @@ export function preset(name: PresetName, gtsrb = false): RunConfig {
           { id: 'blend-r', ratio: 0.05 },
         ],
         probes: { n: 60, trigger: 'patch', trusted: 'train-untouched' },
-        train: { model: 'resnet8', width: 1, epochs: 8, batchSize: 64, lr: 3e-3, weightDecay: 1e-4, augment: false, record: 'eval' },
+        train: {
+          model: 'resnet8',
+          width: 1,
+          epochs: 8,
+          batchSize: 64,
+          lr: 3e-3,
+          weightDecay: 1e-4,
+          augment: false,
+          record: 'eval',
+        },
         detect,
         separateBaseline: false,
         limit: { train: 2000, test: 500 },
@@ -145,7 +199,16 @@ export function preset(name: PresetName, gtsrb = false): RunConfig {
         mode: 'benchmark',
         attacks: [{ id: 'patch', ratio: 0.05 }],
         probes: { n: 15, trigger: 'patch', trusted: 'train-untouched' },
-        train: { model: 'resnet8', width: 0.25, epochs: 3, batchSize: 32, lr: 5e-3, weightDecay: 1e-4, augment: false, record: 'eval' },
+        train: {
+          model: 'resnet8',
+          width: 0.25,
+          epochs: 3,
+          batchSize: 32,
+          lr: 5e-3,
+          weightDecay: 1e-4,
+          augment: false,
+          record: 'eval',
+        },
         detect: { method: 'knn', k: 5, threshold: 0.1 },
         separateBaseline: false,
         limit: { train: 240, test: 100 },

@@ -28,7 +28,7 @@ export interface ProbeResult {
   backdoorLabel: number;
   /** Training indices of each probe kind, ascending. */
   indices: { clean: number[]; backdoor: number[]; mislabeled: number[] };
-  /** Audit mode: the indices in the trusted set that became probes (exclude them from evaluation). */
+  /** Audit mode: the indices in the trusted set that became probes, in the order they were appended (row train.count + j came from trustedUsed[j]). */
   trustedUsed?: number[];
 }
 
@@ -74,7 +74,7 @@ export function appendProbes(
   const probeKind = new Uint8Array(merged.count);
   const appended = taken.map((_, j) => train.count + j);
   const res = placeProbes(merged, appended, probeKind, opts);
-  return { train: merged, probeKind, ...res, trustedUsed: [...taken].sort((a, b) => a - b) };
+  return { train: merged, probeKind, ...res, trustedUsed: taken };
 }
 
 function placeProbes(

@@ -54,7 +54,10 @@ export function summarizeDetection(
     perClass[labels[i]].total++;
     if (isFlagged[i]) perClass[labels[i]].removed++;
   }
-  const groups: [string, (t: number) => boolean][] = attacks.map((a, k) => [a.id, (t: number) => t === k]);
+  const groups: [string, (t: number) => boolean][] = attacks.map((a, k) => [
+    a.id,
+    (t: number) => t === k,
+  ]);
   if (attacks.length > 0) groups.push(['all', (t: number) => t >= 0]);
   for (const [name, isPos] of groups) {
     const scores: number[] = [];
@@ -70,8 +73,19 @@ export function summarizeDetection(
     if (name !== 'all') removed[name] ??= 0;
   }
   const removedFraction: Record<string, number> = {};
-  for (const key of Object.keys(removed)) removedFraction[key] = sizes[key] ? removed[key] / sizes[key] : 0;
-  return { method: det.method, k: det.k, threshold, auroc: aurocs, roc, removed, removedFraction, perClass, flagged };
+  for (const key of Object.keys(removed))
+    removedFraction[key] = sizes[key] ? removed[key] / sizes[key] : 0;
+  return {
+    method: det.method,
+    k: det.k,
+    threshold,
+    auroc: aurocs,
+    roc,
+    removed,
+    removedFraction,
+    perClass,
+    flagged,
+  };
 }
 
 /** Clean accuracy and per-attack ASR of one model (rates in [0, 1]). */
@@ -108,9 +122,19 @@ export interface Report {
     perClass: { class: string; removed: number; total: number }[];
     flaggedCount: number;
   };
-  attacks: { id: AttackId; name: string; target: number; ratio: number; strength: number; count: number }[];
+  attacks: {
+    id: AttackId;
+    name: string;
+    target: number;
+    ratio: number;
+    strength: number;
+    count: number;
+  }[];
   probes: { n: number; backdoorLabel: number };
-  training: { undefended: { epoch: number; loss: number; accuracy: number }[]; defended: { epoch: number; loss: number; accuracy: number }[] };
+  training: {
+    undefended: { epoch: number; loss: number; accuracy: number }[];
+    defended: { epoch: number; loss: number; accuracy: number }[];
+  };
   config: RunConfig;
 }
 
@@ -152,7 +176,14 @@ export function buildReport(r: ReportInput): Report {
       perClass: s.perClass.map((c, i) => ({ class: r.classes[i] ?? String(i), ...c })),
       flaggedCount: s.flagged.length,
     },
-    attacks: r.attacks.map((a) => ({ id: a.id, name: ATTACK_NAMES[a.id], target: a.target, ratio: a.ratio, strength: a.strength, count: a.indices.length })),
+    attacks: r.attacks.map((a) => ({
+      id: a.id,
+      name: ATTACK_NAMES[a.id],
+      target: a.target,
+      ratio: a.ratio,
+      strength: a.strength,
+      count: a.indices.length,
+    })),
     probes: r.probes,
     training: { undefended: r.historyUndefended, defended: r.historyDefended },
     config: r.config,
@@ -160,18 +191,28 @@ export function buildReport(r: ReportInput): Report {
 }
 
 /** CSV of flagged rows: index, score, label, and (benchmark) the attack that poisoned it. */
-export function flaggedCsv(summary: DetectionSummary, scores: Float32Array, labels: Uint8Array, classes: string[], truthName?: (i: number) => string): string {
+export function flaggedCsv(
+  summary: DetectionSummary,
+  scores: Float32Array,
+  labels: Uint8Array,
+  classes: string[],
+  truthName?: (i: number) => string,
+): string {
   const lines = ['index,score,label,class' + (truthName ? ',truth' : '')];
   const rows = [...summary.flagged].sort((a, b) => scores[b] - scores[a] || a - b);
   for (const i of rows) {
     const cls = (classes[labels[i]] ?? '').replaceAll('"', '""');
-    lines.push(`${i},${scores[i].toFixed(6)},${labels[i]},"${cls}"` + (truthName ? `,${truthName(i)}` : ''));
+    lines.push(
+      `${i},${scores[i].toFixed(6)},${labels[i]},"${cls}"` + (truthName ? `,${truthName(i)}` : ''),
+    );
   }
   return lines.join('\n') + '\n';
 }
 
-const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-const pct = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(2)}%`);
+const esc = (s: string) =>
+  s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+const pct = (x: number | undefined) =>
+  x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(2)}%`;
 
 /** A self-contained HTML report (inline CSS, no scripts, no external requests). */
 export function reportHtml(r: Report): string {
@@ -180,9 +221,17 @@ export function reportHtml(r: Report): string {
   const row = (name: string, which: 'undefended' | 'defended') =>
     `<tr><th>${name}</th><td>${pct(r.cleanAccuracy[which])}</td>${ids.map((id) => `<td>${pct(r.asr[which][id])}</td>`).join('')}<td>${pct(r.averageAsr[which])}</td></tr>`;
   const auroc = Object.entries(r.detection.auroc)
-    .map(([k, v]) => `<tr><th>${esc(k)}</th><td>${Number.isNaN(v) ? '—' : v.toFixed(3)}</td><td>${r.detection.removed[k] ?? '—'}</td></tr>`)
+    .map(
+      ([k, v]) =>
+        `<tr><th>${esc(k)}</th><td>${Number.isNaN(v) ? '—' : v.toFixed(3)}</td><td>${r.detection.removed[k] ?? '—'}</td></tr>`,
+    )
     .join('');
-  const perClass = r.detection.perClass.map((c) => `<tr><th>${esc(c.class)}</th><td>${c.removed}</td><td>${c.total}</td><td>${pct(c.total ? c.removed / c.total : 0)}</td></tr>`).join('');
+  const perClass = r.detection.perClass
+    .map(
+      (c) =>
+        `<tr><th>${esc(c.class)}</th><td>${c.removed}</td><td>${c.total}</td><td>${pct(c.total ? c.removed / c.total : 0)}</td></tr>`,
+    )
+    .join('');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>BaDLoss Lab report — ${esc(r.dataset.name)}</title>
 <style>body{font:15px system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#1b2430}table{border-collapse:collapse;margin:0.5rem 0 1.5rem}th,td{padding:.3rem .7rem;border-bottom:1px solid #d9dee5;text-align:right}th:first-child{text-align:left}pre{background:#f6f7f9;padding:1rem;overflow:auto}</style>

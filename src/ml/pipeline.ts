@@ -5,7 +5,12 @@ import { probeRowsFromKinds } from '../core/detect/knn.ts';
 import { keptRows, prepareExperiment, type Prepared, type RunConfig } from '../core/experiment.ts';
 import type { TriggeredTestSet } from '../core/attacks/plan.ts';
 import { accuracy } from '../core/metrics.ts';
-import { buildReport, summarizeDetection, type ModelEvaluation, type Report } from '../core/report.ts';
+import {
+  buildReport,
+  summarizeDetection,
+  type ModelEvaluation,
+  type Report,
+} from '../core/report.ts';
 import { Trainer, type TrainConfig, type TrainProgress } from './train.ts';
 
 type Tf = typeof tfType;
@@ -16,13 +21,18 @@ export function trainConfigOf(cfg: RunConfig, seedOffset = 0): TrainConfig {
 }
 
 /** Clean test accuracy and ASR (+ boosted) of a trained model (SPEC §6). */
-export async function evaluateModel(trainer: Trainer, test: ImageSplit, triggered: TriggeredTestSet[]): Promise<ModelEvaluation> {
+export async function evaluateModel(
+  trainer: Trainer,
+  test: ImageSplit,
+  triggered: TriggeredTestSet[],
+): Promise<ModelEvaluation> {
   const cleanAccuracy = test.count ? accuracy(await trainer.predict(test), test.labels) : NaN;
   const asr: Record<string, number> = {};
   const asrBoosted: Record<string, number> = {};
   for (const t of triggered) {
     asr[t.attack] = accuracy(await trainer.predict(t.set), t.set.labels);
-    if (t.boosted) asrBoosted[t.attack] = accuracy(await trainer.predict(t.boosted), t.boosted.labels);
+    if (t.boosted)
+      asrBoosted[t.attack] = accuracy(await trainer.predict(t.boosted), t.boosted.labels);
   }
   return { cleanAccuracy, asr, asrBoosted };
 }
@@ -41,11 +51,21 @@ export interface PipelineResult {
 }
 
 /** Trains a fresh model for all epochs of `cfg` on `split`. */
-export async function trainFully(tf: Tf, cfg: TrainConfig, split: ImageSplit, numClasses: number, stage: string, hooks: PipelineHooks): Promise<Trainer> {
+export async function trainFully(
+  tf: Tf,
+  cfg: TrainConfig,
+  split: ImageSplit,
+  numClasses: number,
+  stage: string,
+  hooks: PipelineHooks,
+): Promise<Trainer> {
   const tr = new Trainer(tf, cfg, split, numClasses);
   while (!tr.done) {
     const s = await tr.trainEpoch((p) => hooks.progress?.(stage, p));
-    if (s) hooks.log?.(`${stage}: epoch ${s.epoch + 1}/${cfg.epochs} loss ${s.loss.toFixed(3)} acc ${(100 * s.accuracy).toFixed(1)}% (${s.imagesPerSecond.toFixed(0)} img/s)`);
+    if (s)
+      hooks.log?.(
+        `${stage}: epoch ${s.epoch + 1}/${cfg.epochs} loss ${s.loss.toFixed(3)} acc ${(100 * s.accuracy).toFixed(1)}% (${s.imagesPerSecond.toFixed(0)} img/s)`,
+      );
   }
   return tr;
 }
@@ -56,24 +76,69 @@ export async function trainFully(tf: Tf, cfg: TrainConfig, split: ImageSplit, nu
  * evaluation of both models. The undefended model is the probationary one unless
  * `cfg.separateBaseline`, which trains one on the poisoned data without probes.
  */
-export async function runPipeline(tf: Tf, ds: Dataset, cfg: RunConfig, hooks: PipelineHooks = {}): Promise<PipelineResult> {
+export async function runPipeline(
+  tf: Tf,
+  ds: Dataset,
+  cfg: RunConfig,
+  hooks: PipelineHooks = {},
+): Promise<PipelineResult> {
   const prep = prepareExperiment(ds, cfg);
-  hooks.log?.(`prepared ${prep.train.count} training rows (${prep.attacks.map((a) => `${a.id}: ${a.indices.length} → class ${a.target}`).join(', ') || 'no attacks'}; ${cfg.probes.n} probes of each kind), ${prep.test.count} test images`);
-  const probTrainer = await trainFully(tf, trainConfigOf(cfg), prep.train, prep.numClasses, 'probationary', hooks);
+  hooks.log?.(
+    `prepared ${prep.train.count} training rows (${prep.attacks.map((a) => `${a.id}: ${a.indices.length} → class ${a.target}`).join(', ') || 'no attacks'}; ${cfg.probes.n} probes of each kind), ${prep.test.count} test images`,
+  );
+  const probTrainer = await trainFully(
+    tf,
+    trainConfigOf(cfg),
+    prep.train,
+    prep.numClasses,
+    'probationary',
+    hooks,
+  );
   const trajectories = probTrainer.trajectories.slice();
-  const det = detect({ n: prep.train.count, epochs: cfg.train.epochs, losses: trajectories }, probeRowsFromKinds(prep.probes.probeKind), cfg.detect);
-  const summary = summarizeDetection(det, prep.truth, prep.probes.probeKind, prep.attacks, prep.train.labels, prep.numClasses);
-  hooks.log?.(`detection (${det.method}${det.k ? `, k = ${det.k}` : ''}): flagged ${summary.flagged.length} of ${prep.train.count}; AUROC ${Object.entries(summary.auroc).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ') || 'n/a (no ground truth)'}`);
+  const det = detect(
+    { n: prep.train.count, epochs: cfg.train.epochs, losses: trajectories },
+    probeRowsFromKinds(prep.probes.probeKind),
+    cfg.detect,
+  );
+  const summary = summarizeDetection(
+    det,
+    prep.truth,
+    prep.probes.probeKind,
+    prep.attacks,
+    prep.train.labels,
+    prep.numClasses,
+  );
+  hooks.log?.(
+    `detection (${det.method}${det.k ? `, k = ${det.k}` : ''}): flagged ${summary.flagged.length} of ${prep.train.count}; AUROC ${
+      Object.entries(summary.auroc)
+        .map(([k, v]) => `${k} ${v.toFixed(3)}`)
+        .join(', ') || 'n/a (no ground truth)'
+    }`,
+  );
   let undefendedTrainer = probTrainer;
   if (cfg.separateBaseline) {
-    undefendedTrainer = await trainFully(tf, trainConfigOf(cfg, 2), prep.poisoned, prep.numClasses, 'baseline', hooks);
+    undefendedTrainer = await trainFully(
+      tf,
+      trainConfigOf(cfg, 2),
+      prep.poisoned,
+      prep.numClasses,
+      'baseline',
+      hooks,
+    );
   }
   const undefended = await evaluateModel(undefendedTrainer, prep.test, prep.triggered);
   if (undefendedTrainer !== probTrainer) undefendedTrainer.dispose();
   probTrainer.dispose();
   const kept = keptRows(summary.flagged, prep.probes.probeKind);
   hooks.log?.(`retraining on ${kept.length} rows`);
-  const retrainer = await trainFully(tf, trainConfigOf(cfg, 1), subsetSplit(prep.train, kept), prep.numClasses, 'retrain', hooks);
+  const retrainer = await trainFully(
+    tf,
+    trainConfigOf(cfg, 1),
+    subsetSplit(prep.train, kept),
+    prep.numClasses,
+    'retrain',
+    hooks,
+  );
   const defended = await evaluateModel(retrainer, prep.test, prep.triggered);
   const report = buildReport({
     datasetName: ds.name,

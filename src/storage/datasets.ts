@@ -1,6 +1,13 @@
 import { del, delMany, get, keys, set, setMany } from 'idb-keyval';
 import { CancelledError, DatasetFormatError, NotFoundError, QuotaError } from '../core/errors.ts';
-import { IMAGE_BYTES, labelCounts, type Dataset, type DatasetFormat, type ImageSplit, type SplitName } from '../core/dataset.ts';
+import {
+  IMAGE_BYTES,
+  labelCounts,
+  type Dataset,
+  type DatasetFormat,
+  type ImageSplit,
+  type SplitName,
+} from '../core/dataset.ts';
 import { freeBytes, isQuotaError, labStore, SCHEMA_VERSION } from './db.ts';
 
 /** Images are written in chunks of at most this many bytes (8 MB: small transactions, steady progress). */
@@ -69,16 +76,24 @@ export interface SaveOptions {
  * already stored are untouched. A dataset whose content hash is already stored is not stored
  * again; the existing manifest is returned with `duplicate: true`.
  */
-export async function saveDataset(ds: Dataset, opts: SaveOptions = {}): Promise<{ manifest: DatasetManifest; duplicate: boolean }> {
+export async function saveDataset(
+  ds: Dataset,
+  opts: SaveOptions = {},
+): Promise<{ manifest: DatasetManifest; duplicate: boolean }> {
   const splitsPresent = (['train', 'test'] as const).filter((s) => (ds.splits[s]?.count ?? 0) > 0);
   if (splitsPresent.length === 0) throw new DatasetFormatError(`${ds.name}: the dataset is empty`);
   const hash = await contentHash(ds);
   const existing = (await listDatasets()).find((m) => m.hash === hash);
   if (existing) return { manifest: existing, duplicate: true };
-  const bytes = splitsPresent.reduce((n, s) => n + ds.splits[s]!.images.length + ds.splits[s]!.labels.length, 0);
+  const bytes = splitsPresent.reduce(
+    (n, s) => n + ds.splits[s]!.images.length + ds.splits[s]!.labels.length,
+    0,
+  );
   const free = await freeBytes();
   if (free !== undefined && bytes > free) {
-    throw new QuotaError(`${ds.name} needs ${mb(bytes)} of browser storage but only ${mb(free)} is free; delete stored datasets or runs, or import fewer files`);
+    throw new QuotaError(
+      `${ds.name} needs ${mb(bytes)} of browser storage but only ${mb(free)} is free; delete stored datasets or runs, or import fewer files`,
+    );
   }
   const id = crypto.randomUUID();
   const store = labStore();
@@ -101,7 +116,8 @@ export async function saveDataset(ds: Dataset, opts: SaveOptions = {}): Promise<
       const split = ds.splits[s]!;
       const chunks = Math.ceil(split.count / IMAGES_PER_CHUNK);
       for (let c = 0; c < chunks; c++) {
-        if (opts.cancelled?.()) throw new CancelledError(`import of ${ds.name} cancelled; nothing was stored`);
+        if (opts.cancelled?.())
+          throw new CancelledError(`import of ${ds.name} cancelled; nothing was stored`);
         const from = c * IMAGES_PER_CHUNK * IMAGE_BYTES;
         const to = Math.min(split.count * IMAGE_BYTES, from + IMAGES_PER_CHUNK * IMAGE_BYTES);
         const key = chunkKey(id, s, c);
@@ -115,9 +131,15 @@ export async function saveDataset(ds: Dataset, opts: SaveOptions = {}): Promise<
       written.push(...entries.map(([k]) => k));
       await setMany(entries, store);
       done += split.labels.length;
-      manifest.splits[s] = { count: split.count, chunks, labelCounts: labelCounts(split.labels, ds.classes.length), hasCoarse: !!split.coarseLabels };
+      manifest.splits[s] = {
+        count: split.count,
+        chunks,
+        labelCounts: labelCounts(split.labels, ds.classes.length),
+        hasCoarse: !!split.coarseLabels,
+      };
     }
-    if (opts.cancelled?.()) throw new CancelledError(`import of ${ds.name} cancelled; nothing was stored`);
+    if (opts.cancelled?.())
+      throw new CancelledError(`import of ${ds.name} cancelled; nothing was stored`);
     await set(manifestKey(id), manifest, store);
     opts.onProgress?.({ done: bytes, total: bytes });
     return { manifest, duplicate: false };
@@ -125,7 +147,9 @@ export async function saveDataset(ds: Dataset, opts: SaveOptions = {}): Promise<
     await delMany(written, store).catch(() => undefined);
     if (isQuotaError(e)) {
       const left = await freeBytes();
-      throw new QuotaError(`browser storage is full: ${ds.name} needs ${mb(bytes)}${left !== undefined ? `, ${mb(left)} is free` : ''}; nothing was stored — delete stored datasets or runs and try again`);
+      throw new QuotaError(
+        `browser storage is full: ${ds.name} needs ${mb(bytes)}${left !== undefined ? `, ${mb(left)} is free` : ''}; nothing was stored — delete stored datasets or runs and try again`,
+      );
     }
     throw e;
   }
@@ -134,14 +158,21 @@ export async function saveDataset(ds: Dataset, opts: SaveOptions = {}): Promise<
 /** All complete datasets, newest first (manifests of another schema version are skipped). */
 export async function listDatasets(): Promise<DatasetManifest[]> {
   const store = labStore();
-  const all = (await keys(store)).filter((k): k is string => typeof k === 'string' && k.startsWith('ds:') && k.endsWith(':manifest'));
+  const all = (await keys(store)).filter(
+    (k): k is string => typeof k === 'string' && k.startsWith('ds:') && k.endsWith(':manifest'),
+  );
   const ms = await Promise.all(all.map((k) => get<DatasetManifest>(k, store)));
-  return ms.filter((m): m is DatasetManifest => !!m && m.schema === SCHEMA_VERSION).sort((a, b) => b.createdAt - a.createdAt);
+  return ms
+    .filter((m): m is DatasetManifest => !!m && m.schema === SCHEMA_VERSION)
+    .sort((a, b) => b.createdAt - a.createdAt);
 }
 
 export async function getManifest(id: string): Promise<DatasetManifest> {
   const m = await get<DatasetManifest>(manifestKey(id), labStore());
-  if (!m) throw new NotFoundError(`dataset ${id} is not stored (it may have been deleted); choose another dataset`);
+  if (!m)
+    throw new NotFoundError(
+      `dataset ${id} is not stored (it may have been deleted); choose another dataset`,
+    );
   return m;
 }
 
@@ -155,14 +186,22 @@ export async function loadSplit(id: string, split: SplitName): Promise<ImageSpli
   let at = 0;
   for (let c = 0; c < sm.chunks; c++) {
     const chunk = await get<Uint8Array>(chunkKey(id, split, c), store);
-    if (!chunk) throw new NotFoundError(`${m.name}: stored data is damaged (chunk ${c} of ${split} missing); delete and import it again`);
+    if (!chunk)
+      throw new NotFoundError(
+        `${m.name}: stored data is damaged (chunk ${c} of ${split} missing); delete and import it again`,
+      );
     images.set(chunk, at);
     at += chunk.length;
   }
   const labels = await get<Uint8Array>(labelsKey(id, split), store);
-  if (!labels) throw new NotFoundError(`${m.name}: stored labels of ${split} are missing; delete and import it again`);
+  if (!labels)
+    throw new NotFoundError(
+      `${m.name}: stored labels of ${split} are missing; delete and import it again`,
+    );
   const coarse = sm.hasCoarse ? await get<Uint8Array>(coarseKey(id, split), store) : undefined;
-  return coarse ? { count: sm.count, images, labels, coarseLabels: coarse } : { count: sm.count, images, labels };
+  return coarse
+    ? { count: sm.count, images, labels, coarseLabels: coarse }
+    : { count: sm.count, images, labels };
 }
 
 /** Loads a whole stored dataset. */
@@ -170,7 +209,13 @@ export async function loadDataset(id: string): Promise<Dataset> {
   const m = await getManifest(id);
   const splits: Dataset['splits'] = {};
   for (const s of Object.keys(m.splits) as SplitName[]) splits[s] = await loadSplit(id, s);
-  return { name: m.name, format: m.format, classes: m.classes, splits, ...(m.coarseClasses ? { coarseClasses: m.coarseClasses } : {}) };
+  return {
+    name: m.name,
+    format: m.format,
+    classes: m.classes,
+    splits,
+    ...(m.coarseClasses ? { coarseClasses: m.coarseClasses } : {}),
+  };
 }
 
 export async function renameDataset(id: string, name: string): Promise<DatasetManifest> {
@@ -186,7 +231,9 @@ export async function renameDataset(id: string, name: string): Promise<DatasetMa
 export async function deleteDataset(id: string): Promise<void> {
   const store = labStore();
   await del(manifestKey(id), store);
-  const mine = (await keys(store)).filter((k): k is string => typeof k === 'string' && k.startsWith(`ds:${id}:`));
+  const mine = (await keys(store)).filter(
+    (k): k is string => typeof k === 'string' && k.startsWith(`ds:${id}:`),
+  );
   await delMany(mine, store);
 }
 
@@ -197,7 +244,9 @@ export async function deleteDataset(id: string): Promise<void> {
  */
 export async function removeOrphans(): Promise<number> {
   const store = labStore();
-  const all = (await keys(store)).filter((k): k is string => typeof k === 'string' && k.startsWith('ds:'));
+  const all = (await keys(store)).filter(
+    (k): k is string => typeof k === 'string' && k.startsWith('ds:'),
+  );
   const complete = new Set(all.filter((k) => k.endsWith(':manifest')).map((k) => k.split(':')[1]));
   const orphans = all.filter((k) => !complete.has(k.split(':')[1]));
   if (orphans.length > 0) await delMany(orphans, store);

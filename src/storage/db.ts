@@ -20,5 +20,9 @@ export async function freeBytes(): Promise<number | undefined> {
 /** True for the browser's out-of-space errors, whatever wraps them. */
 export function isQuotaError(e: unknown): boolean {
   const name = (e as { name?: string } | null)?.name;
-  return name === 'QuotaExceededError' || name === 'NS_ERROR_DOM_QUOTA_REACHED' || (e instanceof Error && /quota/i.test(e.message));
+  return (
+    name === 'QuotaExceededError' ||
+    name === 'NS_ERROR_DOM_QUOTA_REACHED' ||
+    (e instanceof Error && /quota/i.test(e.message))
+  );
 }

@@ -7,7 +7,10 @@ import type { ImageDecoder } from '../core/formats/types.ts';
  */
 export const browserDecoder: ImageDecoder = async (file) => {
   const type = /\.png$/i.test(file.name) ? 'image/png' : 'image/jpeg';
-  const bitmap = await createImageBitmap(new Blob([file.bytes as Uint8Array<ArrayBuffer>], { type }), { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  const bitmap = await createImageBitmap(
+    new Blob([file.bytes as Uint8Array<ArrayBuffer>], { type }),
+    { colorSpaceConversion: 'none', premultiplyAlpha: 'none' },
+  );
   try {
     const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
     const ctx = canvas.getContext('2d', { willReadFrequently: true });

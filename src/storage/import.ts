@@ -21,17 +21,40 @@ export interface ImportResult {
   duplicate: boolean;
 }
 
-async function parseAndStore(files: NamedBytes[], name: string, onProgress?: ImportProgress): Promise<ImportResult> {
+async function parseAndStore(
+  files: NamedBytes[],
+  name: string,
+  onProgress?: ImportProgress,
+): Promise<ImportResult> {
   const ds = await loadDatasetFiles(files, {
     decode: browserDecoder,
     name,
-    onProgress: (p) => onProgress?.({ stage: 'parsing', detail: p.stage, done: p.done, total: p.total, unit: p.unit }),
+    onProgress: (p) =>
+      onProgress?.({
+        stage: 'parsing',
+        detail: p.stage,
+        done: p.done,
+        total: p.total,
+        unit: p.unit,
+      }),
   });
-  return saveDataset(ds, { onProgress: (p) => onProgress?.({ stage: 'storing', detail: ds.name, done: p.done, total: p.total, unit: 'bytes' }) });
+  return saveDataset(ds, {
+    onProgress: (p) =>
+      onProgress?.({
+        stage: 'storing',
+        detail: ds.name,
+        done: p.done,
+        total: p.total,
+        unit: 'bytes',
+      }),
+  });
 }
 
 /** Reads user files (from a picker or a drop), parses them and stores the dataset. */
-export async function importFiles(files: File[], onProgress?: ImportProgress): Promise<ImportResult> {
+export async function importFiles(
+  files: File[],
+  onProgress?: ImportProgress,
+): Promise<ImportResult> {
   const total = files.reduce((n, f) => n + f.size, 0);
   let done = 0;
   const named: NamedBytes[] = [];
@@ -54,7 +77,8 @@ export async function importUrl(url: string, onProgress?: ImportProgress): Promi
   } catch {
     throw new DatasetFormatError(`"${url}" is not a valid URL`);
   }
-  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new DatasetFormatError(`${url}: only http(s) URLs can be imported`);
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')
+    throw new DatasetFormatError(`${url}: only http(s) URLs can be imported`);
   let res: Response;
   try {
     res = await fetch(parsed, { mode: 'cors', credentials: 'omit' });
@@ -63,7 +87,8 @@ export async function importUrl(url: string, onProgress?: ImportProgress): Promi
       `${url} could not be fetched: the server refused the request from this page (no CORS permission) or is unreachable. Download the file with your browser, then drop it here.`,
     );
   }
-  if (!res.ok) throw new DatasetFormatError(`${url}: the server answered ${res.status} ${res.statusText}`);
+  if (!res.ok)
+    throw new DatasetFormatError(`${url}: the server answered ${res.status} ${res.statusText}`);
   const total = Number(res.headers.get('content-length') ?? 0);
   const reader = res.body?.getReader();
   const parts: Uint8Array[] = [];
@@ -74,7 +99,13 @@ export async function importUrl(url: string, onProgress?: ImportProgress): Promi
       if (end) break;
       parts.push(value);
       done += value.length;
-      onProgress?.({ stage: 'downloading', detail: parsed.pathname, done, total: total || done, unit: 'bytes' });
+      onProgress?.({
+        stage: 'downloading',
+        detail: parsed.pathname,
+        done,
+        total: total || done,
+        unit: 'bytes',
+      });
     }
   }
   const bytes = new Uint8Array(done);
@@ -90,5 +121,14 @@ export async function importUrl(url: string, onProgress?: ImportProgress): Promi
 /** Generates and stores the built-in demo dataset. */
 export async function importDemo(seed: number, onProgress?: ImportProgress): Promise<ImportResult> {
   const ds = generateDemoDataset({ seed });
-  return saveDataset(ds, { onProgress: (p) => onProgress?.({ stage: 'storing', detail: ds.name, done: p.done, total: p.total, unit: 'bytes' }) });
+  return saveDataset(ds, {
+    onProgress: (p) =>
+      onProgress?.({
+        stage: 'storing',
+        detail: ds.name,
+        done: p.done,
+        total: p.total,
+        unit: 'bytes',
+      }),
+  });
 }

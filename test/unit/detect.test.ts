@@ -167,3 +167,23 @@ describe('clean-distance detector', () => {
     expect(best).toBe(39);
   });
 });
+
+describe('PCA embedding', () => {
+  it('recovers the dominant direction of variation', async () => {
+    const { pca2 } = await import('../../src/core/embed.ts');
+    const rng = new Rng(3);
+    const n = 200;
+    const losses = new Float32Array(n * 3);
+    const t: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const a = rng.normal() * 5;
+      t.push(a);
+      losses.set([a + 0.01 * rng.normal(), -a + 0.01 * rng.normal(), 0.01 * rng.normal()], i * 3);
+    }
+    const { coords, explained } = pca2(losses, n, 3);
+    expect(explained[0]).toBeGreaterThan(0.99);
+    // first coordinate is ±√2·a (up to sign)
+    const sign = Math.sign(coords[0] / t[0]);
+    for (let i = 0; i < n; i += 17) expect(coords[i * 2] * sign).toBeCloseTo(Math.SQRT2 * t[i], 0);
+  });
+});
