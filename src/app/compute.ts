@@ -4,7 +4,10 @@ import type { DataApi } from '../../workers/data.worker.ts';
 
 /** A fresh data worker for one import; the caller terminates it when done or cancelled. */
 export function createDataWorker(): { worker: Worker; api: Remote<DataApi> } {
-  const worker = new Worker(new URL('../../workers/data.worker.ts', import.meta.url), { type: 'module', name: 'data' });
+  const worker = new Worker(new URL('../../workers/data.worker.ts', import.meta.url), {
+    type: 'module',
+    name: 'data',
+  });
   return { worker, api: wrap<DataApi>(worker) };
 }
 

@@ -101,11 +101,8 @@ export class DataState {
   ): Promise<ImportResult | null> {
     if (this.worker) throw new Error('an import is already running; wait for it or cancel it');
     const myRun = ++this.runId;
-    this.worker = new Worker(new URL('../../workers/data.worker.ts', import.meta.url), {
-      type: 'module',
-      name: 'data',
-    });
-    const api = wrap<DataApi>(this.worker);
+    const { worker, api } = createDataWorker();
+    this.worker = worker;
     this.importStarted = performance.now();
     this.importing = { stage: 'reading', detail: '', done: 0, total: 1, unit: 'bytes' };
     try {
