@@ -9,17 +9,13 @@ type KernelConfig = ReturnType<Tf['getKernel']>;
  * Why our own: after the convolutions were fixed, profiling a ResNet training step showed
  * Multiply, Sum, Mean and Sub taking more time than all convolutions together. tfjs's CPU backend
  * computes every broadcast element through index arrays, and reduces over non-trailing axes by
- * transposing first. BatchNorm does exactly those things ([B,H,W,C] ⊙ [C]; Σ over B,H,W). These
- * kernels handle the two layouts that occur — one operand's shape is a suffix of the other's; the
- * reduced axes are leading or trailing — with flat loops, and defer to the stock kernel otherwise.
+ * transposing first; Tile likewise walks index arrays. BatchNorm does exactly those things
+ * ([B,H,W,C] ⊙ [C]; Σ over B,H,W; tiling [1,1,1,C]). These kernels handle the layouts that occur —
+ * one operand's shape is a suffix of the other's; the reduced axes are leading or trailing; only
+ * leading unit axes are tiled — with flat loops, and defer to the stock kernel otherwise.
  */
-const BINARY = {
-  Add: (a: number, b: number) => a + b,
-  Sub: (a: number, b: number) => a - b,
-  Multiply: (a: number, b: number) => a * b,
-  RealDiv: (a: number, b: number) => a / b,
-} as const;
-type BinaryName = keyof typeof BINARY;
+const BINARY = ['Add', 'Sub', 'Multiply', 'RealDiv'] as const;
+type BinaryName = (typeof BINARY)[number];
 const REDUCE = ['Sum', 'Mean'] as const;
 
 interface Args {
@@ -36,7 +32,7 @@ const stock = new Map<string, KernelConfig>();
 const ours = new WeakSet<object>();
 
 export function registerFastCpuElementwise(tf: Tf): void {
-  for (const name of [...(Object.keys(BINARY) as BinaryName[]), ...REDUCE]) {
+  for (const name of [...BINARY, ...REDUCE, 'Tile'] as const) {
     const current = tf.getKernel(name, 'cpu');
     if (!current || ours.has(current.kernelFunc)) continue;
     stock.set(name, current);
@@ -68,8 +64,88 @@ function isSuffix(small: number[], big: number[]): boolean {
   return s.every((d, i) => d === big[off + i]);
 }
 
+/**
+ * out[i] = A[i mod an] ∘ B[i mod bn] over n outputs, one loop per operation: a shared loop calling
+ * the operation through a function value is not inlined by V8 and runs several times slower.
+ */
+function applyBinary(name: BinaryName, A: Float32Array, B: Float32Array, out: Float32Array, an: number, bn: number): void {
+  const n = out.length;
+  if (an === n && bn === n) {
+    switch (name) {
+      case 'Add':
+        for (let i = 0; i < n; i++) out[i] = A[i] + B[i];
+        return;
+      case 'Sub':
+        for (let i = 0; i < n; i++) out[i] = A[i] - B[i];
+        return;
+      case 'Multiply':
+        for (let i = 0; i < n; i++) out[i] = A[i] * B[i];
+        return;
+      case 'RealDiv':
+        for (let i = 0; i < n; i++) out[i] = A[i] / B[i];
+        return;
+    }
+  }
+  if (an === n) {
+    for (let i = 0; i < n; i += bn) {
+      switch (name) {
+        case 'Add':
+          for (let j = 0; j < bn; j++) out[i + j] = A[i + j] + B[j];
+          break;
+        case 'Sub':
+          for (let j = 0; j < bn; j++) out[i + j] = A[i + j] - B[j];
+          break;
+        case 'Multiply':
+          for (let j = 0; j < bn; j++) out[i + j] = A[i + j] * B[j];
+          break;
+        case 'RealDiv':
+          for (let j = 0; j < bn; j++) out[i + j] = A[i + j] / B[j];
+          break;
+      }
+    }
+    return;
+  }
+  for (let i = 0; i < n; i += an) {
+    switch (name) {
+      case 'Add':
+        for (let j = 0; j < an; j++) out[i + j] = A[j] + B[i + j];
+        break;
+      case 'Sub':
+        for (let j = 0; j < an; j++) out[i + j] = A[j] - B[i + j];
+        break;
+      case 'Multiply':
+        for (let j = 0; j < an; j++) out[i + j] = A[j] * B[i + j];
+        break;
+      case 'RealDiv':
+        for (let j = 0; j < an; j++) out[i + j] = A[j] / B[i + j];
+        break;
+    }
+  }
+}
+
+/** Tile of a tensor whose repeated axes all lead the shape: the block is copied reps times. */
+function tileKernel(fallback: (a: Args) => tfType.TensorInfo) {
+  return (args: Args): tfType.TensorInfo => {
+    const x = args.inputs.x;
+    const be = args.backend as CpuLike;
+    const reps = (args.attrs as { reps: number[] }).reps;
+    if (!x || x.dtype !== 'float32' || reps.length !== x.shape.length) return fallback(args);
+    let k = 0;
+    while (k < reps.length && x.shape[k] === 1) k++;
+    if (reps.slice(k).some((r) => r !== 1)) return fallback(args);
+    const X = be.readSync(x.dataId) as Float32Array;
+    const times = reps.reduce((a, b) => a * b, 1);
+    const out = new Float32Array(X.length * times);
+    for (let t = 0; t < times; t++) out.set(X, t * X.length);
+    return be.makeTensorInfo(
+      x.shape.map((d, i) => d * reps[i]),
+      'float32',
+      out,
+    );
+  };
+}
+
 function binaryKernel(name: BinaryName, fallback: (a: Args) => tfType.TensorInfo) {
-  const op = BINARY[name];
   return (args: Args): tfType.TensorInfo => {
     const a = args.inputs.a;
     const b = args.inputs.b;
@@ -85,15 +161,8 @@ function binaryKernel(name: BinaryName, fallback: (a: Args) => tfType.TensorInfo
     if ((aBig ? b.shape : a.shape).length > shape.length) return fallback(args);
     const A = be.readSync(a.dataId) as Float32Array;
     const B = be.readSync(b.dataId) as Float32Array;
-    const n = Math.max(an, bn);
-    const out = new Float32Array(n);
-    if (an === bn) {
-      for (let i = 0; i < n; i++) out[i] = op(A[i], B[i]);
-    } else if (aBig) {
-      for (let i = 0; i < n;) for (let j = 0; j < bn; j++, i++) out[i] = op(A[i], B[j]);
-    } else {
-      for (let i = 0; i < n;) for (let j = 0; j < an; j++, i++) out[i] = op(A[j], B[i]);
-    }
+    const out = new Float32Array(Math.max(an, bn));
+    applyBinary(name, A, B, out, an, bn);
     return be.makeTensorInfo(shape, 'float32', out);
   };
 }

@@ -97,6 +97,17 @@ describe('fast CPU kernels match the stock kernels', () => {
         expectClose(c, d);
       }
     }
+    for (const [shape, reps] of [
+      [[1, 1, 1, 6], [3, 4, 5, 1]],
+      [[1, 5, 6], [4, 1, 1]],
+      [[2, 3], [2, 2]],
+      [[3, 1], [1, 4]],
+    ] as const) {
+      const t = rand([...shape], rng);
+      const [a, b] = await both(() => tf.tile(t, [...reps]));
+      expectClose(a, b);
+      t.dispose();
+    }
     big.dispose();
   });
 });

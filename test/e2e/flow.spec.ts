@@ -1,0 +1,85 @@
+import { expect, test } from '@playwright/test';
+import { readFileSync } from 'node:fs';
+import { preset } from '../../src/core/experiment.ts';
+import { openApp, watchConsole } from './helpers.ts';
+
+/** The quick-demo preset shrunk to what software WebGPU trains in a minute or two. */
+function tinyQuickDemo() {
+  const cfg = preset('quick');
+  cfg.train = { ...cfg.train, width: 0.25, epochs: 2, batchSize: 32 };
+  cfg.probes.n = 8;
+  cfg.detect = { method: 'knn', k: 5, threshold: 0.1 };
+  cfg.limit = { train: 160, test: 60 };
+  return cfg;
+}
+
+test('the quick demo runs the whole flow: data → attacks → probes → train → detect → retrain → report, with exports', async ({ page }) => {
+  test.setTimeout(900_000);
+  const console = watchConsole(page);
+  const hash = Buffer.from(JSON.stringify(tinyQuickDemo())).toString('base64url');
+  await openApp(page, `./#cfg=${hash}`);
+  // the app opens on the built-in demo dataset
+  await expect(page.getByTestId('dataset-list')).toContainText('Demo shapes', { timeout: 60_000 });
+  const nav = (name: string) => page.getByRole('navigation', { name: 'Workflow' }).getByRole('button', { name: new RegExp(`^\\d\\s*${name}$`) });
+
+  await nav('Attacks').click();
+  await expect(page.getByTestId('mode')).toHaveText('benchmark');
+  await expect(page.getByTestId('trigger-previews')).toBeVisible();
+
+  await nav('Probes').click();
+  await page.getByRole('button', { name: 'Build the training set' }).click();
+  const summary = page.getByTestId('prepared-summary');
+  await expect(summary).toContainText('160 images');
+  await expect(summary).toContainText('Patch (BadNets checkerboard)');
+
+  await nav('Train').click();
+  await page.getByTestId('phase-probationary').getByRole('button', { name: 'Start training' }).click();
+  await expect(page.getByTestId('phase-probationary')).toContainText('✓ trained 2 epochs', { timeout: 600_000 });
+  await expect(page.getByTestId('evaluation-probationary')).toContainText('ASR patch');
+  await expect(page.getByTestId('bundles')).toBeVisible();
+
+  await nav('Detect').click();
+  await page.getByRole('button', { name: 'Run detection' }).click();
+  await expect(page.getByTestId('removal-table')).toContainText('patch');
+  await expect(page.getByTestId('score-histogram')).toBeVisible();
+  await expect(page.getByTestId('roc')).toBeVisible();
+  await expect(page.getByTestId('embedding')).toBeVisible();
+  // the threshold slider recounts removals live
+  const before = await page.getByTestId('flagged-count').textContent();
+  await page.getByLabel('Threshold slider').fill('1');
+  await expect(page.getByTestId('flagged-count')).toHaveText('0');
+  await page.getByLabel('Threshold slider').fill('0');
+  await expect(page.getByTestId('flagged-count')).not.toHaveText('0');
+  await page.getByRole('button', { name: /^Back to/ }).click();
+  await expect(page.getByTestId('flagged-count')).toHaveText(before ?? '');
+
+  await nav('Retrain').click();
+  await page.getByTestId('phase-retrain').getByRole('button', { name: 'Start training' }).click();
+  await expect(page.getByTestId('phase-retrain')).toContainText('✓ trained 2 epochs', { timeout: 600_000 });
+  await page.getByRole('button', { name: 'See the report →' }).click();
+
+  const table = page.getByTestId('report-table');
+  await expect(table).toContainText('No defense');
+  await expect(table).toContainText('BaDLoss');
+  await expect(table).toContainText(/\d+\.\d%/);
+  for (const [button, ext] of [
+    ['Report (JSON)', 'json'],
+    ['Flagged examples (CSV)', 'csv'],
+    ['Report (HTML)', 'html'],
+  ] as const) {
+    const download = page.waitForEvent('download');
+    await page.getByRole('button', { name: button }).click();
+    const d = await download;
+    expect(d.suggestedFilename()).toMatch(new RegExp(`\\.${ext}$`));
+    const body = readFileSync((await d.path())!, 'utf8');
+    if (ext === 'json') {
+      const r = JSON.parse(body);
+      expect(r.cleanAccuracy.undefended).toBeGreaterThanOrEqual(0);
+      expect(r.asr.defended.patch).toBeGreaterThanOrEqual(0);
+      expect(r.detection.auroc.patch).toBeGreaterThanOrEqual(0);
+    }
+    if (ext === 'csv') expect(body.split('\n')[0]).toBe('index,score,label,class,truth');
+    if (ext === 'html') expect(body).toContain('<h1>BaDLoss Lab report</h1>');
+  }
+  console.check();
+});
