@@ -68,7 +68,14 @@ function isSuffix(small: number[], big: number[]): boolean {
  * out[i] = A[i mod an] ∘ B[i mod bn] over n outputs, one loop per operation: a shared loop calling
  * the operation through a function value is not inlined by V8 and runs several times slower.
  */
-function applyBinary(name: BinaryName, A: Float32Array, B: Float32Array, out: Float32Array, an: number, bn: number): void {
+function applyBinary(
+  name: BinaryName,
+  A: Float32Array,
+  B: Float32Array,
+  out: Float32Array,
+  an: number,
+  bn: number,
+): void {
   const n = out.length;
   if (an === n && bn === n) {
     switch (name) {

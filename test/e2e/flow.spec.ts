@@ -13,14 +13,19 @@ function tinyQuickDemo() {
   return cfg;
 }
 
-test('the quick demo runs the whole flow: data → attacks → probes → train → detect → retrain → report, with exports', async ({ page }) => {
+test('the quick demo runs the whole flow: data → attacks → probes → train → detect → retrain → report, with exports', async ({
+  page,
+}) => {
   test.setTimeout(900_000);
   const console = watchConsole(page);
   const hash = Buffer.from(JSON.stringify(tinyQuickDemo())).toString('base64url');
   await openApp(page, `./#cfg=${hash}`);
   // the app opens on the built-in demo dataset
   await expect(page.getByTestId('dataset-list')).toContainText('Demo shapes', { timeout: 60_000 });
-  const nav = (name: string) => page.getByRole('navigation', { name: 'Workflow' }).getByRole('button', { name: new RegExp(`^\\d\\s*${name}$`) });
+  const nav = (name: string) =>
+    page
+      .getByRole('navigation', { name: 'Workflow' })
+      .getByRole('button', { name: new RegExp(`^\\d\\s*${name}$`) });
 
   await nav('Attacks').click();
   await expect(page.getByTestId('mode')).toHaveText('benchmark');
@@ -33,8 +38,13 @@ test('the quick demo runs the whole flow: data → attacks → probes → train 
   await expect(summary).toContainText('Patch (BadNets checkerboard)');
 
   await nav('Train').click();
-  await page.getByTestId('phase-probationary').getByRole('button', { name: 'Start training' }).click();
-  await expect(page.getByTestId('phase-probationary')).toContainText('✓ trained 2 epochs', { timeout: 600_000 });
+  await page
+    .getByTestId('phase-probationary')
+    .getByRole('button', { name: 'Start training' })
+    .click();
+  await expect(page.getByTestId('phase-probationary')).toContainText('✓ trained 2 epochs', {
+    timeout: 600_000,
+  });
   await expect(page.getByTestId('evaluation-probationary')).toContainText('ASR patch');
   await expect(page.getByTestId('bundles')).toBeVisible();
 
@@ -55,7 +65,9 @@ test('the quick demo runs the whole flow: data → attacks → probes → train 
 
   await nav('Retrain').click();
   await page.getByTestId('phase-retrain').getByRole('button', { name: 'Start training' }).click();
-  await expect(page.getByTestId('phase-retrain')).toContainText('✓ trained 2 epochs', { timeout: 600_000 });
+  await expect(page.getByTestId('phase-retrain')).toContainText('✓ trained 2 epochs', {
+    timeout: 600_000,
+  });
   await page.getByRole('button', { name: 'See the report →' }).click();
 
   const table = page.getByTestId('report-table');

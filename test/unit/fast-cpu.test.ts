@@ -98,10 +98,22 @@ describe('fast CPU kernels match the stock kernels', () => {
       }
     }
     for (const [shape, reps] of [
-      [[1, 1, 1, 6], [3, 4, 5, 1]],
-      [[1, 5, 6], [4, 1, 1]],
-      [[2, 3], [2, 2]],
-      [[3, 1], [1, 4]],
+      [
+        [1, 1, 1, 6],
+        [3, 4, 5, 1],
+      ],
+      [
+        [1, 5, 6],
+        [4, 1, 1],
+      ],
+      [
+        [2, 3],
+        [2, 2],
+      ],
+      [
+        [3, 1],
+        [1, 4],
+      ],
     ] as const) {
       const t = rand([...shape], rng);
       const [a, b] = await both(() => tf.tile(t, [...reps]));

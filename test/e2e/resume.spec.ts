@@ -1,0 +1,44 @@
+import { expect, test } from '@playwright/test';
+import { preset } from '../../src/core/experiment.ts';
+import { openApp, watchConsole } from './helpers.ts';
+
+test('a WebGPU training run in the worker records a trajectory column, survives a reload and resumes', async ({
+  page,
+}) => {
+  test.setTimeout(600_000);
+  const console = watchConsole(page);
+  const cfg = preset('tiny');
+  cfg.train = { ...cfg.train, epochs: 4, width: 0.25, batchSize: 16 };
+  cfg.limit = { train: 96, test: 20 };
+  cfg.probes.n = 4;
+  await openApp(page, `./#cfg=${Buffer.from(JSON.stringify(cfg)).toString('base64url')}`);
+  await expect(page.getByTestId('backend')).toContainText('WebGPU');
+  await expect(page.getByTestId('dataset-list')).toContainText('Demo shapes');
+  const nav = (name: string) =>
+    page
+      .getByRole('navigation', { name: 'Workflow' })
+      .getByRole('button', { name: new RegExp(`^\\d\\s*${name}$`) });
+  await nav('Probes').click();
+  await page.getByRole('button', { name: 'Build the training set' }).click();
+  await expect(page.getByTestId('prepared-summary')).toContainText('96 images');
+  await nav('Train').click();
+  const phase = page.getByTestId('phase-probationary');
+  await phase.getByRole('button', { name: 'Start training' }).click();
+  await expect(phase.getByRole('progressbar')).toBeVisible();
+  // after the first epoch its trajectory column is drawn
+  await expect(page.getByTestId('bundles')).toBeVisible({ timeout: 300_000 });
+  await page.reload();
+  await expect(page.getByTestId('backend')).toContainText('WebGPU');
+  // the run continues from the last finished epoch, not from scratch
+  const resume = page
+    .getByTestId('phase-probationary')
+    .getByRole('button', { name: /Resume from epoch [234]/ });
+  await expect(resume).toBeVisible();
+  await resume.click();
+  await expect(page.getByTestId('phase-probationary')).toContainText(
+    '✓ trained 4 epochs on 96 images',
+    { timeout: 300_000 },
+  );
+  await expect(page.getByTestId('evaluation-probationary')).toContainText('Test accuracy');
+  console.check();
+});
