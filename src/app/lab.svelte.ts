@@ -75,6 +75,16 @@ export class Lab {
     }
   }
 
+  /** Measures training speed in the worker (Diagnostics); errors become notices. */
+  async measureSpeed(model: string, batchSize: number, steps: number) {
+    try {
+      return await trainer().measureSpeed(model, batchSize, steps);
+    } catch (e) {
+      this.report(e);
+      return null;
+    }
+  }
+
   async refreshStorage(): Promise<void> {
     if (!navigator.storage?.estimate) return;
     const est = await navigator.storage.estimate();

@@ -25,6 +25,8 @@ import { selectBackend, type BackendInfo, type BackendName } from './backend.ts'
 import { registerFastCpuKernels } from './fast-cpu.ts';
 import { evaluateModel, trainConfigOf } from './pipeline.ts';
 import { runSelfTest, type SelfTestResult } from './self-test.ts';
+import { measureThroughput, type Throughput } from './benchmark.ts';
+import { isModelName } from './resnet.ts';
 import { Trainer, type TrainProgress } from './train.ts';
 
 /** Progress reported across the worker boundary (a comlink proxy on the page side). */
@@ -122,6 +124,13 @@ export function createTrainerApi() {
         throw new InvalidOptionError(`self-test size ${n} must be a whole number in 1–4096`);
       await ensure();
       return runSelfTest(tf, n, onProgress);
+    },
+
+    /** Training and recording throughput of a model on this backend (Diagnostics, `npm run bench`). */
+    async measureSpeed(model: string, batchSize: number, steps: number): Promise<Throughput> {
+      if (!isModelName(model)) throw new InvalidOptionError(`unknown model "${model}"`);
+      await ensure();
+      return measureThroughput(tf, model, batchSize, steps);
     },
 
     /** Tensors and bytes tfjs holds now (for leak checks). */

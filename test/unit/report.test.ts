@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import { encodeConfig, decodeConfig } from '../../src/app/url-state.ts';
+import { preset, keptRows, prepareExperiment } from '../../src/core/experiment.ts';
+import { validateRunConfig } from '../../src/core/config.ts';
+import { summarizeDetection, buildReport, flaggedCsv, reportHtml } from '../../src/core/report.ts';
+import { generateDemoDataset } from '../../src/core/demo.ts';
+import { PROBE_BACKDOOR, PROBE_CLEAN, PROBE_MISLABELED, PROBE_NONE } from '../../src/core/probes.ts';
+import type { ResolvedAttack } from '../../src/core/attacks/plan.ts';
+
+describe('run configuration', () => {
+  it('round-trips through the URL hash, with the run id', () => {
+    for (const name of ['paper', 'quick', 'tiny'] as const) {
+      const cfg = preset(name);
+      const id = '123e4567-e89b-42d3-a456-426614174000';
+      const back = decodeConfig(encodeConfig(cfg, id));
+      expect(back.config).toEqual(cfg);
+      expect(back.runId).toBe(id);
+    }
+  });
+  it('ignores a damaged link and rejects invalid fields by name', () => {
+    expect(decodeConfig('#cfg=@@@').config).toBeUndefined();
+    const bad = { ...preset('quick'), train: { ...preset('quick').train, epochs: 0 } };
+    expect(() => validateRunConfig(bad)).toThrow(/epochs = 0 is invalid/);
+    expect(() => validateRunConfig({ ...preset('quick'), attacks: [{ id: 'nope' }] })).toThrow(/unknown attack "nope"/);
+    expect(decodeConfig(encodeConfig(bad)).config).toBeUndefined();
+  });
+});
+
+describe('experiments', () => {
+  const ds = generateDemoDataset({ seed: 4, train: 600, test: 200 });
+  it('benchmark mode: probes overwrite untouched training rows; the test set stays whole', () => {
+    const cfg = { ...preset('quick'), limit: undefined, probes: { n: 20, trigger: 'patch' as const, trusted: 'train-untouched' as const } };
+    const p = prepareExperiment(ds, cfg);
+    expect(p.train.count).toBe(600);
+    expect(p.test.count).toBe(200);
+    expect(p.triggered.map((t) => t.attack)).toEqual(['patch', 'blend-r']);
+    for (let i = 0; i < 600; i++) if (p.probes.probeKind[i] !== PROBE_NONE) expect(p.truth[i]).toBe(-1);
+    expect(Array.from(p.sourceLabels)).toEqual(Array.from(ds.splits.train!.labels));
+  });
+  it('audit mode: probes come from the test split, which then shrinks', () => {
+    const cfg = { ...preset('quick'), mode: 'audit' as const, attacks: [], limit: undefined, probes: { n: 10, trigger: 'patch' as const, trusted: 'test' as const } };
+    const p = prepareExperiment(ds, cfg);
+    expect(p.train.count).toBe(630);
+    expect(p.test.count).toBe(170);
+    expect(p.attacks).toEqual([]);
+    expect(p.truth.every((t) => t === -1)).toBe(true);
+    // source labels of appended probes are the trusted examples' true labels
+    const used = p.probes.trustedUsed!;
+    used.forEach((ti, j) => expect(p.sourceLabels[600 + j]).toBe(ds.splits.test!.labels[ti]));
+    expect(() => prepareExperiment(ds, { ...cfg, attacks: [{ id: 'patch' }] })).toThrow(/audit mode takes no attacks/);
+  });
+  it('retraining keeps unflagged rows and clean probes, drops backdoor and mislabeled probes', () => {
+    const kinds = Uint8Array.from([PROBE_NONE, PROBE_CLEAN, PROBE_BACKDOOR, PROBE_MISLABELED, PROBE_NONE, PROBE_NONE]);
+    expect(keptRows([4], kinds)).toEqual([0, 1, 5]);
+  });
+});
+
+describe('detection summary and report', () => {
+  const attacks: ResolvedAttack[] = [{ id: 'patch', target: 1, ratio: 0.1, strength: 1, params: {}, indices: [0, 1] }];
+  const truth = Int8Array.from([0, 0, -1, -1, -1, -1]);
+  const kinds = Uint8Array.from([0, 0, 0, 0, PROBE_CLEAN, PROBE_BACKDOOR]);
+  const labels = Uint8Array.from([1, 1, 0, 2, 0, 1]);
+  const scores = Float32Array.from([0.9, 0.2, 0.5, 0.05, NaN, NaN]);
+  const det = { method: 'knn' as const, k: 3, scores, threshold: 0.1 };
+  const s = summarizeDetection(det, truth, kinds, attacks, labels, 3);
+  it('counts removals per attack, of clean rows and per class, and computes AUROC', () => {
+    expect(s.flagged).toEqual([0, 1, 2]);
+    expect(s.removed).toEqual({ clean: 1, total: 3, patch: 2 });
+    expect(s.removedFraction.clean).toBe(0.5);
+    // patch scores {0.9, 0.2} vs clean {0.5, 0.05}: pairs won 3 of 4
+    expect(s.auroc.patch).toBe(0.75);
+    expect(s.perClass).toEqual([
+      { removed: 1, total: 1 },
+      { removed: 2, total: 2 },
+      { removed: 0, total: 1 },
+    ]);
+  });
+  it('builds the report with the CLI keys, a CSV and a self-contained HTML page', () => {
+    const r = buildReport({
+      datasetName: 'x <script>',
+      classes: ['a', 'b', 'c'],
+      trainCount: 6,
+      testCount: 10,
+      config: preset('tiny'),
+      attacks,
+      probes: { n: 1, backdoorLabel: 1 },
+      summary: s,
+      undefended: { cleanAccuracy: 0.9, asr: { patch: 0.8 }, asrBoosted: {} },
+      defended: { cleanAccuracy: 0.85, asr: { patch: 0.1 }, asrBoosted: {} },
+      historyUndefended: [],
+      historyDefended: [],
+    });
+    expect(r.cleanAccuracy).toEqual({ undefended: 0.9, defended: 0.85 });
+    expect(r.asr.defended.patch).toBe(0.1);
+    expect(r.averageAsr.undefended).toBe(0.8);
+    expect(r.detection.auroc.patch).toBe(0.75);
+    expect(r.detection.removed.clean).toBe(1);
+    const csv = flaggedCsv(s, scores, labels, ['a', 'b', 'c'], (i) => (truth[i] >= 0 ? 'patch' : 'clean'));
+    expect(csv.trim().split('\n')).toEqual(['index,score,label,class,truth', '0,0.900000,1,"b",patch', '2,0.500000,0,"a",clean', '1,0.200000,1,"b",patch']);
+    const html = reportHtml(r);
+    expect(html).toContain('x &lt;script&gt;');
+    expect(html).not.toMatch(/<script|src=|href=/);
+  });
+});
