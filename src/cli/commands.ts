@@ -23,7 +23,7 @@ const USAGE = `BaDLoss Lab command line
   npm run cli -- audit <dataset file>... [--attacks <id,...>] [--model ${MODEL_NAMES.join('|')}] [--epochs n]
                  [--probes n] [--method knn|clean-distance|no-probe] [--seed n] --out <report.json>
                  [--width w] [--batch b] [--lr x] [--k n] [--threshold t] [--limit-train n] [--limit-test n]
-                 [--separate-baseline] [--trusted train|test]
+                 [--separate-baseline] [--trusted train|test] [--eval-each-epoch]
   npm run cli -- detect --trajectories <file.json|file.npy> --probes <probes.json>
                  [--method knn|clean-distance|no-probe] [--k n] [--threshold t] --out <scores.json>
 
@@ -193,6 +193,7 @@ async function cmdAudit(
       batchSize:
         num(v.batch as string | undefined, 'batch', { int: true, min: 1, max: 4096 }) ?? 64,
       lr: num(v.lr as string | undefined, 'lr', { min: 1e-6, max: 1 }) ?? 1e-3,
+      evalEachEpoch: v['eval-each-epoch'] === true,
     },
     detect: {
       method: method as DetectMethod,
@@ -340,6 +341,7 @@ export async function main(argv: string[]): Promise<number> {
     'limit-train': { type: 'string' },
     'limit-test': { type: 'string' },
     'separate-baseline': { type: 'boolean' },
+    'eval-each-epoch': { type: 'boolean' },
   } as const;
   try {
     let parsed;

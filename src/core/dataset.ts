@@ -72,3 +72,15 @@ export function concatSplits(parts: ImageSplit[]): ImageSplit {
   }
   return coarse ? { count, images, labels, coarseLabels: coarse } : { count, images, labels };
 }
+
+/**
+ * SHA-256 (hex) of a split's labels then images: the same training set gives the same
+ * fingerprint in Node and in the browser (Web Crypto is global in both).
+ */
+export async function splitFingerprint(split: ImageSplit): Promise<string> {
+  const all = new Uint8Array(split.labels.length + split.images.length);
+  all.set(split.labels, 0);
+  all.set(split.images, split.labels.length);
+  const digest = await crypto.subtle.digest('SHA-256', all);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}

@@ -36,6 +36,8 @@ export interface RunConfig {
     weightDecay: number;
     augment: boolean;
     record: 'eval' | 'train';
+    /** Also measure test accuracy and ASR after every epoch (costs one test pass per epoch). */
+    evalEachEpoch?: boolean;
   };
   detect: DetectOptions;
   /** Train a separate undefended model on the poisoned data without probes (the paper's "No Defense" row). */

@@ -106,7 +106,7 @@ export function averageOf(r: Record<string, number>): number {
 export interface Report {
   tool: 'BaDLoss Lab';
   createdAt: string;
-  dataset: { name: string; classes: string[]; train: number; test: number };
+  dataset: { name: string; classes: string[]; train: number; test: number; fingerprint?: string };
   mode: RunConfig['mode'];
   cleanAccuracy: { undefended: number; defended: number };
   asr: { undefended: Record<string, number>; defended: Record<string, number> };
@@ -151,6 +151,8 @@ export interface ReportInput {
   defended: ModelEvaluation;
   historyUndefended: { epoch: number; loss: number; accuracy: number }[];
   historyDefended: { epoch: number; loss: number; accuracy: number }[];
+  /** SHA-256 of the prepared training set (see splitFingerprint). */
+  fingerprint?: string;
   createdAt?: Date;
 }
 
@@ -160,7 +162,7 @@ export function buildReport(r: ReportInput): Report {
   return {
     tool: 'BaDLoss Lab',
     createdAt: (r.createdAt ?? new Date()).toISOString(),
-    dataset: { name: r.datasetName, classes: r.classes, train: r.trainCount, test: r.testCount },
+    dataset: { name: r.datasetName, classes: r.classes, train: r.trainCount, test: r.testCount, ...(r.fingerprint ? { fingerprint: r.fingerprint } : {}) },
     mode: r.config.mode,
     cleanAccuracy: { undefended: r.undefended.cleanAccuracy, defended: r.defended.cleanAccuracy },
     asr: { undefended: r.undefended.asr, defended: r.defended.asr },

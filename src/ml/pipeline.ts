@@ -1,5 +1,5 @@
 import type * as tfType from '@tensorflow/tfjs';
-import { subsetSplit, type Dataset, type ImageSplit } from '../core/dataset.ts';
+import { splitFingerprint, subsetSplit, type Dataset, type ImageSplit } from '../core/dataset.ts';
 import { detect, type Detection } from '../core/detect/index.ts';
 import { probeRowsFromKinds } from '../core/detect/knn.ts';
 import { keptRows, prepareExperiment, type Prepared, type RunConfig } from '../core/experiment.ts';
@@ -17,7 +17,8 @@ type Tf = typeof tfType;
 
 /** The training recipe of a run configuration. */
 export function trainConfigOf(cfg: RunConfig, seedOffset = 0): TrainConfig {
-  return { ...cfg.train, seed: cfg.seed + seedOffset };
+  const { evalEachEpoch: _unused, ...train } = cfg.train;
+  return { ...train, seed: cfg.seed + seedOffset };
 }
 
 /** Clean test accuracy and ASR (+ boosted) of a trained model (SPEC §6). */
@@ -50,7 +51,19 @@ export interface PipelineResult {
   trajectories: Float32Array;
 }
 
-/** Trains a fresh model for all epochs of `cfg` on `split`. */
+/** After an epoch: test accuracy and ASR attached to the epoch's statistics. */
+export async function evaluateEpoch(
+  trainer: Trainer,
+  test: ImageSplit,
+  triggered: TriggeredTestSet[],
+): Promise<void> {
+  const last = trainer.history.at(-1);
+  if (!last) return;
+  const e = await evaluateModel(trainer, test, triggered);
+  last.test = { cleanAccuracy: e.cleanAccuracy, asr: e.asr };
+}
+
+/** Trains a fresh model for all epochs of `cfg` on `split`, evaluating after each epoch when `each` is given. */
 export async function trainFully(
   tf: Tf,
   cfg: TrainConfig,
@@ -58,14 +71,17 @@ export async function trainFully(
   numClasses: number,
   stage: string,
   hooks: PipelineHooks,
+  each?: { test: ImageSplit; triggered: TriggeredTestSet[] },
 ): Promise<Trainer> {
   const tr = new Trainer(tf, cfg, split, numClasses);
   while (!tr.done) {
     const s = await tr.trainEpoch((p) => hooks.progress?.(stage, p));
-    if (s)
-      hooks.log?.(
-        `${stage}: epoch ${s.epoch + 1}/${cfg.epochs} loss ${s.loss.toFixed(3)} acc ${(100 * s.accuracy).toFixed(1)}% (${s.imagesPerSecond.toFixed(0)} img/s)`,
-      );
+    if (!s) continue;
+    if (each) await evaluateEpoch(tr, each.test, each.triggered);
+    const t = s.test ? `; test acc ${(100 * s.test.cleanAccuracy).toFixed(1)}%` : '';
+    hooks.log?.(
+      `${stage}: epoch ${s.epoch + 1}/${cfg.epochs} loss ${s.loss.toFixed(3)} acc ${(100 * s.accuracy).toFixed(1)}%${t} (${s.imagesPerSecond.toFixed(0)} img/s)`,
+    );
   }
   return tr;
 }
@@ -83,9 +99,11 @@ export async function runPipeline(
   hooks: PipelineHooks = {},
 ): Promise<PipelineResult> {
   const prep = prepareExperiment(ds, cfg);
+  const fingerprint = await splitFingerprint(prep.train);
   hooks.log?.(
-    `prepared ${prep.train.count} training rows (${prep.attacks.map((a) => `${a.id}: ${a.indices.length} → class ${a.target}`).join(', ') || 'no attacks'}; ${cfg.probes.n} probes of each kind), ${prep.test.count} test images`,
+    `prepared ${prep.train.count} training rows, fingerprint ${fingerprint.slice(0, 16)} (${prep.attacks.map((a) => `${a.id}: ${a.indices.length} → class ${a.target}`).join(', ') || 'no attacks'}; ${cfg.probes.n} probes of each kind), ${prep.test.count} test images`,
   );
+  const each = cfg.train.evalEachEpoch ? { test: prep.test, triggered: prep.triggered } : undefined;
   const probTrainer = await trainFully(
     tf,
     trainConfigOf(cfg),
@@ -93,6 +111,7 @@ export async function runPipeline(
     prep.numClasses,
     'probationary',
     hooks,
+    each,
   );
   const trajectories = probTrainer.trajectories.slice();
   const det = detect(
@@ -124,6 +143,7 @@ export async function runPipeline(
       prep.numClasses,
       'baseline',
       hooks,
+      each,
     );
   }
   const undefended = await evaluateModel(undefendedTrainer, prep.test, prep.triggered);
@@ -138,6 +158,7 @@ export async function runPipeline(
     prep.numClasses,
     'retrain',
     hooks,
+    each,
   );
   const defended = await evaluateModel(retrainer, prep.test, prep.triggered);
   const report = buildReport({
@@ -153,6 +174,7 @@ export async function runPipeline(
     defended,
     historyUndefended: probTrainer.history,
     historyDefended: retrainer.history,
+    fingerprint,
   });
   retrainer.dispose();
   return { report, prepared: prep, detection: det, trajectories };

@@ -51,6 +51,11 @@ export interface EpochStats {
   accuracy: number;
   seconds: number;
   imagesPerSecond: number;
+  /** tfjs tensors and bytes held after the epoch: flat from epoch to epoch, or there is a leak. */
+  tensors: number;
+  bytes: number;
+  /** Test accuracy and ASR after this epoch, when evaluated every epoch. */
+  test?: { cleanAccuracy: number; asr: Record<string, number> };
 }
 
 /** Everything needed to continue a run exactly: written after every epoch. */
@@ -332,12 +337,15 @@ export class Trainer {
         this.trajectories[i * this.config.epochs + epochCol] = col[i];
     }
     const seconds = (performance.now() - t0) / 1000;
+    const mem = tf.memory();
     const stats: EpochStats = {
       epoch: this.epoch,
       loss: lossSum / seen,
       accuracy: correct / seen,
       seconds,
       imagesPerSecond: seen / seconds,
+      tensors: mem.numTensors,
+      bytes: mem.numBytes,
     };
     this.history.push(stats);
     this.epoch++;

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
 import { InvalidOptionError } from '../core/errors.ts';
-import { subsetSplit, type ImageSplit } from '../core/dataset.ts';
+import { splitFingerprint, subsetSplit, type ImageSplit } from '../core/dataset.ts';
 import { prepareExperiment, keptRows, type Prepared } from '../core/experiment.ts';
 import { detect } from '../core/detect/index.ts';
 import { probeRowsFromKinds } from '../core/detect/knn.ts';
@@ -23,7 +23,7 @@ import {
 } from '../storage/runs.ts';
 import { selectBackend, type BackendInfo, type BackendName } from './backend.ts';
 import { registerFastCpuKernels } from './fast-cpu.ts';
-import { evaluateModel, trainConfigOf } from './pipeline.ts';
+import { evaluateEpoch, evaluateModel, trainConfigOf } from './pipeline.ts';
 import { runSelfTest, type SelfTestResult } from './self-test.ts';
 import { measureThroughput, type Throughput } from './benchmark.ts';
 import { isModelName } from './resnet.ts';
@@ -67,7 +67,7 @@ export function createTrainerApi() {
     return session.prepared;
   }
 
-  function summarize(p: Prepared): PreparedSummary {
+  async function summarize(p: Prepared): Promise<PreparedSummary> {
     const C = p.numClasses;
     const perClassOf = (rows: number[]) => {
       const c = new Array<number>(C).fill(0);
@@ -98,6 +98,7 @@ export function createTrainerApi() {
         perClass: perClassOf(probeRows),
       },
       classCounts: labelCounts(p.train.labels, C),
+      fingerprint: await splitFingerprint(p.train),
     };
   }
 
@@ -143,7 +144,7 @@ export function createTrainerApi() {
     async prepare(runId: string): Promise<PreparedSummary> {
       session = null;
       const p = await prepared(runId);
-      const summary = summarize(p);
+      const summary = await summarize(p);
       const run = await getRun(runId);
       await saveRun({ ...run, prepared: summary });
       return summary;
@@ -181,7 +182,11 @@ export function createTrainerApi() {
         await trainer.predict(subsetSplit(split, [0]));
         while (!trainer.done) {
           const stats = await trainer.trainEpoch(onProgress, () => pauseRequested);
-          if (!stats) return { history: trainer.history, done: false, rows: split.count };
+          if (!stats) return { history: trainer.history, done: false, rows: split.count, model: trainer.model.describe() };
+          if (run.config.train.evalEachEpoch) {
+            onProgress?.({ phase: 'evaluate', epoch: trainer.epoch - 1, epochs: cfg.epochs, done: 0, total: 1, imagesPerSecond: 0, etaSeconds: NaN });
+            await evaluateEpoch(trainer, p.test, p.triggered);
+          }
           await saveCheckpoint(runId, phase, await trainer.checkpoint());
           const cur = await getRun(runId);
           await saveRun({
@@ -346,6 +351,7 @@ export function createTrainerApi() {
         defended: retrain.evaluation,
         historyUndefended: run.phases.probationary?.history ?? [],
         historyDefended: retrain.history,
+        fingerprint: run.prepared?.fingerprint,
       });
       await saveRun({ ...run, report });
       return report;

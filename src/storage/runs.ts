@@ -23,10 +23,14 @@ export interface PreparedSummary {
   };
   /** Examples per class of the (poisoned, probed) training set. */
   classCounts: number[];
+  /** SHA-256 of the training set's labels and images: identical for the same seed in Node and the browser. */
+  fingerprint: string;
 }
 
 export interface PhaseResult {
   history: EpochStats[];
+  /** e.g. "ResNet-8 ×0.5 · 0.02 M parameters". */
+  model?: string;
   evaluation?: ModelEvaluation;
   done: boolean;
   rows: number;

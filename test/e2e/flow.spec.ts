@@ -1,6 +1,8 @@
 import { expect, test } from '@playwright/test';
 import { readFileSync } from 'node:fs';
-import { preset } from '../../src/core/experiment.ts';
+import { preset, prepareExperiment } from '../../src/core/experiment.ts';
+import { generateDemoDataset } from '../../src/core/demo.ts';
+import { splitFingerprint } from '../../src/core/dataset.ts';
 import { openApp, watchConsole } from './helpers.ts';
 
 /** The quick-demo preset shrunk to what software WebGPU trains in a minute or two. */
@@ -36,6 +38,9 @@ test('the quick demo runs the whole flow: data → attacks → probes → train 
   const summary = page.getByTestId('prepared-summary');
   await expect(summary).toContainText('160 images');
   await expect(summary).toContainText('Patch (BadNets checkerboard)');
+  // the browser built byte-for-byte the training set Node builds from the same seed
+  const node = await splitFingerprint(prepareExperiment(generateDemoDataset({ seed: 0 }), tinyQuickDemo()).train);
+  await expect(page.getByTestId('fingerprint')).toHaveText(node.slice(0, 16));
 
   await nav('Train').click();
   await page

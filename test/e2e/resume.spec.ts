@@ -40,5 +40,12 @@ test('a WebGPU training run in the worker records a trajectory column, survives 
     { timeout: 300_000 },
   );
   await expect(page.getByTestId('evaluation-probationary')).toContainText('Test accuracy');
+  // GPU memory held by tfjs stays flat from epoch to epoch (epochs after the reload share one worker)
+  await expect(page.getByTestId('memory-probationary')).toContainText('ResNet-8 ×0.25');
+  const memory = (await page.getByTestId('memory-probationary').textContent()) ?? '';
+  const counts = [...memory.matchAll(/in (\d+) tensors/g)].map((m) => Number(m[1]));
+  expect(counts).toHaveLength(4);
+  const afterReload = counts.slice(-2);
+  expect(afterReload[0]).toBe(afterReload[1]);
   console.check();
 });
