@@ -174,46 +174,34 @@ export function preset(name: PresetName, gtsrb = false): RunConfig {
         seed: 0,
       };
     case 'quick':
+      // The whole demo set: enough optimizer steps (≈ 1,200) for the backdoors to take hold,
+      // a few minutes on a laptop GPU.
       return {
         mode: 'benchmark',
         attacks: [
           { id: 'patch', ratio: 0.05 },
           { id: 'blend-r', ratio: 0.05 },
         ],
-        probes: { n: 60, trigger: 'patch', trusted: 'train-untouched' },
-        train: {
-          model: 'resnet8',
-          width: 1,
-          epochs: 8,
-          batchSize: 64,
-          lr: 3e-3,
-          weightDecay: 1e-4,
-          augment: false,
-          record: 'eval',
-        },
+        probes: { n: 100, trigger: 'patch', trusted: 'train-untouched' },
+        train: { model: 'resnet8', width: 1, epochs: 15, batchSize: 64, lr: 5e-3, weightDecay: 1e-4, augment: false, record: 'eval' },
         detect,
         separateBaseline: false,
-        limit: { train: 2000, test: 500 },
         seed: 0,
       };
     case 'tiny':
+      // Finishes in minutes on a CPU (≈ 130 images/s here): a narrow ResNet-8, small batches for
+      // enough steps; measured on the demo set, the patch reaches ≈ 70% success by epoch 6.
       return {
         mode: 'benchmark',
-        attacks: [{ id: 'patch', ratio: 0.05 }],
-        probes: { n: 15, trigger: 'patch', trusted: 'train-untouched' },
-        train: {
-          model: 'resnet8',
-          width: 0.25,
-          epochs: 3,
-          batchSize: 32,
-          lr: 5e-3,
-          weightDecay: 1e-4,
-          augment: false,
-          record: 'eval',
-        },
-        detect: { method: 'knn', k: 5, threshold: 0.1 },
+        attacks: [
+          { id: 'patch', ratio: 0.05 },
+          { id: 'blend-r', ratio: 0.05 },
+        ],
+        probes: { n: 30, trigger: 'patch', trusted: 'train-untouched' },
+        train: { model: 'resnet8', width: 0.25, epochs: 10, batchSize: 16, lr: 5e-3, weightDecay: 1e-4, augment: false, record: 'eval' },
+        detect,
         separateBaseline: false,
-        limit: { train: 240, test: 100 },
+        limit: { train: 2000, test: 400 },
         seed: 0,
       };
   }

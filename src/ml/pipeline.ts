@@ -15,10 +15,15 @@ import { Trainer, type TrainConfig, type TrainProgress } from './train.ts';
 
 type Tf = typeof tfType;
 
-/** The training recipe of a run configuration. */
-export function trainConfigOf(cfg: RunConfig, seedOffset = 0): TrainConfig {
+/**
+ * The training recipe of a run configuration for one phase. Only the probationary model's
+ * trajectories are used, so the retrained and baseline models record from their training pass,
+ * which costs nothing, instead of a separate evaluation pass.
+ */
+export function trainConfigOf(cfg: RunConfig, phase: 'probationary' | 'retrain' | 'baseline' = 'probationary'): TrainConfig {
   const { evalEachEpoch: _unused, ...train } = cfg.train;
-  return { ...train, seed: cfg.seed + seedOffset };
+  const offset = { probationary: 0, retrain: 1, baseline: 2 }[phase];
+  return { ...train, record: phase === 'probationary' ? train.record : 'train', seed: cfg.seed + offset };
 }
 
 /** Clean test accuracy and ASR (+ boosted) of a trained model (SPEC §6). */
@@ -138,7 +143,7 @@ export async function runPipeline(
   if (cfg.separateBaseline) {
     undefendedTrainer = await trainFully(
       tf,
-      trainConfigOf(cfg, 2),
+      trainConfigOf(cfg, 'baseline'),
       prep.poisoned,
       prep.numClasses,
       'baseline',
@@ -153,7 +158,7 @@ export async function runPipeline(
   hooks.log?.(`retraining on ${kept.length} rows`);
   const retrainer = await trainFully(
     tf,
-    trainConfigOf(cfg, 1),
+    trainConfigOf(cfg, 'retrain'),
     subsetSplit(prep.train, kept),
     prep.numClasses,
     'retrain',

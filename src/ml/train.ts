@@ -29,21 +29,6 @@ export interface TrainConfig {
   record: 'eval' | 'train';
 }
 
-/** The paper's recipe (A.4) for a dataset; ResNet-50 and 100 epochs are the paper's scale. */
-export function paperRecipe(gtsrb: boolean, seed = 0): TrainConfig {
-  return {
-    model: 'resnet50',
-    width: 1,
-    epochs: 100,
-    batchSize: gtsrb ? 256 : 128,
-    lr: 1e-3,
-    weightDecay: 1e-4,
-    augment: false,
-    seed,
-    record: 'eval',
-  };
-}
-
 export interface EpochStats {
   epoch: number;
   /** Mean training loss (nats) and accuracy over the epoch's real (unpadded) examples. */

@@ -20,6 +20,7 @@ import {
   type Phase,
   type PhaseResult,
   type PreparedSummary,
+  type RunRecord,
 } from '../storage/runs.ts';
 import { selectBackend, type BackendInfo, type BackendName } from './backend.ts';
 import { registerFastCpuKernels } from './fast-cpu.ts';
@@ -102,6 +103,14 @@ export function createTrainerApi() {
     };
   }
 
+  /** Saves a detection with its run; the retrained model (if any) no longer matches, so it goes. */
+  async function storeDetection(run: RunRecord, record: DetectionRecord): Promise<DetectionRecord> {
+    const { retrain: _stale, ...phases } = run.phases;
+    await saveRun({ ...run, detection: record, phases });
+    await deleteCheckpoint(run.id, 'retrain');
+    return record;
+  }
+
   async function trainingSplit(runId: string, phase: Phase, p: Prepared): Promise<ImageSplit> {
     if (phase === 'probationary') return p.train;
     if (phase === 'baseline') return p.poisoned;
@@ -165,10 +174,7 @@ export function createTrainerApi() {
       const p = await prepared(runId);
       const split = await trainingSplit(runId, phase, p);
       const run = await getRun(runId);
-      const cfg = trainConfigOf(
-        run.config,
-        phase === 'probationary' ? 0 : phase === 'retrain' ? 1 : 2,
-      );
+      const cfg = trainConfigOf(run.config, phase);
       const ckpt = await loadCheckpoint(runId, phase);
       const trainer = new Trainer(
         tf,
@@ -278,16 +284,7 @@ export function createTrainerApi() {
         k: det.k,
         looAuroc: det.looAuroc,
       };
-      await saveRun({
-        ...run,
-        detection: record,
-        phases: {
-          probationary: run.phases.probationary,
-          ...(run.phases.baseline ? { baseline: run.phases.baseline } : {}),
-        },
-      });
-      await deleteCheckpoint(runId, 'retrain');
-      return record;
+      return storeDetection(run, record);
     },
 
     /** Stores a new threshold's removals (the Detect step's slider) with the run. */
@@ -311,16 +308,7 @@ export function createTrainerApi() {
         threshold,
       );
       const record = { ...run.detection, summary };
-      await saveRun({
-        ...run,
-        detection: record,
-        phases: {
-          probationary: run.phases.probationary,
-          ...(run.phases.baseline ? { baseline: run.phases.baseline } : {}),
-        },
-      });
-      await deleteCheckpoint(runId, 'retrain');
-      return record;
+      return storeDetection(run, record);
     },
 
     /** Images and labels of some training rows (for galleries of suspicious examples). */

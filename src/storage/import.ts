@@ -1,6 +1,7 @@
 import { loadDatasetFiles } from '../core/formats/load.ts';
 import { generateDemoDataset } from '../core/demo.ts';
 import type { NamedBytes } from '../core/formats/types.ts';
+import type { Dataset } from '../core/dataset.ts';
 import { DatasetFormatError } from '../core/errors.ts';
 import { browserDecoder } from './image-decoder.ts';
 import { saveDataset, type DatasetManifest } from './datasets.ts';
@@ -21,6 +22,12 @@ export interface ImportResult {
   duplicate: boolean;
 }
 
+function store(ds: Dataset, onProgress?: ImportProgress): Promise<ImportResult> {
+  return saveDataset(ds, {
+    onProgress: (p) => onProgress?.({ stage: 'storing', detail: ds.name, done: p.done, total: p.total, unit: 'bytes' }),
+  });
+}
+
 async function parseAndStore(
   files: NamedBytes[],
   name: string,
@@ -38,16 +45,7 @@ async function parseAndStore(
         unit: p.unit,
       }),
   });
-  return saveDataset(ds, {
-    onProgress: (p) =>
-      onProgress?.({
-        stage: 'storing',
-        detail: ds.name,
-        done: p.done,
-        total: p.total,
-        unit: 'bytes',
-      }),
-  });
+  return store(ds, onProgress);
 }
 
 /** Reads user files (from a picker or a drop), parses them and stores the dataset. */
@@ -121,14 +119,5 @@ export async function importUrl(url: string, onProgress?: ImportProgress): Promi
 /** Generates and stores the built-in demo dataset. */
 export async function importDemo(seed: number, onProgress?: ImportProgress): Promise<ImportResult> {
   const ds = generateDemoDataset({ seed });
-  return saveDataset(ds, {
-    onProgress: (p) =>
-      onProgress?.({
-        stage: 'storing',
-        detail: ds.name,
-        done: p.done,
-        total: p.total,
-        unit: 'bytes',
-      }),
-  });
+  return store(ds, onProgress);
 }

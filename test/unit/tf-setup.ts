@@ -1,10 +1,7 @@
-import * as tf from '@tensorflow/tfjs';
-import { registerFastCpuKernels } from '../../src/ml/fast-cpu.ts';
+import type * as tf from '@tensorflow/tfjs';
+import { setupNodeTf } from '../../src/cli/node-tf.ts';
 
-/** tfjs on its CPU backend with our fast kernels, as the CLI uses it. */
+/** tfjs on its CPU backend with our fast kernels, exactly as the CLI uses it. */
 export async function cpuTf(): Promise<typeof tf> {
-  await tf.setBackend('cpu');
-  await tf.ready();
-  registerFastCpuKernels(tf);
-  return tf;
+  return setupNodeTf();
 }
