@@ -35,7 +35,17 @@ async function cpuKernels() {
   const tf = await setupNodeTf();
   const data = generateDemoDataset({ seed: 1, train: 64, test: 10 }).splits.train!;
   const step = async (): Promise<number> => {
-    const cfg = { model: 'resnet8' as const, width: 1, epochs: 1, batchSize: 64, lr: 1e-3, weightDecay: 1e-4, augment: false, seed: 1, record: 'train' as const };
+    const cfg = {
+      model: 'resnet8' as const,
+      width: 1,
+      epochs: 1,
+      batchSize: 64,
+      lr: 1e-3,
+      weightDecay: 1e-4,
+      augment: false,
+      seed: 1,
+      record: 'train' as const,
+    };
     const tr = new Trainer(tf, cfg, data, 10);
     const t0 = performance.now();
     await tr.trainEpoch();
@@ -50,12 +60,16 @@ async function cpuKernels() {
   const stock = await step();
   registerFastCpuKernels(tf);
   results.cpuTrainStepSpeedup = stock / ours;
-  log(`CPU kernels: ResNet-8 step at batch 64 takes ${stock.toFixed(1)} s with stock tfjs, ${ours.toFixed(2)} s with ours: ${(stock / ours).toFixed(1)}× faster`);
+  log(
+    `CPU kernels: ResNet-8 step at batch 64 takes ${stock.toFixed(1)} s with stock tfjs, ${ours.toFixed(2)} s with ours: ${(stock / ours).toFixed(1)}× faster`,
+  );
   for (const model of ['resnet8', 'resnet20'] as const) {
     const r = await measureThroughput(tf, model, 64, 2);
     (results.trainImagesPerSecond['node-cpu'] ??= {})[model] = r.trainImagesPerSecond;
     (results.recordImagesPerSecond['node-cpu'] ??= {})[model] = r.recordImagesPerSecond;
-    log(`Node CPU ${model}: train ${r.trainImagesPerSecond.toFixed(1)} img/s, record ${r.recordImagesPerSecond.toFixed(1)} img/s (tensors ${r.tensorsBefore} → ${r.tensorsAfter})`);
+    log(
+      `Node CPU ${model}: train ${r.trainImagesPerSecond.toFixed(1)} img/s, record ${r.recordImagesPerSecond.toFixed(1)} img/s (tensors ${r.tensorsBefore} → ${r.tensorsAfter})`,
+    );
   }
 }
 
@@ -71,11 +85,15 @@ function detection() {
   const res = knnScores({ n, epochs, losses }, { clean, anomalous }, 'auto');
   const s = (performance.now() - t0) / 1000;
   results.detectSeconds = s;
-  log(`Detection: k-NN over 50,000 × 100 trajectories vs 750 probes, k chosen by leave-one-out (k = ${res.k}): ${s.toFixed(2)} s`);
+  log(
+    `Detection: k-NN over 50,000 × 100 trajectories vs 750 probes, k chosen by leave-one-out (k = ${res.k}): ${s.toFixed(2)} s`,
+  );
   const t1 = performance.now();
   generateDemoDataset({ seed: 2 });
   results.demoGenerateSeconds = (performance.now() - t1) / 1000;
-  log(`Demo dataset (5,000 + 1,000 images) generated in ${results.demoGenerateSeconds.toFixed(2)} s`);
+  log(
+    `Demo dataset (5,000 + 1,000 images) generated in ${results.demoGenerateSeconds.toFixed(2)} s`,
+  );
 }
 
 async function browser() {
@@ -83,18 +101,33 @@ async function browser() {
   const port = 4190;
   const build = spawn('npx', ['vite', 'build'], { stdio: 'ignore' });
   await new Promise((r) => build.on('exit', r));
-  const server = spawn('npx', ['vite', 'preview', '--port', String(port), '--strictPort'], { stdio: 'ignore', detached: true });
+  const server = spawn('npx', ['vite', 'preview', '--port', String(port), '--strictPort'], {
+    stdio: 'ignore',
+    detached: true,
+  });
   try {
     await new Promise((r) => setTimeout(r, 2500));
     const browserApp = await chromium.launch({
       executablePath,
-      args: ['--no-sandbox', '--enable-unsafe-webgpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-quic'],
+      args: [
+        '--no-sandbox',
+        '--enable-unsafe-webgpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--no-first-run',
+        '--disable-quic',
+      ],
     });
     const steps = Number(process.env.BENCH_STEPS ?? 1);
     for (const backend of ['webgpu', 'webgl', 'cpu']) {
       const page = await browserApp.newPage();
-      await page.goto(`http://127.0.0.1:${port}/${backend === 'webgpu' ? '' : `?backend=${backend}`}`);
-      await page.getByTestId('compute-check').filter({ hasText: 'check passed' }).waitFor({ timeout: 120_000 });
+      await page.goto(
+        `http://127.0.0.1:${port}/${backend === 'webgpu' ? '' : `?backend=${backend}`}`,
+      );
+      await page
+        .getByTestId('compute-check')
+        .filter({ hasText: 'check passed' })
+        .waitFor({ timeout: 120_000 });
       const label = (await page.getByTestId('backend').textContent())?.trim();
       await page.getByText('Diagnostics').click();
       for (const model of ['resnet8', 'resnet20']) {
@@ -107,7 +140,9 @@ async function browser() {
         const key = `chromium-${r.backend}`;
         (results.trainImagesPerSecond[key] ??= {})[model] = r.trainImagesPerSecond;
         (results.recordImagesPerSecond[key] ??= {})[model] = r.recordImagesPerSecond;
-        log(`Chromium ${label} ${model}: train ${r.trainImagesPerSecond.toFixed(2)} img/s, record ${r.recordImagesPerSecond.toFixed(2)} img/s`);
+        log(
+          `Chromium ${label} ${model}: train ${r.trainImagesPerSecond.toFixed(2)} img/s, record ${r.recordImagesPerSecond.toFixed(2)} img/s`,
+        );
         await page.evaluate(() => document.querySelector('[data-testid=speed-result]')?.remove());
       }
       await page.close();
@@ -122,10 +157,15 @@ async function browser() {
     await page.getByTestId('dataset-list').waitFor({ timeout: 60_000 });
     const t0 = performance.now();
     await page.getByTestId('file-input').setInputFiles(file);
-    await page.getByTestId('dataset-list').getByText('data_batch_1.bin').waitFor({ timeout: 600_000 });
+    await page
+      .getByTestId('dataset-list')
+      .getByText('data_batch_1.bin')
+      .waitFor({ timeout: 600_000 });
     const s = (performance.now() - t0) / 1000;
     results.importMBps = bytes.length / 1e6 / s;
-    log(`Import: ${(bytes.length / 1e6).toFixed(1)} MB CIFAR file parsed and stored in IndexedDB in ${s.toFixed(1)} s: ${results.importMBps.toFixed(1)} MB/s (target ≥ 30)`);
+    log(
+      `Import: ${(bytes.length / 1e6).toFixed(1)} MB CIFAR file parsed and stored in IndexedDB in ${s.toFixed(1)} s: ${results.importMBps.toFixed(1)} MB/s (target ≥ 30)`,
+    );
     await browserApp.close();
   } finally {
     if (server.pid) process.kill(-server.pid);

@@ -24,3 +24,10 @@ export function formatDuration(seconds: number): string {
 export function pct(x: number | undefined | null): string {
   return x === undefined || x === null || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(1)}%`;
 }
+
+/** The name of a detection group: in audit mode nothing is known to be clean, so say so. */
+export function groupName(key: string, mode: 'benchmark' | 'audit'): string {
+  if (key === 'clean') return mode === 'audit' ? 'your examples (no ground truth)' : 'clean';
+  if (key === 'all') return 'all poisons';
+  return key;
+}

@@ -162,7 +162,13 @@ export function buildReport(r: ReportInput): Report {
   return {
     tool: 'BaDLoss Lab',
     createdAt: (r.createdAt ?? new Date()).toISOString(),
-    dataset: { name: r.datasetName, classes: r.classes, train: r.trainCount, test: r.testCount, ...(r.fingerprint ? { fingerprint: r.fingerprint } : {}) },
+    dataset: {
+      name: r.datasetName,
+      classes: r.classes,
+      train: r.trainCount,
+      test: r.testCount,
+      ...(r.fingerprint ? { fingerprint: r.fingerprint } : {}),
+    },
     mode: r.config.mode,
     cleanAccuracy: { undefended: r.undefended.cleanAccuracy, defended: r.defended.cleanAccuracy },
     asr: { undefended: r.undefended.asr, defended: r.defended.asr },

@@ -22,11 +22,26 @@ export interface Throughput {
  * (WebGPU and WebGL compile their kernels on first use), then `steps` training steps of
  * `batchSize` demo images and one recording pass over the same images.
  */
-export async function measureThroughput(tf: typeof tfType, model: ModelName, batchSize: number, steps: number): Promise<Throughput> {
+export async function measureThroughput(
+  tf: typeof tfType,
+  model: ModelName,
+  batchSize: number,
+  steps: number,
+): Promise<Throughput> {
   const n = batchSize * steps;
   const ds = generateDemoDataset({ seed: 1, train: n, test: 10 });
   const data = ds.splits.train!;
-  const cfg = { model, width: 1, epochs: 1, batchSize, lr: 1e-3, weightDecay: 1e-4, augment: false, seed: 1, record: 'train' as const };
+  const cfg = {
+    model,
+    width: 1,
+    epochs: 1,
+    batchSize,
+    lr: 1e-3,
+    weightDecay: 1e-4,
+    augment: false,
+    seed: 1,
+    record: 'train' as const,
+  };
   const tensorsBefore = tf.memory().numTensors;
   const warm = new Trainer(tf, cfg, subsetSplit(data, [...Array(batchSize).keys()]), 10);
   await warm.trainEpoch();

@@ -38,9 +38,11 @@ export function registerFastCpuElementwise(tf: Tf): void {
     stock.set(name, current);
     tf.unregisterKernel(name, 'cpu');
     const fallback = current.kernelFunc as unknown as (a: Args) => tfType.TensorInfo;
-    const kernelFunc = (
-      name === 'Sum' || name === 'Mean' ? reduceKernel(name, fallback) : name === 'Tile' ? tileKernel(fallback) : binaryKernel(name, fallback)
-    ) as unknown as tfType.KernelFunc;
+    const kernelFunc = (name === 'Sum' || name === 'Mean'
+      ? reduceKernel(name, fallback)
+      : name === 'Tile'
+        ? tileKernel(fallback)
+        : binaryKernel(name, fallback)) as unknown as tfType.KernelFunc;
     ours.add(kernelFunc);
     tf.registerKernel({ kernelName: name, backendName: 'cpu', kernelFunc });
   }

@@ -20,10 +20,17 @@ type Tf = typeof tfType;
  * trajectories are used, so the retrained and baseline models record from their training pass,
  * which costs nothing, instead of a separate evaluation pass.
  */
-export function trainConfigOf(cfg: RunConfig, phase: 'probationary' | 'retrain' | 'baseline' = 'probationary'): TrainConfig {
+export function trainConfigOf(
+  cfg: RunConfig,
+  phase: 'probationary' | 'retrain' | 'baseline' = 'probationary',
+): TrainConfig {
   const { evalEachEpoch: _unused, ...train } = cfg.train;
   const offset = { probationary: 0, retrain: 1, baseline: 2 }[phase];
-  return { ...train, record: phase === 'probationary' ? train.record : 'train', seed: cfg.seed + offset };
+  return {
+    ...train,
+    record: phase === 'probationary' ? train.record : 'train',
+    seed: cfg.seed + offset,
+  };
 }
 
 /** Clean test accuracy and ASR (+ boosted) of a trained model (SPEC §6). */

@@ -143,6 +143,7 @@ export class Trainer {
   private readonly batchBuf: Float32Array;
   private startTime = 0;
   private imagesSeen = 0;
+  private warmedUp = false;
 
   constructor(
     tf: Tf,
@@ -289,6 +290,14 @@ export class Trainer {
       seen += real;
       this.imagesSeen += real;
       pending.push({ ...out, idx: Uint32Array.from(idx), real });
+      if (!this.warmedUp) {
+        // The first step compiles every kernel (WebGPU/WebGL shaders): wait for it, then start
+        // the clock, so images/s and the ETA measure steady-state training.
+        await drain();
+        this.warmedUp = true;
+        this.startTime = performance.now();
+        this.imagesSeen = 0;
+      }
       if (pending.length >= READBACK_EVERY || s === steps - 1) {
         await drain();
         const ips = this.throughput();

@@ -188,9 +188,23 @@ export function createTrainerApi() {
         await trainer.predict(subsetSplit(split, [0]));
         while (!trainer.done) {
           const stats = await trainer.trainEpoch(onProgress, () => pauseRequested);
-          if (!stats) return { history: trainer.history, done: false, rows: split.count, model: trainer.model.describe() };
+          if (!stats)
+            return {
+              history: trainer.history,
+              done: false,
+              rows: split.count,
+              model: trainer.model.describe(),
+            };
           if (run.config.train.evalEachEpoch) {
-            onProgress?.({ phase: 'evaluate', epoch: trainer.epoch - 1, epochs: cfg.epochs, done: 0, total: 1, imagesPerSecond: 0, etaSeconds: NaN });
+            onProgress?.({
+              phase: 'evaluate',
+              epoch: trainer.epoch - 1,
+              epochs: cfg.epochs,
+              done: 0,
+              total: 1,
+              imagesPerSecond: 0,
+              etaSeconds: NaN,
+            });
             await evaluateEpoch(trainer, p.test, p.triggered);
           }
           await saveCheckpoint(runId, phase, await trainer.checkpoint());

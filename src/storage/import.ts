@@ -24,7 +24,14 @@ export interface ImportResult {
 
 function store(ds: Dataset, onProgress?: ImportProgress): Promise<ImportResult> {
   return saveDataset(ds, {
-    onProgress: (p) => onProgress?.({ stage: 'storing', detail: ds.name, done: p.done, total: p.total, unit: 'bytes' }),
+    onProgress: (p) =>
+      onProgress?.({
+        stage: 'storing',
+        detail: ds.name,
+        done: p.done,
+        total: p.total,
+        unit: 'bytes',
+      }),
   });
 }
 

@@ -93,4 +93,3 @@ test('cancelling an import halfway stores nothing and keeps what was there', asy
   await expect(page.getByTestId('dataset-list')).not.toContainText('big.bin');
   expect(await storedKeys(page)).toEqual(before);
 });
-

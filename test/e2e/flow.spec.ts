@@ -39,7 +39,9 @@ test('the quick demo runs the whole flow: data → attacks → probes → train 
   await expect(summary).toContainText('160 images');
   await expect(summary).toContainText('Patch (BadNets checkerboard)');
   // the browser built byte-for-byte the training set Node builds from the same seed
-  const node = await splitFingerprint(prepareExperiment(generateDemoDataset({ seed: 0 }), tinyQuickDemo()).train);
+  const node = await splitFingerprint(
+    prepareExperiment(generateDemoDataset({ seed: 0 }), tinyQuickDemo()).train,
+  );
   await expect(page.getByTestId('fingerprint')).toHaveText(node.slice(0, 16));
 
   await nav('Train').click();

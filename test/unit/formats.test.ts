@@ -83,10 +83,16 @@ describe('CIFAR binary', () => {
   });
 
   it('rejects an empty dataset file and a corrupt archive', async () => {
-    await expect(loadDatasetFiles([{ name: 'data_batch_1.bin', bytes: new Uint8Array(0) }])).rejects.toThrow(/data_batch_1\.bin: 0 bytes is not a whole number/);
-    await expect(loadDatasetFiles([{ name: 'cifar-10-binary.tar.gz', bytes: text('not gzip at all') }])).rejects.toThrow(/cifar-10-binary\.tar\.gz: not a valid gzip file/);
+    await expect(
+      loadDatasetFiles([{ name: 'data_batch_1.bin', bytes: new Uint8Array(0) }]),
+    ).rejects.toThrow(/data_batch_1\.bin: 0 bytes is not a whole number/);
+    await expect(
+      loadDatasetFiles([{ name: 'cifar-10-binary.tar.gz', bytes: text('not gzip at all') }]),
+    ).rejects.toThrow(/cifar-10-binary\.tar\.gz: not a valid gzip file/);
     const emptyZip = zip({ 'readme.txt': text('nothing here') });
-    await expect(loadDatasetFiles([{ name: 'empty.zip', bytes: emptyZip }])).rejects.toThrow(/empty\.zip: no dataset recognised/);
+    await expect(loadDatasetFiles([{ name: 'empty.zip', bytes: emptyZip }])).rejects.toThrow(
+      /empty\.zip: no dataset recognised/,
+    );
   });
 
   it('rejects an empty set of files and unknown files', async () => {

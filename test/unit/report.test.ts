@@ -4,7 +4,12 @@ import { preset, keptRows, prepareExperiment } from '../../src/core/experiment.t
 import { validateRunConfig } from '../../src/core/config.ts';
 import { summarizeDetection, buildReport, flaggedCsv, reportHtml } from '../../src/core/report.ts';
 import { generateDemoDataset } from '../../src/core/demo.ts';
-import { PROBE_BACKDOOR, PROBE_CLEAN, PROBE_MISLABELED, PROBE_NONE } from '../../src/core/probes.ts';
+import {
+  PROBE_BACKDOOR,
+  PROBE_CLEAN,
+  PROBE_MISLABELED,
+  PROBE_NONE,
+} from '../../src/core/probes.ts';
 import type { ResolvedAttack } from '../../src/core/attacks/plan.ts';
 
 describe('run configuration', () => {
@@ -21,7 +26,9 @@ describe('run configuration', () => {
     expect(decodeConfig('#cfg=@@@').config).toBeUndefined();
     const bad = { ...preset('quick'), train: { ...preset('quick').train, epochs: 0 } };
     expect(() => validateRunConfig(bad)).toThrow(/epochs = 0 is invalid/);
-    expect(() => validateRunConfig({ ...preset('quick'), attacks: [{ id: 'nope' }] })).toThrow(/unknown attack "nope"/);
+    expect(() => validateRunConfig({ ...preset('quick'), attacks: [{ id: 'nope' }] })).toThrow(
+      /unknown attack "nope"/,
+    );
     expect(decodeConfig(encodeConfig(bad)).config).toBeUndefined();
   });
 });
@@ -29,16 +36,27 @@ describe('run configuration', () => {
 describe('experiments', () => {
   const ds = generateDemoDataset({ seed: 4, train: 600, test: 200 });
   it('benchmark mode: probes overwrite untouched training rows; the test set stays whole', () => {
-    const cfg = { ...preset('quick'), limit: undefined, probes: { n: 20, trigger: 'patch' as const, trusted: 'train-untouched' as const } };
+    const cfg = {
+      ...preset('quick'),
+      limit: undefined,
+      probes: { n: 20, trigger: 'patch' as const, trusted: 'train-untouched' as const },
+    };
     const p = prepareExperiment(ds, cfg);
     expect(p.train.count).toBe(600);
     expect(p.test.count).toBe(200);
     expect(p.triggered.map((t) => t.attack)).toEqual(['patch', 'blend-r']);
-    for (let i = 0; i < 600; i++) if (p.probes.probeKind[i] !== PROBE_NONE) expect(p.truth[i]).toBe(-1);
+    for (let i = 0; i < 600; i++)
+      if (p.probes.probeKind[i] !== PROBE_NONE) expect(p.truth[i]).toBe(-1);
     expect(Array.from(p.sourceLabels)).toEqual(Array.from(ds.splits.train!.labels));
   });
   it('audit mode: probes come from the test split, which then shrinks', () => {
-    const cfg = { ...preset('quick'), mode: 'audit' as const, attacks: [], limit: undefined, probes: { n: 10, trigger: 'patch' as const, trusted: 'test' as const } };
+    const cfg = {
+      ...preset('quick'),
+      mode: 'audit' as const,
+      attacks: [],
+      limit: undefined,
+      probes: { n: 10, trigger: 'patch' as const, trusted: 'test' as const },
+    };
     const p = prepareExperiment(ds, cfg);
     expect(p.train.count).toBe(630);
     expect(p.test.count).toBe(170);
@@ -47,16 +65,27 @@ describe('experiments', () => {
     // source labels of appended probes are the trusted examples' true labels
     const used = p.probes.trustedUsed!;
     used.forEach((ti, j) => expect(p.sourceLabels[600 + j]).toBe(ds.splits.test!.labels[ti]));
-    expect(() => prepareExperiment(ds, { ...cfg, attacks: [{ id: 'patch' }] })).toThrow(/audit mode takes no attacks/);
+    expect(() => prepareExperiment(ds, { ...cfg, attacks: [{ id: 'patch' }] })).toThrow(
+      /audit mode takes no attacks/,
+    );
   });
   it('retraining keeps unflagged rows and clean probes, drops backdoor and mislabeled probes', () => {
-    const kinds = Uint8Array.from([PROBE_NONE, PROBE_CLEAN, PROBE_BACKDOOR, PROBE_MISLABELED, PROBE_NONE, PROBE_NONE]);
+    const kinds = Uint8Array.from([
+      PROBE_NONE,
+      PROBE_CLEAN,
+      PROBE_BACKDOOR,
+      PROBE_MISLABELED,
+      PROBE_NONE,
+      PROBE_NONE,
+    ]);
     expect(keptRows([4], kinds)).toEqual([0, 1, 5]);
   });
 });
 
 describe('detection summary and report', () => {
-  const attacks: ResolvedAttack[] = [{ id: 'patch', target: 1, ratio: 0.1, strength: 1, params: {}, indices: [0, 1] }];
+  const attacks: ResolvedAttack[] = [
+    { id: 'patch', target: 1, ratio: 0.1, strength: 1, params: {}, indices: [0, 1] },
+  ];
   const truth = Int8Array.from([0, 0, -1, -1, -1, -1]);
   const kinds = Uint8Array.from([0, 0, 0, 0, PROBE_CLEAN, PROBE_BACKDOOR]);
   const labels = Uint8Array.from([1, 1, 0, 2, 0, 1]);
@@ -95,8 +124,15 @@ describe('detection summary and report', () => {
     expect(r.averageAsr.undefended).toBe(0.8);
     expect(r.detection.auroc.patch).toBe(0.75);
     expect(r.detection.removed.clean).toBe(1);
-    const csv = flaggedCsv(s, scores, labels, ['a', 'b', 'c'], (i) => (truth[i] >= 0 ? 'patch' : 'clean'));
-    expect(csv.trim().split('\n')).toEqual(['index,score,label,class,truth', '0,0.900000,1,"b",patch', '2,0.500000,0,"a",clean', '1,0.200000,1,"b",patch']);
+    const csv = flaggedCsv(s, scores, labels, ['a', 'b', 'c'], (i) =>
+      truth[i] >= 0 ? 'patch' : 'clean',
+    );
+    expect(csv.trim().split('\n')).toEqual([
+      'index,score,label,class,truth',
+      '0,0.900000,1,"b",patch',
+      '2,0.500000,0,"a",clean',
+      '1,0.200000,1,"b",patch',
+    ]);
     const html = reportHtml(r);
     expect(html).toContain('x &lt;script&gt;');
     expect(html).not.toMatch(/<script|src=|href=/);

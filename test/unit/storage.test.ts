@@ -2,7 +2,15 @@ import 'fake-indexeddb/auto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { clear, keys } from 'idb-keyval';
 import { labStore } from '../../src/storage/db.ts';
-import { CHUNK_BYTES, deleteDataset, listDatasets, loadDataset, removeOrphans, renameDataset, saveDataset } from '../../src/storage/datasets.ts';
+import {
+  CHUNK_BYTES,
+  deleteDataset,
+  listDatasets,
+  loadDataset,
+  removeOrphans,
+  renameDataset,
+  saveDataset,
+} from '../../src/storage/datasets.ts';
 import { generateDemoDataset } from '../../src/core/demo.ts';
 import { IMAGE_BYTES } from '../../src/core/dataset.ts';
 
@@ -39,7 +47,9 @@ describe('dataset storage', () => {
     expect(manifest.splits.train?.chunks).toBe(Math.ceil((3000 * IMAGE_BYTES) / CHUNK_BYTES));
     expect(manifest.splits.train?.labelCounts.reduce((a, b) => a + b)).toBe(3000);
     const back = await loadDataset(manifest.id);
-    expect(Buffer.from(back.splits.train!.images).equals(Buffer.from(small.splits.train!.images))).toBe(true);
+    expect(
+      Buffer.from(back.splits.train!.images).equals(Buffer.from(small.splits.train!.images)),
+    ).toBe(true);
     expect(back.splits.test!.labels).toEqual(small.splits.test!.labels);
     expect((await listDatasets()).map((m) => m.name)).toEqual([small.name]);
     await renameDataset(manifest.id, '  My demo ');
@@ -62,7 +72,9 @@ describe('dataset storage', () => {
     await saveDataset(other);
     const before = await storedKeys();
     quota = { usage: 5_000_000, quota: 8_000_000 };
-    await expect(saveDataset(small)).rejects.toThrow(/needs 9\.8 MB of browser storage but only 3\.0 MB is free/);
+    await expect(saveDataset(small)).rejects.toThrow(
+      /needs 9\.8 MB of browser storage but only 3\.0 MB is free/,
+    );
     expect(await storedKeys()).toEqual(before);
   });
 
@@ -73,11 +85,17 @@ describe('dataset storage', () => {
     const put = proto.put;
     let calls = 0;
     proto.put = function (this: IDBObjectStore, ...args: Parameters<typeof put>) {
-      if (++calls === 2) throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
+      if (++calls === 2)
+        throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
       return put.apply(this, args);
     };
     try {
-      await expect(saveDataset(small)).rejects.toMatchObject({ name: 'QuotaError', message: expect.stringMatching(/browser storage is full: .* needs 9\.8 MB.*nothing was stored/) });
+      await expect(saveDataset(small)).rejects.toMatchObject({
+        name: 'QuotaError',
+        message: expect.stringMatching(
+          /browser storage is full: .* needs 9\.8 MB.*nothing was stored/,
+        ),
+      });
     } finally {
       proto.put = put;
     }
@@ -87,7 +105,9 @@ describe('dataset storage', () => {
 
   it('a cancelled write removes its chunks; orphans of a crashed import are cleaned up', async () => {
     let polls = 0;
-    await expect(saveDataset(small, { cancelled: () => ++polls > 1 })).rejects.toMatchObject({ name: 'CancelledError' });
+    await expect(saveDataset(small, { cancelled: () => ++polls > 1 })).rejects.toMatchObject({
+      name: 'CancelledError',
+    });
     expect(await storedKeys()).toEqual([]);
     // a crash after chunks but before the manifest: chunks without a manifest are orphans
     const { set } = await import('idb-keyval');
