@@ -90,7 +90,11 @@ export async function trainFully(
     const s = await tr.trainEpoch((p) => hooks.progress?.(stage, p));
     if (!s) continue;
     if (each) await evaluateEpoch(tr, each.test, each.triggered);
-    const t = s.test ? `; test acc ${(100 * s.test.cleanAccuracy).toFixed(1)}%` : '';
+    const t = s.test
+      ? `; test acc ${(100 * s.test.cleanAccuracy).toFixed(1)}%${Object.entries(s.test.asr)
+          .map(([id, v]) => `, ASR ${id} ${(100 * v).toFixed(1)}%`)
+          .join('')}`
+      : '';
     hooks.log?.(
       `${stage}: epoch ${s.epoch + 1}/${cfg.epochs} loss ${s.loss.toFixed(3)} acc ${(100 * s.accuracy).toFixed(1)}%${t} (${s.imagesPerSecond.toFixed(0)} img/s)`,
     );
