@@ -21,7 +21,12 @@ describe('efficacy (demo set, patch + blend-r at 5%)', () => {
     ]);
     expect(cfg.train.epochs).toBeLessThanOrEqual(10);
     const lines: string[] = [];
-    const { report } = await runPipeline(tf, generateDemoDataset({ seed: 0 }), cfg, { log: (l) => lines.push(l) });
+    const { report } = await runPipeline(tf, generateDemoDataset({ seed: 0 }), cfg, {
+      log: (l) => lines.push(l),
+    });
+    lines.push(
+      `patch ASR ${report.asr.undefended.patch} → ${report.asr.defended.patch}; clean accuracy ${report.cleanAccuracy.undefended} → ${report.cleanAccuracy.defended}; removed ${JSON.stringify(report.detection.removed)}`,
+    );
     console.log(lines.join('\n'));
     expect(report.detection.auroc.patch).toBeGreaterThanOrEqual(0.9);
     expect(report.asr.undefended.patch).toBeGreaterThan(0.2);
