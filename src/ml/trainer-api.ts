@@ -183,6 +183,7 @@ export function createTrainerApi() {
         p.numClasses,
         ckpt && ckpt.count === split.count ? ckpt : undefined,
       );
+      const model = trainer.model.describe();
       try {
         // Warm the pipelines up before timing starts (WebGPU compiles shaders on first use).
         await trainer.predict(subsetSplit(split, [0]));
@@ -193,7 +194,7 @@ export function createTrainerApi() {
               history: trainer.history,
               done: false,
               rows: split.count,
-              model: trainer.model.describe(),
+              model,
             };
           if (run.config.train.evalEachEpoch) {
             onProgress?.({
@@ -213,7 +214,7 @@ export function createTrainerApi() {
             ...cur,
             phases: {
               ...cur.phases,
-              [phase]: { history: trainer.history, done: false, rows: split.count },
+              [phase]: { history: trainer.history, done: false, rows: split.count, model },
             },
           });
         }
@@ -232,6 +233,7 @@ export function createTrainerApi() {
           evaluation,
           done: true,
           rows: split.count,
+          model,
         };
         const cur = await getRun(runId);
         await saveRun({ ...cur, phases: { ...cur.phases, [phase]: result } });
