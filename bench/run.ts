@@ -131,8 +131,8 @@ async function browser() {
       const label = (await page.getByTestId('backend').textContent())?.trim();
       await page.getByText('Diagnostics').click();
       for (const model of ['resnet8', 'resnet20']) {
-        await page.getByLabel('Model', { exact: true }).last().selectOption(model);
-        await page.getByLabel('Steps').fill(String(steps));
+        await page.getByLabel('Speed test model').selectOption(model);
+        await page.getByLabel('Speed test steps').fill(String(steps));
         await page.getByRole('button', { name: 'Measure training speed' }).click();
         const el = page.getByTestId('speed-result');
         await el.waitFor({ timeout: 1_200_000 });

@@ -242,10 +242,13 @@ export class ResNet {
 
   private addBn(name: string, c: number): void {
     const tf = this.tf;
-    this.params.set(`${name}.g`, tf.variable(tf.ones([c]), true, `${this.uid}/${name}.g`));
-    this.params.set(`${name}.b`, tf.variable(tf.zeros([c]), true, `${this.uid}/${name}.b`));
-    this.buffers.set(`${name}.rm`, tf.variable(tf.zeros([c]), false, `${this.uid}/${name}.rm`));
-    this.buffers.set(`${name}.rv`, tf.variable(tf.ones([c]), false, `${this.uid}/${name}.rv`));
+    this.params.set(`${name}.g`, makeVariable(tf, tf.ones([c]), true, `${this.uid}/${name}.g`));
+    this.params.set(`${name}.b`, makeVariable(tf, tf.zeros([c]), true, `${this.uid}/${name}.b`));
+    this.buffers.set(
+      `${name}.rm`,
+      makeVariable(tf, tf.zeros([c]), false, `${this.uid}/${name}.rm`),
+    );
+    this.buffers.set(`${name}.rv`, makeVariable(tf, tf.ones([c]), false, `${this.uid}/${name}.rv`));
   }
 
   private addParam(
@@ -261,6 +264,21 @@ export class ResNet {
     else if (kind === 'uniform')
       for (let i = 0; i < size; i++) values[i] = (rng.float() * 2 - 1) * scale;
     const tf = this.tf;
-    this.params.set(name, tf.variable(tf.tensor(values, shape), true, `${this.uid}/${name}`));
+    this.params.set(name, makeVariable(tf, tf.tensor(values, shape), true, `${this.uid}/${name}`));
   }
+}
+
+/**
+ * A variable holding `init`'s values; `init` itself is disposed. (tf.variable shares the data
+ * but leaves the initial tensor registered: one leaked tensor per variable otherwise.)
+ */
+export function makeVariable(
+  tf: Tf,
+  init: tfType.Tensor,
+  trainable: boolean,
+  name?: string,
+): tfType.Variable {
+  const v = tf.variable(init, trainable, name);
+  init.dispose();
+  return v;
 }

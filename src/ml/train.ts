@@ -2,7 +2,7 @@ import type * as tfType from '@tensorflow/tfjs';
 import { InvalidOptionError } from '../core/errors.ts';
 import { IMAGE_BYTES, IMAGE_SIZE, type ImageSplit } from '../core/dataset.ts';
 import { Rng } from '../core/rng.ts';
-import { ResNet, type BnStats, type ModelName } from './resnet.ts';
+import { makeVariable, ResNet, type BnStats, type ModelName } from './resnet.ts';
 
 type Tf = typeof tfType;
 
@@ -166,8 +166,8 @@ export class Trainer {
       seed: config.seed,
     });
     for (const [name, p] of this.model.params) {
-      this.m.set(name, tf.variable(tf.zerosLike(p), false));
-      this.v.set(name, tf.variable(tf.zerosLike(p), false));
+      this.m.set(name, makeVariable(tf, tf.zerosLike(p), false));
+      this.v.set(name, makeVariable(tf, tf.zerosLike(p), false));
     }
     this.norm = channelStats(data.images);
     this.batchBuf = new Float32Array(config.batchSize * IMAGE_BYTES);
