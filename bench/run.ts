@@ -5,7 +5,7 @@
  *   trainImagesPerSecond[backend][model], recordImagesPerSecond[backend][model]   (batch 64)
  *   detectSeconds                       k-NN scores of 50,000 × 100 trajectories against 750 probes
  *   importMBps                          a 50,000-record CIFAR file (153.6 MB) into IndexedDB in Chromium
- * Set BENCH_BROWSER=0 to skip the Chromium part, BENCH_STEPS to change the browser's step count.
+ * Set BENCH_NODE=0 or BENCH_BROWSER=0 to skip a part, BENCH_STEPS to change the browser's step count.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -172,7 +172,9 @@ async function browser() {
   }
 }
 
-await cpuKernels();
-detection();
+if (process.env.BENCH_NODE !== '0') {
+  await cpuKernels();
+  detection();
+}
 if (process.env.BENCH_BROWSER !== '0') await browser();
 log(JSON.stringify(results));
