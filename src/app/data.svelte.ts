@@ -72,9 +72,15 @@ export class DataState {
     this.runId++;
     this.worker?.terminate();
     this.worker = null;
-    this.importing = null;
-    await removeOrphans();
-    await this.refresh();
+    // Keep the progress bar (as "cancelling") until the partial data is gone.
+    if (this.importing)
+      this.importing = { ...this.importing, detail: `${this.importing.detail} — cancelling` };
+    try {
+      await removeOrphans();
+      await this.refresh();
+    } finally {
+      this.importing = null;
+    }
   }
 
   async rename(id: string, name: string): Promise<void> {

@@ -21,21 +21,35 @@ import type { DetectOptions } from './detect/index.ts';
 /** Where trusted examples for probes come from (SPEC §3). */
 export type TrustedSource = 'train-untouched' | 'test';
 
+/** The training recipe (SPEC §4), shared by every phase of a run; src/ml adds the seed. */
+export interface TrainRecipe {
+  model: 'resnet8' | 'resnet20' | 'resnet18' | 'resnet50';
+  /** Channel multiplier of the model. */
+  width: number;
+  epochs: number;
+  batchSize: number;
+  /** Peak learning rate of AdamW; cosine-annealed to 0 over the run, per step. */
+  lr: number;
+  /** Decoupled weight decay (AdamW): p ← p − lr·wd·p, applied to every parameter. */
+  weightDecay: number;
+  /** Random crop (4 px zero padding) and horizontal flip; off in the paper. */
+  augment: boolean;
+  /**
+   * Where each epoch's trajectory column comes from: 'eval' = a separate evaluation-mode pass
+   * over every training example after the epoch (the paper; costs one forward pass per example);
+   * 'train' = the per-example losses of the epoch's own training forward passes (free, but in
+   * training mode — batch statistics, weights changing during the epoch — so noisier).
+   */
+  record: 'eval' | 'train';
+}
+
 /** The whole configuration of a run; serializable, and round-trips through the URL hash. */
 export interface RunConfig {
   /** Benchmark: attacks injected by us, ground truth known. Audit: the user's own data, no truth. */
   mode: 'benchmark' | 'audit';
   attacks: AttackRequest[];
   probes: { n: number; trigger: AttackId; trusted: TrustedSource };
-  train: {
-    model: 'resnet8' | 'resnet20' | 'resnet18' | 'resnet50';
-    width: number;
-    epochs: number;
-    batchSize: number;
-    lr: number;
-    weightDecay: number;
-    augment: boolean;
-    record: 'eval' | 'train';
+  train: TrainRecipe & {
     /** Also measure test accuracy and ASR after every epoch (costs one test pass per epoch). */
     evalEachEpoch?: boolean;
   };
@@ -160,6 +174,12 @@ export function keptRows(flagged: ArrayLike<number>, probeKind: Uint8Array): num
  */
 export type PresetName = 'paper' | 'quick' | 'tiny';
 
+/** The demo presets' attacks: a local trigger and a global one, 5% of the training set each. */
+const DEMO_ATTACKS: AttackRequest[] = [
+  { id: 'patch', ratio: 0.05 },
+  { id: 'blend-r', ratio: 0.05 },
+];
+
 export function preset(name: PresetName, gtsrb = false): RunConfig {
   const detect: DetectOptions = { method: 'knn', k: 'auto', threshold: 0.1 };
   switch (name) {
@@ -187,10 +207,7 @@ export function preset(name: PresetName, gtsrb = false): RunConfig {
       // a few minutes on a laptop GPU.
       return {
         mode: 'benchmark',
-        attacks: [
-          { id: 'patch', ratio: 0.05 },
-          { id: 'blend-r', ratio: 0.05 },
-        ],
+        attacks: DEMO_ATTACKS.map((a) => ({ ...a })),
         probes: { n: 100, trigger: 'sinusoid', trusted: 'train-untouched' },
         train: {
           model: 'resnet8',
@@ -212,10 +229,7 @@ export function preset(name: PresetName, gtsrb = false): RunConfig {
       // 4–5 (ASR ≈ 0.9 at epoch 8) — with fewer images or epochs it often does not at all.
       return {
         mode: 'benchmark',
-        attacks: [
-          { id: 'patch', ratio: 0.05 },
-          { id: 'blend-r', ratio: 0.05 },
-        ],
+        attacks: DEMO_ATTACKS.map((a) => ({ ...a })),
         probes: { n: 50, trigger: 'sinusoid', trusted: 'train-untouched' },
         train: {
           model: 'resnet8',

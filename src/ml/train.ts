@@ -1,32 +1,16 @@
 import type * as tfType from '@tensorflow/tfjs';
 import { InvalidOptionError } from '../core/errors.ts';
+import type { TrainRecipe } from '../core/experiment.ts';
 import { IMAGE_BYTES, IMAGE_SIZE, type ImageSplit } from '../core/dataset.ts';
 import { Rng } from '../core/rng.ts';
 import { makeVariable, ResNet, type BnStats, type ModelName } from './resnet.ts';
 
 type Tf = typeof tfType;
 
-/** The training recipe (SPEC §4). */
-export interface TrainConfig {
+/** A training recipe (SPEC §4, see TrainRecipe) with the seed of its initialization and shuffling. */
+export interface TrainConfig extends Omit<TrainRecipe, 'model'> {
   model: ModelName;
-  /** Channel multiplier of the model. */
-  width: number;
-  epochs: number;
-  batchSize: number;
-  /** Peak learning rate of AdamW; cosine-annealed to 0 over the run, per step. */
-  lr: number;
-  /** Decoupled weight decay (AdamW): p ← p − lr·wd·p, applied to every parameter. */
-  weightDecay: number;
-  /** Random crop (4 px zero padding) and horizontal flip; off in the paper. */
-  augment: boolean;
   seed: number;
-  /**
-   * Where each epoch's trajectory column comes from: 'eval' = a separate evaluation-mode pass
-   * over every training example after the epoch (the paper; costs one forward pass per example);
-   * 'train' = the per-example losses of the epoch's own training forward passes (free, but in
-   * training mode — batch statistics, weights changing during the epoch — so noisier).
-   */
-  record: 'eval' | 'train';
 }
 
 export interface EpochStats {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { registerFastCpuKernels, restoreStockCpuKernels } from '../../src/ml/fast-cpu.ts';
 import { Rng } from '../../src/core/rng.ts';
+import { cpuTf } from './tf-setup.ts';
 
 function rand(shape: number[], rng: Rng, sparsity = 0): tf.Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
@@ -44,7 +45,7 @@ describe('fast CPU kernels match the stock kernels', () => {
     { x: [2, 11, 11, 5], f: [5, 5, 5, 2], stride: 3, pad: 'valid' },
   ];
   it('on random convolution shapes, strides and paddings (forward and both gradients)', async () => {
-    await tf.setBackend('cpu');
+    await cpuTf();
     const rng = new Rng(1);
     for (const c of cases) {
       const x = rand(c.x, rng, 0.4) as tf.Tensor4D;
@@ -68,7 +69,7 @@ describe('fast CPU kernels match the stock kernels', () => {
     }
   });
   it('on broadcasting binary ops and reductions', async () => {
-    await tf.setBackend('cpu');
+    await cpuTf();
     const rng = new Rng(2);
     const big = rand([3, 4, 5, 6], rng);
     for (const small of [
