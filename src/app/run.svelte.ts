@@ -49,14 +49,7 @@ export class RunState {
     const det = this.record?.detection;
     const ctx = this.context;
     if (!det || !ctx || this.threshold === null) return det?.summary ?? null;
-    const attacks = (this.record?.prepared?.attacks ?? []).map((a) => ({
-      id: a.id as never,
-      target: a.target,
-      ratio: 0,
-      strength: 1,
-      params: {},
-      indices: [],
-    }));
+    const attacks = ctx.attackIds.map((id) => ({ id }));
     return summarizeDetection(
       {
         method: det.summary.method as DetectOptions['method'],

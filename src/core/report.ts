@@ -27,12 +27,13 @@ export interface DetectionSummary {
 /**
  * Summarizes a detection against the ground truth (benchmark) or without it (audit: `truth` all
  * −1, so only clean removals and per-class counts are reported — nothing is invented).
+ * Only each attack's id is needed (its index in `attacks` is what `truth` holds).
  */
 export function summarizeDetection(
   det: Detection,
   truth: Int8Array,
   probeKind: Uint8Array,
-  attacks: ResolvedAttack[],
+  attacks: readonly Pick<ResolvedAttack, 'id'>[],
   labels: Uint8Array,
   numClasses: number,
   threshold = det.threshold,

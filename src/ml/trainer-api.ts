@@ -3,10 +3,10 @@ import '@tensorflow/tfjs-backend-webgpu';
 import { InvalidOptionError } from '../core/errors.ts';
 import { splitFingerprint, subsetSplit, type ImageSplit } from '../core/dataset.ts';
 import { prepareExperiment, keptRows, type Prepared } from '../core/experiment.ts';
-import { detect } from '../core/detect/index.ts';
+import { detect, type Detection } from '../core/detect/index.ts';
 import { probeRowsFromKinds } from '../core/detect/knn.ts';
 import { buildReport, summarizeDetection } from '../core/report.ts';
-import { ATTACK_NAMES } from '../core/attacks/triggers.ts';
+import { ATTACK_NAMES, type AttackId } from '../core/attacks/triggers.ts';
 import { labelCounts } from '../core/dataset.ts';
 import type { DetectOptions } from '../core/detect/index.ts';
 import { loadDataset } from '../storage/datasets.ts';
@@ -41,7 +41,7 @@ export interface DetectionContext {
   truth: Int8Array;
   probeKind: Uint8Array;
   labels: Uint8Array;
-  attackIds: string[];
+  attackIds: AttackId[];
 }
 
 /**
@@ -101,6 +101,19 @@ export function createTrainerApi() {
       classCounts: labelCounts(p.train.labels, C),
       fingerprint: await splitFingerprint(p.train),
     };
+  }
+
+  /** Removals and AUROC of a detection over the run's training set, at `threshold`. */
+  function summarizeFor(p: Prepared, det: Detection, threshold: number) {
+    return summarizeDetection(
+      det,
+      p.truth,
+      p.probes.probeKind,
+      p.attacks,
+      p.train.labels,
+      p.numClasses,
+      threshold,
+    );
   }
 
   /** Saves a detection with its run; the retrained model (if any) no longer matches, so it goes. */
@@ -286,14 +299,7 @@ export function createTrainerApi() {
         probeRowsFromKinds(p.probes.probeKind),
         options,
       );
-      const summary = summarizeDetection(
-        det,
-        p.truth,
-        p.probes.probeKind,
-        p.attacks,
-        p.train.labels,
-        p.numClasses,
-      );
+      const summary = summarizeFor(p, det, det.threshold);
       const record: DetectionRecord = {
         summary,
         scores: det.scores,
@@ -314,15 +320,7 @@ export function createTrainerApi() {
         scores: run.detection.scores,
         threshold,
       };
-      const summary = summarizeDetection(
-        det,
-        p.truth,
-        p.probes.probeKind,
-        p.attacks,
-        p.train.labels,
-        p.numClasses,
-        threshold,
-      );
+      const summary = summarizeFor(p, det, threshold);
       const record = { ...run.detection, summary };
       return storeDetection(run, record);
     },
