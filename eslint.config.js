@@ -23,23 +23,54 @@ export default ts.config(
     languageOptions: { parserOptions: { parser: ts.parser, extraFileExtensions: ['.svelte'] } },
   },
   {
-    // The math has no imports: src/core stays free of the browser, tfjs and storage.
+    // The math has no imports: src/core, at every depth, stays free of the browser, tfjs,
+    // storage, the app and the engine. Imports are matched at any nesting ('../../ml/…').
     files: ['src/core/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
         {
           patterns: [
-            '@tensorflow/*',
-            'idb-keyval',
-            'comlink',
-            'svelte',
-            'svelte/*',
-            '../ml/*',
-            '../storage/*',
-            '../app/*',
+            {
+              group: ['@tensorflow/*', 'idb-keyval', 'comlink', 'svelte', 'svelte/*'],
+              message: 'src/core is pure TypeScript: no tfjs, IndexedDB, comlink or Svelte.',
+            },
+            {
+              group: ['**/ml', '**/ml/**', '**/storage', '**/storage/**', '**/app', '**/app/**'],
+              message: 'src/core imports nothing from src/ml, src/storage or src/app.',
+            },
+            {
+              group: ['node:*', 'fs', 'path', 'os', 'child_process', 'worker_threads'],
+              message: 'src/core runs in the browser too: no Node built-ins.',
+            },
           ],
         },
+      ],
+      'no-restricted-globals': [
+        'error',
+        ...[
+          'window',
+          'document',
+          'navigator',
+          'location',
+          'history',
+          'localStorage',
+          'sessionStorage',
+          'indexedDB',
+          'self',
+          'Worker',
+          'OffscreenCanvas',
+          'HTMLElement',
+          'HTMLCanvasElement',
+          'Image',
+          'createImageBitmap',
+          'fetch',
+          'XMLHttpRequest',
+          'postMessage',
+          'caches',
+          'alert',
+          'process',
+        ].map((name) => ({ name, message: `src/core is pure: no ${name} (DOM or Node global).` })),
       ],
     },
   },

@@ -1,6 +1,6 @@
 import { PROBE_BACKDOOR, PROBE_CLEAN, PROBE_MISLABELED, PROBE_NONE } from '../core/probes.ts';
 import { ATTACK_NAMES, type AttackId } from '../core/attacks/triggers.ts';
-import type { DetectionContext } from '../ml/trainer-api.ts';
+import type { DetectionContext } from '../core/run.ts';
 
 /** A group of training rows drawn in one colour: clean, each attack, each probe kind. */
 export interface Group {

@@ -1,7 +1,7 @@
 import { proxy } from 'comlink';
 import type { BackendInfo, BackendName } from '../ml/backend.ts';
 import { describeError } from '../core/errors.ts';
-import { trainer } from './compute.ts';
+import { initCompute, trainer } from './compute.ts';
 import { DataState } from './data.svelte.ts';
 import { RunState } from './run.svelte.ts';
 
@@ -34,6 +34,8 @@ export interface Notice {
 /** App-wide state: the current step, the compute backend, storage, and notices. */
 export class Lab {
   step = $state<StepId>('data');
+  /** The run history is open instead of a step. */
+  showRuns = $state(false);
   backend = $state<BackendInfo | null>(null);
   backendError = $state<string | null>(null);
   storage = $state<StorageStatus | null>(null);
@@ -51,13 +53,14 @@ export class Lab {
 
   go(step: StepId): void {
     this.step = step;
+    this.showRuns = false;
     sessionStorage.setItem('badloss-step', step);
   }
 
   /** Starts the trainer worker and records which backend it chose. */
   async startCompute(preferred?: BackendName): Promise<void> {
     try {
-      this.backend = await trainer().init(preferred);
+      this.backend = await initCompute(preferred);
       this.backendError = null;
     } catch (e) {
       this.backendError = describeError(e).message;

@@ -1,21 +1,10 @@
 import { proxy } from 'comlink';
-import type { RunConfig } from '../core/experiment.ts';
-import { preset, type PresetName } from '../core/experiment.ts';
+import { preset, type PresetName, type RunConfig } from '../core/experiment.ts';
 import type { DetectionSummary } from '../core/report.ts';
-import { summarizeDetection } from '../core/report.ts';
 import type { DetectOptions } from '../core/detect/index.ts';
-import {
-  findRun,
-  listRuns,
-  saveRun,
-  deleteRun,
-  SCHEMA_VERSION,
-  type Phase,
-  type RunRecord,
-} from '../storage/runs.ts';
-import type { TrainProgress } from '../ml/train.ts';
-import type { DetectionContext } from '../ml/trainer-api.ts';
-import { restartTrainer, trainer } from './compute.ts';
+import { describeError } from '../core/errors.ts';
+import type { DetectionContext, Phase, RunRecord, TrainProgress } from '../core/run.ts';
+import { cancellable, cancelTrainer, trainer } from './compute.ts';
 import { decodeConfig, encodeConfig } from './url-state.ts';
 
 /** The settings that decide the training set (a change means a new run). */
@@ -24,56 +13,58 @@ function dataKey(c: RunConfig): string {
 }
 
 export interface TrainingStatus {
+  runId: string;
   phase: Phase;
   progress: TrainProgress | null;
   startedAt: number;
   pausing: boolean;
 }
 
+/** A question for the user before something is discarded; `answer` settles `ask`'s promise. */
+export interface Question {
+  title: string;
+  message: string;
+  confirmLabel: string;
+  answer: (yes: boolean) => void;
+}
+
 /**
- * The current run: its configuration (a draft until the training set is built), its stored record
- * with every step's result, and the live training status. The configuration round-trips through
- * the URL hash, so a demo can be shared as a link.
+ * The page's view of runs. The trainer worker owns every run record (it validates and stores);
+ * this class sends it requests and shows the snapshots it returns. `config` is the form the user
+ * edits: before a run is built it is the configuration to build; afterwards it is copied from each
+ * snapshot, and changing it sends the change (asking first when results would be discarded).
+ * The configuration round-trips through the URL hash, so a demo can be shared as a link.
  */
 export class RunState {
   config = $state<RunConfig>(preset('quick'));
   record = $state.raw<RunRecord | null>(null);
+  /** Every stored run, newest first (the history). */
+  runs = $state.raw<RunRecord[]>([]);
   training = $state<TrainingStatus | null>(null);
   context = $state.raw<DetectionContext | null>(null);
   /** Threshold being explored on the Detect step (applied with `applyThreshold`). */
   threshold = $state<number | null>(null);
+  /** Removals at the explored threshold, recounted by the worker. */
+  exploredSummary = $state.raw<DetectionSummary | null>(null);
   busy = $state<string | null>(null);
+  question = $state<Question | null>(null);
 
-  /** Removals recounted live at the explored threshold, on the page (pure core code). */
-  liveSummary = $derived.by((): DetectionSummary | null => {
-    const det = this.record?.detection;
-    const ctx = this.context;
-    if (!det || !ctx || this.threshold === null) return det?.summary ?? null;
-    const attacks = ctx.attackIds.map((id) => ({ id }));
-    return summarizeDetection(
-      {
-        method: det.summary.method as DetectOptions['method'],
-        scores: det.scores,
-        threshold: this.threshold,
-      },
-      ctx.truth,
-      ctx.probeKind,
-      attacks,
-      ctx.labels,
-      this.record!.prepared!.numClasses,
-      this.threshold,
-    );
-  });
+  /** What the Detect step shows: the explored threshold's summary, else the stored one. */
+  liveSummary = $derived.by((): DetectionSummary | null =>
+    this.threshold !== null && this.exploredSummary
+      ? this.exploredSummary
+      : (this.record?.detection?.summary ?? null),
+  );
+
+  private summarizing = false;
 
   /** Loads the run named in the URL (or the newest one), else applies a configuration from the URL. */
   async init(): Promise<void> {
     const { runId, config } = decodeConfig(location.hash);
     if (config) this.config = config;
-    const run = runId ? await findRun(runId) : (await listRuns())[0];
-    if (run && (!config || runId)) {
-      this.record = run;
-      this.config = structuredClone(run.config);
-    }
+    await this.refreshRuns();
+    const run = runId ? this.runs.find((r) => r.id === runId) : this.runs[0];
+    if (run && (!config || runId)) this.show(run);
     this.syncUrl();
   }
 
@@ -83,108 +74,194 @@ export class RunState {
   }
 
   syncUrl(): void {
-    const hash = encodeConfig(this.config, this.record?.id);
+    const hash = encodeConfig(this.config, this.isBuiltFromForm() ? this.record?.id : undefined);
     if (location.hash !== hash) history.replaceState(null, '', hash);
   }
 
-  /** The stored run was built from the selected dataset and the draft's data settings (attacks, probes, subsample, seed). */
+  /** The stored run was built from the selected dataset and the form's data settings. */
   isCurrent(datasetId: string | null): boolean {
+    return !!this.record && this.record.datasetId === datasetId && this.isBuiltFromForm();
+  }
+
+  private isBuiltFromForm(): boolean {
     return (
       !!this.record &&
-      this.record.datasetId === datasetId &&
       dataKey(this.record.config) === dataKey($state.snapshot(this.config) as RunConfig)
     );
   }
 
-  /** Stores the training and detection settings with the run, while no training has started. */
+  /** Asks the user (a dialog) and resolves with the answer. */
+  ask(title: string, message: string, confirmLabel = 'Go on'): Promise<boolean> {
+    this.question?.answer(false);
+    return new Promise((resolve) => {
+      this.question = {
+        title,
+        message,
+        confirmLabel,
+        answer: (yes) => {
+          this.question = null;
+          resolve(yes);
+        },
+      };
+    });
+  }
+
+  /**
+   * Sends a request that may discard results; when the worker says it would, asks the user and
+   * repeats it confirmed. Resolves with the new snapshot, or null when the user said no.
+   */
+  private async confirming(
+    send: (confirm: boolean) => Promise<RunRecord>,
+    title: string,
+  ): Promise<RunRecord | null> {
+    try {
+      return await send(false);
+    } catch (e) {
+      const { name, message } = describeError(e);
+      if (name !== 'ConfirmationNeededError') throw e;
+      const sentence = message.charAt(0).toUpperCase() + message.slice(1) + '.';
+      if (!(await this.ask(title, sentence, 'Discard and go on'))) return null;
+      return send(true);
+    }
+  }
+
+  /** Stores the form's training and detection settings with the run (asking before discarding results). */
   async saveTrainSettings(): Promise<void> {
     this.syncUrl();
     const rec = this.record;
-    if (!rec || Object.keys(rec.phases).length > 0) return;
-    const snap = $state.snapshot(this.config) as RunConfig;
-    const next = {
-      ...rec,
-      config: {
-        ...rec.config,
-        train: snap.train,
-        detect: snap.detect,
-        separateBaseline: snap.separateBaseline,
-      },
+    if (!rec || !this.isBuiltFromForm()) return;
+    const form = $state.snapshot(this.config) as RunConfig;
+    const next: RunConfig = {
+      ...rec.config,
+      train: form.train,
+      detect: form.detect,
+      separateBaseline: form.separateBaseline,
     };
-    await saveRun(next);
-    this.record = next;
+    const id = rec.id;
+    const r = await this.confirming(
+      (confirm) => trainer().setConfig(id, next, confirm),
+      'Change the settings?',
+    );
+    this.show(r ?? (await this.fetch(id)));
   }
 
-  /** Starts a fresh run for the dataset and configuration and builds its training set. */
+  /**
+   * Builds a new run for the dataset and the form's configuration. The run shown before stays in
+   * the history (nothing is deleted); its results are one click away there.
+   */
   async prepare(datasetId: string, datasetName: string): Promise<void> {
     const config = $state.snapshot(this.config) as RunConfig;
-    const record: RunRecord = {
-      schema: SCHEMA_VERSION,
-      id: crypto.randomUUID(),
-      datasetId,
-      datasetName,
-      config,
-      createdAt: Date.now(),
-      updatedAt: Date.now(),
-      phases: {},
-    };
-    await saveRun(record);
     this.busy = 'Building the training set…';
     try {
-      await trainer().prepare(record.id);
-      if (this.record) await deleteRun(this.record.id);
-      this.context = null;
-      this.threshold = null;
-      await this.reload(record.id);
-      this.syncUrl();
-    } catch (e) {
-      await deleteRun(record.id);
-      throw e;
+      const created = await trainer().createRun({ datasetId, datasetName, config });
+      try {
+        this.show(await trainer().prepare(created.id));
+      } catch (e) {
+        await trainer().deleteRun(created.id);
+        throw e;
+      }
+      await this.refreshRuns();
     } finally {
       this.busy = null;
     }
   }
 
-  async reload(id = this.record?.id): Promise<void> {
-    if (!id) return;
-    this.record = (await findRun(id)) ?? null;
+  /** Makes a stored run the current one. */
+  async open(id: string): Promise<void> {
+    if (this.training) return;
+    this.show(await this.fetch(id));
+  }
+
+  async rename(id: string, name: string): Promise<void> {
+    const r = await trainer().rename(id, name);
+    if (this.record?.id === id) this.record = r;
+    await this.refreshRuns();
+  }
+
+  /** Deletes a run and its checkpoints after asking. */
+  async remove(id: string): Promise<void> {
+    const r = this.runs.find((x) => x.id === id);
+    if (this.training?.runId === id) return;
+    const ok = await this.ask(
+      'Delete this run?',
+      `“${r?.name ?? id}” and everything it trained and measured will be deleted from this browser.`,
+      'Delete',
+    );
+    if (!ok) return;
+    await trainer().deleteRun(id);
+    if (this.record?.id === id) {
+      this.record = null;
+      this.context = null;
+    }
+    await this.refreshRuns();
+    this.syncUrl();
+  }
+
+  async refreshRuns(): Promise<void> {
+    this.runs = await trainer().listRuns();
   }
 
   /** Trains a phase (resuming from its checkpoint), streaming progress; returns when done or paused. */
   async train(phase: Phase): Promise<void> {
     const id = this.record?.id;
     if (!id || this.training) return;
-    this.training = { phase, progress: null, startedAt: performance.now(), pausing: false };
+    this.training = {
+      runId: id,
+      phase,
+      progress: null,
+      startedAt: performance.now(),
+      pausing: false,
+    };
     try {
-      await trainer().train(
-        id,
-        phase,
-        proxy((p: TrainProgress) => {
-          if (this.training) this.training.progress = p;
-          if (p.phase === 'record' && p.done === p.total) void this.reload(id);
-        }),
+      const r = await cancellable((api) =>
+        api.train(
+          id,
+          phase,
+          proxy((p: TrainProgress) => {
+            if (this.training) this.training.progress = p;
+          }),
+          proxy((r: RunRecord) => {
+            if (this.record?.id === r.id) this.record = r;
+          }),
+        ),
       );
+      this.show(r);
+      if (phase === 'probationary') await this.loadContext().catch(() => undefined);
+    } catch (e) {
+      if (describeError(e).name !== 'CancelledError') throw e;
     } finally {
       this.training = null;
-      await this.reload(id);
-      if (phase === 'probationary') await this.loadContext().catch(() => undefined);
+      void this.refreshRuns();
     }
   }
 
   pause(): void {
     if (!this.training) return;
     this.training.pausing = true;
-    void trainer().pause();
+    void trainer().pause(this.training.runId);
   }
 
-  /** Cancels training by terminating the worker; the phase's checkpoint and results are removed. */
+  /**
+   * Stops training at once (the worker is replaced on the same backend; the pending call rejects
+   * with a CancelledError) and, after asking, discards the phase's progress.
+   */
   async cancel(): Promise<void> {
-    const id = this.record?.id;
-    const phase = this.training?.phase;
-    restartTrainer();
+    const t = this.training;
+    if (!t) return;
+    await cancelTrainer(`training of the ${t.phase} model`);
     this.training = null;
-    if (id && phase) await trainer().resetPhase(id, phase);
-    await this.reload(id);
+    await this.discard(t.phase, t.runId);
+  }
+
+  /** Forgets a phase's results and checkpoint (and everything downstream), after asking. */
+  async discard(phase: Phase, id = this.record?.id): Promise<void> {
+    if (!id) return;
+    const ok = await this.ask(
+      'Discard this model?',
+      `The ${phase} model's finished epochs${phase === 'probationary' ? ', its trajectories and the detection' : ''} will be deleted; training starts again from scratch.`,
+      'Discard',
+    );
+    this.show(ok ? await trainer().resetPhase(id, phase) : await this.fetch(id));
   }
 
   async loadContext(): Promise<void> {
@@ -193,28 +270,80 @@ export class RunState {
   }
 
   async detect(options: DetectOptions): Promise<void> {
-    if (!this.record) return;
+    const rec = this.record;
+    if (!rec) return;
     this.busy = 'Scoring every trajectory…';
     try {
-      await trainer().detect(this.record.id, options);
+      const r = await this.confirming(
+        (confirm) => trainer().detect(rec.id, options, confirm),
+        'Detect again?',
+      );
+      if (!r) return;
       this.threshold = null;
-      await this.reload();
+      this.show(r);
       if (!this.context) await this.loadContext();
     } finally {
       this.busy = null;
     }
   }
 
+  /** Explores a threshold: the worker recounts the removals (the latest value wins). */
+  explore(threshold: number | null): void {
+    this.threshold = threshold;
+    if (threshold === null || this.summarizing || !this.record?.detection) return;
+    this.summarizing = true;
+    const id = this.record.id;
+    void trainer()
+      .summarizeAt(id, threshold)
+      .then((s) => {
+        if (this.threshold === threshold) this.exploredSummary = s;
+      })
+      .finally(() => {
+        this.summarizing = false;
+        // A newer value arrived while the worker counted: count that one too.
+        if (this.threshold !== null && this.threshold !== threshold) this.explore(this.threshold);
+      });
+  }
+
   async applyThreshold(): Promise<void> {
-    if (!this.record || this.threshold === null) return;
-    await trainer().setThreshold(this.record.id, this.threshold);
+    const rec = this.record;
+    const t = this.threshold;
+    if (!rec || t === null) return;
+    const r = await this.confirming(
+      (confirm) => trainer().setThreshold(rec.id, t, confirm),
+      'Apply the new threshold?',
+    );
+    if (!r) return;
     this.threshold = null;
-    await this.reload();
+    this.show(r);
   }
 
   async buildReport(): Promise<void> {
     if (!this.record) return;
-    await trainer().report(this.record.id);
-    await this.reload();
+    this.show(await trainer().report(this.record.id));
+    void this.refreshRuns();
+  }
+
+  async reload(id = this.record?.id): Promise<void> {
+    if (id) this.show(await this.fetch(id));
+  }
+
+  private async fetch(id: string): Promise<RunRecord> {
+    const r = await trainer().findRun(id);
+    if (!r) throw new Error(`run ${id} is no longer stored`);
+    return r;
+  }
+
+  /** Shows a snapshot; the form follows the stored configuration. */
+  private show(r: RunRecord): void {
+    const switched = this.record?.id !== r.id;
+    this.record = r;
+    this.config = structuredClone(r.config);
+    if (switched) {
+      this.context = null;
+      this.threshold = null;
+      this.exploredSummary = null;
+    }
+    this.syncUrl();
   }
 }

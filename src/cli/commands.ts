@@ -3,7 +3,9 @@ import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { labelCounts, type Dataset } from '../core/dataset.ts';
-import { describeError, InvalidOptionError } from '../core/errors.ts';
+import { CancelledError, describeError, InvalidOptionError } from '../core/errors.ts';
+import { describeLimit, validateRunConfig, withinLimit, type LimitName } from '../core/config.ts';
+import { MemoryRunStore } from '../core/run.ts';
 import { loadDatasetFiles } from '../core/formats/load.ts';
 import { encodeCifar10 } from '../core/formats/cifar.ts';
 import { generateDemoDataset } from '../core/demo.ts';
@@ -23,7 +25,7 @@ const USAGE = `BaDLoss Lab command line
   npm run cli -- audit <dataset file>... [--attacks <id,...>] [--model ${MODEL_NAMES.join('|')}] [--epochs n]
                  [--probes n] [--method knn|clean-distance|no-probe] [--seed n] --out <report.json>
                  [--width w] [--batch b] [--lr x] [--k n] [--threshold t] [--limit-train n] [--limit-test n]
-                 [--separate-baseline] [--trusted train|test] [--eval-each-epoch]
+                 [--separate-baseline] [--trusted train|test] [--eval-each-epoch] [--state <dir>]
   npm run cli -- detect --trajectories <file.json|file.npy> --probes <probes.json>
                  [--method knn|clean-distance|no-probe] [--k n] [--threshold t] --out <scores.json>
 
@@ -82,23 +84,12 @@ function parseMap(s: string | undefined, what: string, ids: AttackId[]): Map<Att
   return m;
 }
 
-function num(
-  v: string | undefined,
-  name: string,
-  opts: { int?: boolean; min?: number; max?: number } = {},
-): number | undefined {
+/** A numeric flag, checked against the same limits as the run configuration (core's LIMITS). */
+function num(v: string | undefined, flag: string, limit: LimitName): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (
-    !Number.isFinite(n) ||
-    (opts.int && !Number.isInteger(n)) ||
-    (opts.min !== undefined && n < opts.min) ||
-    (opts.max !== undefined && n > opts.max)
-  ) {
-    throw new UsageError(
-      `--${name} ${v} is not ${opts.int ? 'a whole number' : 'a number'}${opts.min !== undefined ? ` ≥ ${opts.min}` : ''}${opts.max !== undefined ? ` and ≤ ${opts.max}` : ''}`,
-    );
-  }
+  if (v.trim() === '' || !withinLimit(limit, n))
+    throw new UsageError(`--${flag} ${v} is not ${describeLimit(limit)}`);
   return n;
 }
 
@@ -131,7 +122,7 @@ async function cmdPoison(
   if (!v.truth) throw new UsageError('--truth <truth.json> is required');
   const requests = attackRequests(v);
   if (requests.length === 0) throw new UsageError('--attacks <id,...> is required');
-  const seed = num(v.seed as string | undefined, 'seed', { int: true }) ?? 0;
+  const seed = num(v.seed as string | undefined, 'seed', 'seed') ?? 0;
   const ds = await loadDataset(files);
   const train = ds.splits.train;
   if (!train) throw new UsageError(`${files.join(', ')}: no training split to poison`);
@@ -161,11 +152,8 @@ async function cmdPoison(
   );
 }
 
-async function cmdAudit(
-  files: string[],
-  v: Record<string, string | boolean | undefined>,
-): Promise<void> {
-  if (!v.out) throw new UsageError('--out <report.json> is required');
+/** The run configuration the audit flags describe (validated by the orchestrator). */
+function auditConfig(v: Record<string, string | boolean | undefined>): RunConfig {
   const method = (v.method as string | undefined) ?? 'knn';
   if (!DETECT_METHODS.includes(method as DetectMethod))
     throw new UsageError(`--method ${method} is not one of ${DETECT_METHODS.join(', ')}`);
@@ -176,60 +164,115 @@ async function cmdAudit(
   const trusted = (v.trusted as string | undefined) ?? (attacks.length > 0 ? 'train' : 'test');
   if (trusted !== 'train' && trusted !== 'test')
     throw new UsageError(`--trusted ${trusted} must be train or test`);
+  const s = (k: string) => v[k] as string | undefined;
   const base = preset('quick');
-  const cfg: RunConfig = {
+  const limitTrain = num(s('limit-train'), 'limit-train', 'limit');
+  const limitTest = num(s('limit-test'), 'limit-test', 'limit');
+  return {
     mode: attacks.length > 0 ? 'benchmark' : 'audit',
     attacks,
     probes: {
-      n: num(v.probes as string | undefined, 'probes', { int: true, min: 1 }) ?? 250,
+      n: num(s('probes'), 'probes', 'probes') ?? 250,
       trigger: 'patch',
       trusted: trusted === 'test' ? 'test' : 'train-untouched',
     },
     train: {
       ...base.train,
       model,
-      width: num(v.width as string | undefined, 'width', { min: 0.05, max: 8 }) ?? 1,
-      epochs: num(v.epochs as string | undefined, 'epochs', { int: true, min: 1, max: 1000 }) ?? 20,
-      batchSize:
-        num(v.batch as string | undefined, 'batch', { int: true, min: 1, max: 4096 }) ?? 64,
-      lr: num(v.lr as string | undefined, 'lr', { min: 1e-6, max: 1 }) ?? 1e-3,
+      width: num(s('width'), 'width', 'width') ?? 1,
+      epochs: num(s('epochs'), 'epochs', 'epochs') ?? 20,
+      batchSize: num(s('batch'), 'batch', 'batchSize') ?? 64,
+      lr: num(s('lr'), 'lr', 'lr') ?? 1e-3,
       evalEachEpoch: v['eval-each-epoch'] === true,
     },
     detect: {
       method: method as DetectMethod,
-      k: num(v.k as string | undefined, 'k', { int: true, min: 1 }) ?? 'auto',
-      threshold: num(v.threshold as string | undefined, 'threshold', { min: 0, max: 1 }),
+      k: num(s('k'), 'k', 'k') ?? 'auto',
+      ...(s('threshold') !== undefined
+        ? { threshold: num(s('threshold'), 'threshold', 'threshold') }
+        : {}),
     },
     separateBaseline: v['separate-baseline'] === true,
-    limit: {
-      train: num(v['limit-train'] as string | undefined, 'limit-train', { int: true, min: 1 }),
-      test: num(v['limit-test'] as string | undefined, 'limit-test', { int: true, min: 1 }),
-    },
-    seed: num(v.seed as string | undefined, 'seed', { int: true }) ?? 0,
+    ...(limitTrain || limitTest
+      ? {
+          limit: {
+            ...(limitTrain ? { train: limitTrain } : {}),
+            ...(limitTest ? { test: limitTest } : {}),
+          },
+        }
+      : {}),
+    seed: num(s('seed'), 'seed', 'seed') ?? 0,
   };
+}
+
+/**
+ * The whole BaDLoss pipeline from the command line: the run orchestrator (the same one the tab's
+ * worker runs) on tfjs's CPU backend. With `--state <dir>` every epoch and stage is stored there,
+ * and the same command continues an interrupted run (Ctrl-C, a crash) where it stopped.
+ */
+async function cmdAudit(
+  files: string[],
+  v: Record<string, string | boolean | undefined>,
+): Promise<void> {
+  if (!v.out) throw new UsageError('--out <report.json> is required');
+  const config = auditConfig(v);
   const ds = await loadDataset(files);
   const { setupNodeTf } = await import('./node-tf.ts');
   const tf = await setupNodeTf();
-  const { runPipeline } = await import('../ml/pipeline.ts');
-  const started = Date.now();
-  let lastLine = 0;
-  const res = await runPipeline(tf, ds, cfg, {
-    log: (line) =>
-      process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(0)} s] ${line}\n`),
-    progress: (stage, p) => {
-      if (Date.now() - lastLine < 2000) return;
-      lastLine = Date.now();
-      const eta = Number.isFinite(p.etaSeconds) ? `, ETA ${Math.round(p.etaSeconds)} s` : '';
-      process.stderr.write(
-        `  ${stage} epoch ${p.epoch + 1}/${p.epochs} ${p.phase} ${p.done}/${p.total} (${p.imagesPerSecond.toFixed(0)} img/s${eta})\n`,
-      );
-    },
+  const { RunOrchestrator } = await import('../ml/run.ts');
+  const { Trainer } = await import('../ml/train.ts');
+  const stateDir = v.state as string | undefined;
+  const store = stateDir
+    ? new (await import('./file-run-store.ts')).FileRunStore(stateDir)
+    : new MemoryRunStore();
+  const runs = new RunOrchestrator({
+    store,
+    loadDataset: async () => ds,
+    createTrainer: (cfg, split, numClasses, ckpt) => new Trainer(tf, cfg, split, numClasses, ckpt),
   });
-  await writeAtomic(v.out as string, JSON.stringify(res.report, null, 2) + '\n');
-  const r = res.report;
-  process.stderr.write(
-    `clean accuracy ${(100 * r.cleanAccuracy.undefended).toFixed(1)}% → ${(100 * r.cleanAccuracy.defended).toFixed(1)}%; average ASR ${(100 * r.averageAsr.undefended).toFixed(1)}% → ${(100 * r.averageAsr.defended).toFixed(1)}%; report → ${v.out}\n`,
+  const same = JSON.stringify(validateRunConfig(config));
+  const previous = (await runs.listRuns()).find(
+    (r) => r.datasetName === ds.name && JSON.stringify(r.config) === same,
   );
+  const run =
+    previous ?? (await runs.createRun({ datasetId: ds.name, datasetName: ds.name, config }));
+  const started = Date.now();
+  const log = (line: string) =>
+    process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(0)} s] ${line}\n`);
+  if (previous) log(`continuing run ${run.id} from ${stateDir}`);
+  const abort = new AbortController();
+  const onSigint = () => abort.abort();
+  process.once('SIGINT', onSigint);
+  let lastLine = 0;
+  try {
+    const done = await runs.runAll(run.id, {
+      log,
+      signal: abort.signal,
+      onProgress: (phase, p) => {
+        if (Date.now() - lastLine < 2000) return;
+        lastLine = Date.now();
+        const eta = Number.isFinite(p.etaSeconds) ? `, ETA ${Math.round(p.etaSeconds)} s` : '';
+        process.stderr.write(
+          `  ${phase} epoch ${p.epoch + 1}/${p.epochs} ${p.phase} ${p.done}/${p.total} (${p.imagesPerSecond.toFixed(0)} img/s${eta})\n`,
+        );
+      },
+    });
+    const r = done.report!;
+    await writeAtomic(v.out as string, JSON.stringify(r, null, 2) + '\n');
+    log(
+      `clean accuracy ${(100 * r.cleanAccuracy.undefended).toFixed(1)}% → ${(100 * r.cleanAccuracy.defended).toFixed(1)}%; average ASR ${(100 * r.averageAsr.undefended).toFixed(1)}% → ${(100 * r.averageAsr.defended).toFixed(1)}%; report → ${v.out}`,
+    );
+  } catch (e) {
+    if ((e as Error).name === 'CancelledError')
+      throw new CancelledError(
+        stateDir
+          ? `cancelled; the finished epochs are kept in ${stateDir}: run the same command to continue`
+          : 'cancelled (add --state <dir> to make a run resumable)',
+      );
+    throw e;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
 }
 
 async function cmdDetect(v: Record<string, string | boolean | undefined>): Promise<void> {
@@ -287,8 +330,8 @@ async function cmdDetect(v: Record<string, string | boolean | undefined>): Promi
   };
   const det = detect({ n, epochs, losses }, rows, {
     method: method as DetectMethod,
-    k: num(v.k as string | undefined, 'k', { int: true, min: 1 }) ?? 'auto',
-    threshold: num(v.threshold as string | undefined, 'threshold', { min: 0, max: 1 }),
+    k: num(v.k as string | undefined, 'k', 'k') ?? 'auto',
+    threshold: num(v.threshold as string | undefined, 'threshold', 'threshold'),
   });
   const scores = Array.from(det.scores, (s) => (Number.isNaN(s) ? null : s));
   const out = {
@@ -342,6 +385,7 @@ export async function main(argv: string[]): Promise<number> {
     'limit-test': { type: 'string' },
     'separate-baseline': { type: 'boolean' },
     'eval-each-epoch': { type: 'boolean' },
+    state: { type: 'string' },
   } as const;
   try {
     let parsed;

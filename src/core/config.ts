@@ -1,5 +1,5 @@
 import { InvalidOptionError } from './errors.ts';
-import type { RunConfig } from './experiment.ts';
+import type { RunConfig, TrainRecipe } from './experiment.ts';
 import { ATTACK_IDS } from './attacks/triggers.ts';
 import type { AttackRequest } from './attacks/plan.ts';
 
@@ -10,64 +10,146 @@ type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
- * Checks an untrusted value (a shared link, a stored run) is a complete RunConfig, naming the
- * first bad field. Returns it typed; throws InvalidOptionError otherwise.
+ * The allowed range of every numeric setting: the one table the validation below, the CLI's
+ * messages and the app's inputs (min/max) all read, so a value is never accepted in one place
+ * and refused in another.
+ */
+export const LIMITS = {
+  ratio: { min: 0, max: 1, minExclusive: true, int: false },
+  strength: { min: 0, max: 1e6, minExclusive: true, int: false },
+  target: { min: 0, max: 65535, int: true },
+  probes: { min: 1, max: 100_000, int: true },
+  width: { min: 0, max: 8, minExclusive: true, int: false },
+  epochs: { min: 1, max: 1000, int: true },
+  batchSize: { min: 1, max: 4096, int: true },
+  lr: { min: 0, max: 10, minExclusive: true, maxExclusive: true, int: false },
+  weightDecay: { min: 0, max: 1, maxExclusive: true, int: false },
+  k: { min: 1, max: 100_000, int: true },
+  threshold: { min: 0, max: 1, int: false },
+  rejectFraction: { min: 0, max: 1, int: false },
+  limit: { min: 1, max: 100_000_000, int: true },
+  seed: { min: -(2 ** 31), max: 2 ** 31 - 1, int: true },
+} as const;
+
+export type LimitName = keyof typeof LIMITS;
+
+/** "a whole number in 1–1000", "a number in (0, 1]": the words for a limit. */
+export function describeLimit(name: LimitName): string {
+  const l: {
+    min: number;
+    max: number;
+    int: boolean;
+    minExclusive?: boolean;
+    maxExclusive?: boolean;
+  } = LIMITS[name];
+  if (l.int) return `a whole number in ${l.min}–${l.max}`;
+  return `a number in ${l.minExclusive ? '(' : '['}${l.min}, ${l.max}${l.maxExclusive ? ')' : ']'}`;
+}
+
+/** Whether a value is within a named limit. */
+export function withinLimit(name: LimitName, x: number): boolean {
+  const l: {
+    min: number;
+    max: number;
+    int: boolean;
+    minExclusive?: boolean;
+    maxExclusive?: boolean;
+  } = LIMITS[name];
+  return (
+    Number.isFinite(x) &&
+    (!l.int || Number.isInteger(x)) &&
+    (l.minExclusive ? x > l.min : x >= l.min) &&
+    (l.maxExclusive ? x < l.max : x <= l.max)
+  );
+}
+
+/** Checks the numeric and enumerated fields of a training recipe, reporting through `fail`. */
+function checkRecipe(t: Obj, fail: (what: string) => never): void {
+  const num = (k: string, limit: LimitName) => {
+    const x = t[k];
+    if (typeof x !== 'number' || !withinLimit(limit, x))
+      fail(`train.${k} = ${JSON.stringify(x)} is invalid: must be ${describeLimit(limit)}`);
+  };
+  if (typeof t.model !== 'string' || !MODELS.includes(t.model))
+    fail(`model ${JSON.stringify(t.model)} is invalid; known: ${MODELS.join(', ')}`);
+  num('width', 'width');
+  num('epochs', 'epochs');
+  num('batchSize', 'batchSize');
+  num('lr', 'lr');
+  num('weightDecay', 'weightDecay');
+  if (typeof t.augment !== 'boolean') fail('train.augment must be true or false');
+  if (t.record !== 'eval' && t.record !== 'train')
+    fail(`train.record ${JSON.stringify(t.record)} is invalid: must be "eval" or "train"`);
+}
+
+/** Checks a training recipe (a phase's, or one given to the engine directly). */
+export function validateTrainRecipe(t: TrainRecipe): void {
+  checkRecipe(t as unknown as Obj, (what) => {
+    throw new InvalidOptionError(what);
+  });
+}
+
+/**
+ * Checks an untrusted value (a shared link, a stored run, the CLI's flags, a request to the
+ * worker) is a complete RunConfig, naming the first bad field, its value and the allowed range.
+ * Returns it typed; throws InvalidOptionError otherwise. The one validation of a configuration.
  */
 export function validateRunConfig(v: unknown): RunConfig {
   const fail = (what: string): never => {
     throw new InvalidOptionError(`run configuration: ${what}`);
   };
   if (!isObj(v)) return fail('not an object');
-  const num = (o: Obj, k: string, ok: (n: number) => boolean) => {
+  const num = (o: Obj, k: string, limit: LimitName, path = k) => {
     const x = o[k];
-    if (typeof x !== 'number' || !Number.isFinite(x) || !ok(x))
-      fail(`${k} = ${JSON.stringify(x)} is invalid`);
+    if (typeof x !== 'number' || !withinLimit(limit, x))
+      fail(`${path} = ${JSON.stringify(x)} is invalid: must be ${describeLimit(limit)}`);
     return x as number;
   };
   if (v.mode !== 'benchmark' && v.mode !== 'audit')
-    fail(`mode ${JSON.stringify(v.mode)} is invalid`);
+    fail(`mode ${JSON.stringify(v.mode)} is invalid: must be "benchmark" or "audit"`);
   if (!Array.isArray(v.attacks)) fail('attacks must be a list');
   const attacks = (v.attacks as unknown[]).map((a): AttackRequest => {
     if (!isObj(a) || typeof a.id !== 'string' || !(ATTACK_IDS as readonly string[]).includes(a.id))
-      return fail(`unknown attack ${JSON.stringify(isObj(a) ? a.id : a)}`);
+      return fail(
+        `unknown attack ${JSON.stringify(isObj(a) ? a.id : a)}; known: ${ATTACK_IDS.join(', ')}`,
+      );
     const r: AttackRequest = { id: a.id as AttackRequest['id'] };
-    if (a.ratio !== undefined) r.ratio = num(a, 'ratio', (x) => x > 0 && x <= 1);
-    if (a.target !== undefined) r.target = num(a, 'target', (x) => Number.isInteger(x) && x >= 0);
-    if (a.strength !== undefined) r.strength = num(a, 'strength', (x) => x > 0);
+    if (a.ratio !== undefined) r.ratio = num(a, 'ratio', 'ratio', `${a.id} ratio`);
+    if (a.target !== undefined) r.target = num(a, 'target', 'target', `${a.id} target`);
+    if (a.strength !== undefined) r.strength = num(a, 'strength', 'strength', `${a.id} strength`);
     return r;
   });
+  if (new Set(attacks.map((a) => a.id)).size !== attacks.length) fail('an attack is listed twice');
+  if (v.mode === 'audit' && attacks.length > 0)
+    fail('audit mode takes no attacks: it checks your data as it is');
   const p = v.probes;
   if (!isObj(p)) return fail('probes missing');
-  num(p, 'n', (x) => Number.isInteger(x) && x >= 1);
+  num(p, 'n', 'probes', 'probes.n');
   if (typeof p.trigger !== 'string' || !(ATTACK_IDS as readonly string[]).includes(p.trigger))
-    fail(`probe trigger ${JSON.stringify(p.trigger)} is invalid`);
+    fail(`probe trigger ${JSON.stringify(p.trigger)} is invalid; known: ${ATTACK_IDS.join(', ')}`);
   if (p.trusted !== 'train-untouched' && p.trusted !== 'test')
-    fail(`trusted source ${JSON.stringify(p.trusted)} is invalid`);
+    fail(
+      `trusted source ${JSON.stringify(p.trusted)} is invalid: must be "train-untouched" or "test"`,
+    );
   const t = v.train;
   if (!isObj(t)) return fail('train missing');
-  if (typeof t.model !== 'string' || !MODELS.includes(t.model))
-    fail(`model ${JSON.stringify(t.model)} is invalid`);
-  num(t, 'width', (x) => x > 0 && x <= 8);
-  num(t, 'epochs', (x) => Number.isInteger(x) && x >= 1 && x <= 1000);
-  num(t, 'batchSize', (x) => Number.isInteger(x) && x >= 1 && x <= 4096);
-  num(t, 'lr', (x) => x > 0 && x < 10);
-  num(t, 'weightDecay', (x) => x >= 0 && x < 1);
-  if (typeof t.augment !== 'boolean') fail('augment must be true or false');
-  if (t.record !== 'eval' && t.record !== 'train')
-    fail(`record ${JSON.stringify(t.record)} is invalid`);
+  checkRecipe(t, fail);
+  if (t.evalEachEpoch !== undefined && typeof t.evalEachEpoch !== 'boolean')
+    fail('train.evalEachEpoch must be true or false');
   const d = v.detect;
   if (!isObj(d) || typeof d.method !== 'string' || !METHODS.includes(d.method))
-    return fail('detect.method is invalid');
-  if (d.k !== undefined && d.k !== 'auto') num(d, 'k', (x) => Number.isInteger(x) && x >= 1);
-  if (d.threshold !== undefined) num(d, 'threshold', (x) => x >= 0 && x <= 1);
-  if (d.rejectFraction !== undefined) num(d, 'rejectFraction', (x) => x >= 0 && x <= 1);
+    return fail(`detect.method is invalid; known: ${METHODS.join(', ')}`);
+  if (d.k !== undefined && d.k !== 'auto') num(d, 'k', 'k', 'detect.k');
+  if (d.threshold !== undefined) num(d, 'threshold', 'threshold', 'detect.threshold');
+  if (d.rejectFraction !== undefined)
+    num(d, 'rejectFraction', 'rejectFraction', 'detect.rejectFraction');
   if (typeof v.separateBaseline !== 'boolean') fail('separateBaseline must be true or false');
-  num(v, 'seed', (x) => Number.isInteger(x));
+  num(v, 'seed', 'seed');
   if (v.limit !== undefined) {
     if (!isObj(v.limit)) fail('limit must be an object');
     const l = v.limit as Obj;
-    if (l.train !== undefined) num(l, 'train', (x) => Number.isInteger(x) && x >= 1);
-    if (l.test !== undefined) num(l, 'test', (x) => Number.isInteger(x) && x >= 1);
+    if (l.train !== undefined) num(l, 'train', 'limit', 'limit.train');
+    if (l.test !== undefined) num(l, 'test', 'limit', 'limit.test');
   }
-  return { ...(v as unknown as RunConfig), attacks };
+  return structuredClone({ ...(v as unknown as RunConfig), attacks });
 }

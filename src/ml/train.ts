@@ -1,64 +1,14 @@
 import type * as tfType from '@tensorflow/tfjs';
 import { InvalidOptionError } from '../core/errors.ts';
-import type { TrainRecipe } from '../core/experiment.ts';
+import { validateTrainRecipe } from '../core/config.ts';
+import type { Checkpoint, EpochStats, TrainConfig, TrainProgress } from '../core/run.ts';
 import { IMAGE_BYTES, IMAGE_SIZE, type ImageSplit } from '../core/dataset.ts';
 import { Rng } from '../core/rng.ts';
-import { makeVariable, ResNet, type BnStats, type ModelName } from './resnet.ts';
+import { makeVariable, ResNet, type BnStats } from './resnet.ts';
 
 type Tf = typeof tfType;
 
-/** A training recipe (SPEC §4, see TrainRecipe) with the seed of its initialization and shuffling. */
-export interface TrainConfig extends Omit<TrainRecipe, 'model'> {
-  model: ModelName;
-  seed: number;
-}
-
-export interface EpochStats {
-  epoch: number;
-  /** Mean training loss (nats) and accuracy over the epoch's real (unpadded) examples. */
-  loss: number;
-  accuracy: number;
-  seconds: number;
-  imagesPerSecond: number;
-  /** tfjs tensors and bytes held after the epoch: flat from epoch to epoch, or there is a leak. */
-  tensors: number;
-  bytes: number;
-  /** Test accuracy and ASR after this epoch, when evaluated every epoch. */
-  test?: { cleanAccuracy: number; asr: Record<string, number> };
-}
-
-/** Everything needed to continue a run exactly: written after every epoch. */
-export interface Checkpoint {
-  version: 1;
-  config: TrainConfig;
-  numClasses: number;
-  count: number;
-  /** Epochs completed. */
-  epoch: number;
-  /** Optimizer steps completed. */
-  step: number;
-  rngState: number[];
-  weights: Record<string, Float32Array>;
-  optimizer: { m: Record<string, Float32Array>; v: Record<string, Float32Array> };
-  /** count × epochs, row-major; columns ≥ `epoch` are still zero. Losses in nats, clamped at 100. */
-  trajectories: Float32Array;
-  history: EpochStats[];
-}
-
-export interface TrainProgress {
-  phase: 'train' | 'record' | 'evaluate';
-  epoch: number;
-  epochs: number;
-  /** Examples done in this phase of this epoch, of `total`. */
-  done: number;
-  total: number;
-  imagesPerSecond: number;
-  /** Seconds left in the whole run, estimated from the throughput so far. */
-  etaSeconds: number;
-  /** Running mean loss / accuracy of this epoch (train phase). */
-  loss?: number;
-  accuracy?: number;
-}
+export type { Checkpoint, EpochStats, TrainConfig, TrainProgress } from '../core/run.ts';
 
 /** Loss clamp for trajectories (SPEC §4). */
 export const LOSS_CLAMP = 100;
@@ -68,20 +18,9 @@ const ADAM_EPS = 1e-8;
 /** How many steps of losses to leave on the device before reading them back (no sync per step). */
 const READBACK_EVERY = 8;
 
-/** Validates a recipe, naming the bad value. */
+/** Validates a recipe, naming the bad value (the same limits as a run configuration). */
 export function checkTrainConfig(c: TrainConfig): void {
-  const bad = (what: string) => {
-    throw new InvalidOptionError(what);
-  };
-  if (!(Number.isInteger(c.epochs) && c.epochs >= 1 && c.epochs <= 1000))
-    bad(`epochs ${c.epochs} must be a whole number in 1–1000`);
-  if (!(Number.isInteger(c.batchSize) && c.batchSize >= 1 && c.batchSize <= 4096))
-    bad(`batch size ${c.batchSize} must be a whole number in 1–4096`);
-  if (!(c.lr > 0 && c.lr < 10)) bad(`learning rate ${c.lr} must be in (0, 10)`);
-  if (!(c.weightDecay >= 0 && c.weightDecay < 1))
-    bad(`weight decay ${c.weightDecay} must be in [0, 1)`);
-  if (c.record !== 'eval' && c.record !== 'train')
-    bad(`record must be "eval" or "train", got ${String(c.record)}`);
+  validateTrainRecipe(c);
 }
 
 /** Per-channel mean and standard deviation of uint8 images, in [0, 1] units. */

@@ -1,139 +1,55 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
+import { transfer } from 'comlink';
+import { pca2 } from '../core/embed.ts';
 import { InvalidOptionError } from '../core/errors.ts';
-import { splitFingerprint, subsetSplit, type ImageSplit } from '../core/dataset.ts';
-import { prepareExperiment, keptRows, type Prepared } from '../core/experiment.ts';
-import { detect, type Detection } from '../core/detect/index.ts';
-import { probeRowsFromKinds } from '../core/detect/knn.ts';
-import { buildReport, summarizeDetection } from '../core/report.ts';
-import { ATTACK_NAMES, type AttackId } from '../core/attacks/triggers.ts';
-import { labelCounts } from '../core/dataset.ts';
+import type { Dataset } from '../core/dataset.ts';
 import type { DetectOptions } from '../core/detect/index.ts';
-import { loadDataset } from '../storage/datasets.ts';
-import {
-  deleteCheckpoint,
-  getRun,
-  loadCheckpoint,
-  saveCheckpoint,
-  saveRun,
-  type DetectionRecord,
-  type Phase,
-  type PhaseResult,
-  type PreparedSummary,
-  type RunRecord,
-} from '../storage/runs.ts';
+import type { DetectionSummary } from '../core/report.ts';
+import type { DetectionContext, Phase, RunRecord, RunStore, TrainProgress } from '../core/run.ts';
 import { selectBackend, type BackendInfo, type BackendName } from './backend.ts';
 import { registerFastCpuKernels } from './fast-cpu.ts';
-import { evaluateEpoch, evaluateModel, trainConfigOf } from './pipeline.ts';
-import { runSelfTest, type SelfTestResult } from './self-test.ts';
 import { measureThroughput, type Throughput } from './benchmark.ts';
 import { isModelName } from './resnet.ts';
-import { Trainer, type TrainProgress } from './train.ts';
+import { runSelfTest, type SelfTestResult } from './self-test.ts';
+import { RunOrchestrator } from './run.ts';
+import { Trainer } from './train.ts';
 
 /** Progress reported across the worker boundary (a comlink proxy on the page side). */
 export type StepProgress = (done: number, total: number) => void;
 
-/** What the Detect step needs to draw and recount: per-row ground truth, probe kinds, labels, trajectories. */
-export interface DetectionContext {
-  n: number;
+/** What the trainer worker needs from its host: where runs live and how to load a dataset. */
+export interface TrainerApiDeps {
+  store: RunStore;
+  loadDataset: (id: string) => Promise<Dataset>;
+}
+
+/** A 2-D map of the trajectories (PCA over the first `epochs` columns), n × 2 row-major. */
+export interface EmbeddingView {
+  coords: Float32Array;
+  explained: [number, number];
   epochs: number;
-  trajectories: Float32Array;
-  truth: Int8Array;
-  probeKind: Uint8Array;
-  labels: Uint8Array;
-  attackIds: AttackId[];
 }
 
 /**
- * The trainer worker's API. Everything here runs inside the dedicated worker; the page only
- * sees this object through comlink (`wrap<TrainerApi>`), so arguments and results are
- * structured-cloneable. Runs are read from and written to IndexedDB here, after every epoch,
- * so a reload or a crash loses at most the epoch in progress.
+ * The trainer worker's API: a thin adapter from comlink requests to the run orchestrator, which
+ * is the only writer of run records. The page sends requests and shows the snapshots it gets
+ * back. Long calls (training) report progress and each stored change through proxies, stop on
+ * `pause(runId)`, and are cancelled by terminating the worker (the page rejects its pending
+ * promise with a CancelledError and starts a fresh worker). Big typed arrays leave by transfer.
  */
-export function createTrainerApi() {
+export function createTrainerApi(deps: TrainerApiDeps) {
   let backend: Promise<BackendInfo> | null = null;
   const ensure = (preferred?: BackendName) =>
     (backend ??= selectBackend(tf, preferred).then((b) => {
       if (b.name === 'cpu') registerFastCpuKernels(tf);
       return b;
     }));
-  let session: { runId: string; prepared: Prepared } | null = null;
-  let pauseRequested = false;
-
-  async function prepared(runId: string): Promise<Prepared> {
-    if (session?.runId === runId) return session.prepared;
-    const run = await getRun(runId);
-    const ds = await loadDataset(run.datasetId);
-    session = { runId, prepared: prepareExperiment(ds, run.config) };
-    return session.prepared;
-  }
-
-  async function summarize(p: Prepared): Promise<PreparedSummary> {
-    const C = p.numClasses;
-    const perClassOf = (rows: number[]) => {
-      const c = new Array<number>(C).fill(0);
-      for (const i of rows) c[p.sourceLabels[i]]++;
-      return c;
-    };
-    const probeRows = [
-      ...p.probes.indices.clean,
-      ...p.probes.indices.backdoor,
-      ...p.probes.indices.mislabeled,
-    ];
-    return {
-      trainCount: p.train.count,
-      testCount: p.test.count,
-      numClasses: C,
-      attacks: p.attacks.map((a) => ({
-        id: a.id,
-        name: ATTACK_NAMES[a.id],
-        target: a.target,
-        count: a.indices.length,
-        perClass: perClassOf(a.indices),
-      })),
-      probes: {
-        clean: p.probes.indices.clean.length,
-        backdoor: p.probes.indices.backdoor.length,
-        mislabeled: p.probes.indices.mislabeled.length,
-        backdoorLabel: p.probes.backdoorLabel,
-        perClass: perClassOf(probeRows),
-      },
-      classCounts: labelCounts(p.train.labels, C),
-      fingerprint: await splitFingerprint(p.train),
-    };
-  }
-
-  /** Removals and AUROC of a detection over the run's training set, at `threshold`. */
-  function summarizeFor(p: Prepared, det: Detection, threshold: number) {
-    return summarizeDetection(
-      det,
-      p.truth,
-      p.probes.probeKind,
-      p.attacks,
-      p.train.labels,
-      p.numClasses,
-      threshold,
-    );
-  }
-
-  /** Saves a detection with its run; the retrained model (if any) no longer matches, so it goes. */
-  async function storeDetection(run: RunRecord, record: DetectionRecord): Promise<DetectionRecord> {
-    const { retrain: _stale, ...phases } = run.phases;
-    await saveRun({ ...run, detection: record, phases });
-    await deleteCheckpoint(run.id, 'retrain');
-    return record;
-  }
-
-  async function trainingSplit(runId: string, phase: Phase, p: Prepared): Promise<ImageSplit> {
-    if (phase === 'probationary') return p.train;
-    if (phase === 'baseline') return p.poisoned;
-    const run = await getRun(runId);
-    if (!run.detection)
-      throw new InvalidOptionError(
-        'run detection before retraining: retraining drops the flagged examples',
-      );
-    return subsetSplit(p.train, keptRows(run.detection.summary.flagged, p.probes.probeKind));
-  }
+  const runs = new RunOrchestrator({
+    ...deps,
+    createTrainer: (cfg, split, numClasses, ckpt) => new Trainer(tf, cfg, split, numClasses, ckpt),
+  });
+  const pauses = new Set<string>();
 
   return {
     /** Starts tfjs on the best backend (or from `preferred` down) and says which and why. */
@@ -162,201 +78,86 @@ export function createTrainerApi() {
       return { numTensors: m.numTensors, numBytes: m.numBytes };
     },
 
-    /** Builds the run's training set (attacks, probes) and stores its summary with the run. */
-    async prepare(runId: string): Promise<PreparedSummary> {
-      session = null;
-      const p = await prepared(runId);
-      const summary = await summarize(p);
-      const run = await getRun(runId);
-      await saveRun({ ...run, prepared: summary });
-      return summary;
-    },
+    listRuns: (): Promise<RunRecord[]> => runs.listRuns(),
+    findRun: (id: string): Promise<RunRecord | undefined> => runs.store.findRun(id),
+    createRun: (args: {
+      datasetId: string;
+      datasetName: string;
+      config: unknown;
+      name?: string;
+    }): Promise<RunRecord> => runs.createRun(args),
+    setConfig: (id: string, config: unknown, confirm = false): Promise<RunRecord> =>
+      runs.setConfig(id, config, confirm),
+    rename: (id: string, name: string): Promise<RunRecord> => runs.rename(id, name),
+    deleteRun: (id: string): Promise<void> => runs.deleteRun(id),
+    prepare: (id: string): Promise<RunRecord> => runs.prepare(id),
+    resetPhase: (id: string, phase: Phase): Promise<RunRecord> => runs.resetPhase(id, phase),
+    detect: (id: string, options?: DetectOptions, confirm = false): Promise<RunRecord> =>
+      runs.detect(id, options, confirm),
+    setThreshold: (id: string, threshold: number, confirm = false): Promise<RunRecord> =>
+      runs.setThreshold(id, threshold, confirm),
+    summarizeAt: (id: string, threshold: number): Promise<DetectionSummary> =>
+      runs.summarizeAt(id, threshold),
+    report: (id: string): Promise<RunRecord> => runs.report(id),
 
     /**
-     * Trains one phase of a run, resuming from its last checkpoint if there is one, saving a
-     * checkpoint and the run's history after every epoch, and evaluating at the end. Returns
-     * early (done = false) after `pause()`.
+     * Trains one phase (resuming from its checkpoint) and evaluates it; resolves with the stored
+     * run when the phase is done or paused. `onUpdate` receives the run after every epoch.
      */
     async train(
-      runId: string,
+      id: string,
       phase: Phase,
       onProgress?: (p: TrainProgress) => void,
-    ): Promise<PhaseResult> {
+      onUpdate?: (r: RunRecord) => void,
+    ): Promise<RunRecord> {
       await ensure();
-      pauseRequested = false;
-      const p = await prepared(runId);
-      const split = await trainingSplit(runId, phase, p);
-      const run = await getRun(runId);
-      const cfg = trainConfigOf(run.config, phase);
-      const ckpt = await loadCheckpoint(runId, phase);
-      const trainer = new Trainer(
-        tf,
-        cfg,
-        split,
-        p.numClasses,
-        ckpt && ckpt.count === split.count ? ckpt : undefined,
-      );
-      const model = trainer.model.describe();
-      try {
-        // Warm the pipelines up before timing starts (WebGPU compiles shaders on first use).
-        await trainer.predict(subsetSplit(split, [0]));
-        while (!trainer.done) {
-          const stats = await trainer.trainEpoch(onProgress, () => pauseRequested);
-          if (!stats)
-            return {
-              history: trainer.history,
-              done: false,
-              rows: split.count,
-              model,
-            };
-          if (run.config.train.evalEachEpoch) {
-            onProgress?.({
-              phase: 'evaluate',
-              epoch: trainer.epoch - 1,
-              epochs: cfg.epochs,
-              done: 0,
-              total: 1,
-              imagesPerSecond: 0,
-              etaSeconds: NaN,
-            });
-            await evaluateEpoch(trainer, p.test, p.triggered);
-          }
-          await saveCheckpoint(runId, phase, await trainer.checkpoint());
-          const cur = await getRun(runId);
-          await saveRun({
-            ...cur,
-            phases: {
-              ...cur.phases,
-              [phase]: { history: trainer.history, done: false, rows: split.count, model },
-            },
-          });
-        }
-        onProgress?.({
-          phase: 'evaluate',
-          epoch: cfg.epochs - 1,
-          epochs: cfg.epochs,
-          done: 0,
-          total: 1,
-          imagesPerSecond: 0,
-          etaSeconds: NaN,
-        });
-        const evaluation = await evaluateModel(trainer, p.test, p.triggered);
-        const result: PhaseResult = {
-          history: trainer.history,
-          evaluation,
-          done: true,
-          rows: split.count,
-          model,
-        };
-        const cur = await getRun(runId);
-        await saveRun({ ...cur, phases: { ...cur.phases, [phase]: result } });
-        return result;
-      } finally {
-        trainer.dispose();
-      }
-    },
-
-    /** Asks a running `train` to stop after the current step; the last checkpoint stays. */
-    pause(): void {
-      pauseRequested = true;
-    },
-
-    /** Forgets a phase's checkpoint and results (to train it again from scratch). */
-    async resetPhase(runId: string, phase: Phase): Promise<void> {
-      await deleteCheckpoint(runId, phase);
-      const run = await getRun(runId);
-      const phases = { ...run.phases };
-      delete phases[phase];
-      await saveRun({ ...run, phases });
-    },
-
-    /** Per-row data the Detect step draws and recounts with. */
-    async detectionContext(runId: string): Promise<DetectionContext> {
-      const p = await prepared(runId);
-      const ckpt = await loadCheckpoint(runId, 'probationary');
-      if (!ckpt)
-        throw new InvalidOptionError('no trajectories yet: train the probationary model first');
-      return {
-        n: p.train.count,
-        epochs: ckpt.config.epochs,
-        trajectories: ckpt.trajectories,
-        truth: p.truth,
-        probeKind: p.probes.probeKind,
-        labels: p.train.labels,
-        attackIds: p.attacks.map((a) => a.id),
-      };
-    },
-
-    /** Runs the detector over the probationary trajectories and stores the result with the run. */
-    async detect(runId: string, options: DetectOptions): Promise<DetectionRecord> {
-      const p = await prepared(runId);
-      const ckpt = await loadCheckpoint(runId, 'probationary');
-      const run = await getRun(runId);
-      if (!ckpt || !run.phases.probationary?.done)
-        throw new InvalidOptionError('the probationary model has not finished training yet');
-      const det = detect(
-        { n: p.train.count, epochs: ckpt.config.epochs, losses: ckpt.trajectories },
-        probeRowsFromKinds(p.probes.probeKind),
-        options,
-      );
-      const summary = summarizeFor(p, det, det.threshold);
-      const record: DetectionRecord = {
-        summary,
-        scores: det.scores,
-        k: det.k,
-        looAuroc: det.looAuroc,
-      };
-      return storeDetection(run, record);
-    },
-
-    /** Stores a new threshold's removals (the Detect step's slider) with the run. */
-    async setThreshold(runId: string, threshold: number): Promise<DetectionRecord> {
-      const p = await prepared(runId);
-      const run = await getRun(runId);
-      if (!run.detection) throw new InvalidOptionError('run detection first');
-      const det = {
-        method: run.detection.summary.method as DetectOptions['method'],
-        k: run.detection.k,
-        scores: run.detection.scores,
-        threshold,
-      };
-      const summary = summarizeFor(p, det, threshold);
-      const record = { ...run.detection, summary };
-      return storeDetection(run, record);
-    },
-
-    /** Images and labels of some training rows (for galleries of suspicious examples). */
-    async trainingImages(runId: string, rows: number[]): Promise<ImageSplit> {
-      return subsetSplit((await prepared(runId)).train, rows);
-    },
-
-    /** Assembles and stores the report once both models are evaluated. */
-    async report(runId: string): Promise<ReturnType<typeof buildReport>> {
-      const p = await prepared(runId);
-      const run = await getRun(runId);
-      const undefendedPhase = run.config.separateBaseline
-        ? run.phases.baseline
-        : run.phases.probationary;
-      const retrain = run.phases.retrain;
-      if (!undefendedPhase?.evaluation || !retrain?.evaluation || !run.detection)
-        throw new InvalidOptionError('finish training, detection and retraining first');
-      const report = buildReport({
-        datasetName: run.datasetName,
-        classes: p.classes,
-        trainCount: p.train.count,
-        testCount: p.test.count,
-        config: run.config,
-        attacks: p.attacks,
-        probes: { n: run.config.probes.n, backdoorLabel: p.probes.backdoorLabel },
-        summary: run.detection.summary,
-        undefended: undefendedPhase.evaluation,
-        defended: retrain.evaluation,
-        historyUndefended: run.phases.probationary?.history ?? [],
-        historyDefended: retrain.history,
-        fingerprint: run.prepared?.fingerprint,
+      pauses.delete(id);
+      return runs.train(id, phase, {
+        onProgress: (_phase, p) => onProgress?.(p),
+        onUpdate,
+        shouldPause: () => pauses.has(id),
       });
-      await saveRun({ ...run, report });
-      return report;
+    },
+
+    /** Asks the running `train` of this run to stop after the current step; the last checkpoint stays. */
+    pause(id: string): void {
+      pauses.add(id);
+    },
+
+    /** Per-row data the Detect step draws with (transferred, not copied). */
+    async detectionContext(id: string): Promise<DetectionContext> {
+      const c = await runs.detectionContext(id);
+      // The prepared arrays are cached here: send copies, transfer those.
+      const out: DetectionContext = {
+        ...c,
+        trajectories: c.trajectories.slice(),
+        truth: c.truth.slice(),
+        probeKind: c.probeKind.slice(),
+        labels: c.labels.slice(),
+      };
+      return transfer(out, [
+        out.trajectories.buffer,
+        out.truth.buffer,
+        out.probeKind.buffer,
+        out.labels.buffer,
+      ]);
+    },
+
+    /** The PCA map of the first `epochs` trajectory columns, computed here, off the page's thread. */
+    async embedding(id: string, epochs: number): Promise<EmbeddingView> {
+      const c = await runs.detectionContext(id);
+      const e = Math.max(1, Math.min(c.epochs, Math.round(epochs)));
+      const cols = new Float32Array(c.n * e);
+      for (let i = 0; i < c.n; i++)
+        cols.set(c.trajectories.subarray(i * c.epochs, i * c.epochs + e), i * e);
+      const { coords, explained } = pca2(cols, c.n, e);
+      return transfer({ coords, explained, epochs: e }, [coords.buffer]);
+    },
+
+    /** Images and labels of some training rows (galleries of suspicious examples). */
+    async trainingImages(id: string, rows: number[]) {
+      const s = await runs.trainingImages(id, rows);
+      return transfer(s, [s.images.buffer, s.labels.buffer]);
     },
   };
 }

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { cpuTf } from './tf-setup.ts';
 import { generateDemoDataset } from '../../src/core/demo.ts';
 import { preset, type RunConfig } from '../../src/core/experiment.ts';
-import { runPipeline } from '../../src/ml/pipeline.ts';
+import { runInMemory } from '../../src/ml/run.ts';
+import { Trainer } from '../../src/ml/train.ts';
 
 /**
  * BaDLoss works end to end on the CPU backend: the demo set poisoned with the patch and the
@@ -21,9 +22,13 @@ describe('efficacy (demo set, patch + blend-r at 5%)', () => {
     ]);
     expect(cfg.train.epochs).toBeLessThanOrEqual(10);
     const lines: string[] = [];
-    const { report } = await runPipeline(tf, generateDemoDataset({ seed: 0 }), cfg, {
-      log: (l) => lines.push(l),
-    });
+    const { run } = await runInMemory(
+      generateDemoDataset({ seed: 0 }),
+      cfg,
+      (c, split, numClasses, ckpt) => new Trainer(tf, c, split, numClasses, ckpt),
+      { log: (l) => lines.push(l) },
+    );
+    const report = run.report!;
     lines.push(
       `patch ASR ${report.asr.undefended.patch} → ${report.asr.defended.patch}; clean accuracy ${report.cleanAccuracy.undefended} → ${report.cleanAccuracy.defended}; removed ${JSON.stringify(report.detection.removed)}`,
     );

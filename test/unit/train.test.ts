@@ -127,10 +127,14 @@ describe('training engine (CPU backend)', () => {
 
   it('rejects bad recipes with the value named', async () => {
     const tf = await cpuTf();
-    expect(() => new Trainer(tf, { ...base, epochs: 0 }, train, 10)).toThrow(/epochs 0/);
-    expect(() => new Trainer(tf, { ...base, batchSize: 1.5 }, train, 10)).toThrow(/batch size 1.5/);
+    expect(() => new Trainer(tf, { ...base, epochs: 0 }, train, 10)).toThrow(
+      /train\.epochs = 0 is invalid: must be a whole number in 1–1000/,
+    );
+    expect(() => new Trainer(tf, { ...base, batchSize: 1.5 }, train, 10)).toThrow(
+      /train\.batchSize = 1\.5 is invalid/,
+    );
     expect(() => new Trainer(tf, { ...base, model: 'vgg' as 'resnet8' }, train, 10)).toThrow(
-      /unknown model "vgg"/,
+      /model "vgg" is invalid; known: resnet8/,
     );
   });
 });

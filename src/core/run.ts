@@ -1,0 +1,364 @@
+/**
+ * A run's domain: its record (configuration and every step's result), the training checkpoint
+ * shape, the store interface the orchestrator writes through, and the stage sequence — written
+ * once here and driven by every front end (the tab's worker, the CLI, the tests).
+ *
+ * Pure data and pure functions: `src/storage` implements `RunStore` on IndexedDB, the CLI on
+ * files, `MemoryRunStore` in memory; `src/ml/run.ts` runs the stages.
+ */
+import type { ModelEvaluation, DetectionSummary, Report } from './report.ts';
+import type { RunConfig, TrainRecipe } from './experiment.ts';
+import { NotFoundError } from './errors.ts';
+
+/** The training phases of a run: the probationary model, the retrained one, the optional baseline. */
+export type Phase = 'probationary' | 'retrain' | 'baseline';
+export const PHASES: readonly Phase[] = ['probationary', 'baseline', 'retrain'];
+
+/** A training recipe with the seed of its initialization and shuffling (one per phase). */
+export interface TrainConfig extends TrainRecipe {
+  seed: number;
+}
+
+/** Statistics of one finished epoch. */
+export interface EpochStats {
+  epoch: number;
+  /** Mean training loss (nats) and accuracy over the epoch's real (unpadded) examples. */
+  loss: number;
+  accuracy: number;
+  seconds: number;
+  imagesPerSecond: number;
+  /** Engine tensors and bytes held after the epoch: flat from epoch to epoch, or there is a leak. */
+  tensors: number;
+  bytes: number;
+  /** Test accuracy and ASR after this epoch, when evaluated every epoch. */
+  test?: { cleanAccuracy: number; asr: Record<string, number> };
+}
+
+/** Everything needed to continue a phase exactly: written after every epoch. */
+export interface Checkpoint {
+  version: 1;
+  config: TrainConfig;
+  numClasses: number;
+  count: number;
+  /** Epochs completed. */
+  epoch: number;
+  /** Optimizer steps completed. */
+  step: number;
+  rngState: number[];
+  weights: Record<string, Float32Array>;
+  optimizer: { m: Record<string, Float32Array>; v: Record<string, Float32Array> };
+  /** count × epochs, row-major; columns ≥ `epoch` are still zero. Losses in nats, clamped at 100. */
+  trajectories: Float32Array;
+  history: EpochStats[];
+}
+
+/** Live progress of a training phase. */
+export interface TrainProgress {
+  phase: 'train' | 'record' | 'evaluate';
+  epoch: number;
+  epochs: number;
+  /** Examples done in this pass of this epoch, of `total`. */
+  done: number;
+  total: number;
+  imagesPerSecond: number;
+  /** Seconds left in the whole phase, estimated from the throughput so far. */
+  etaSeconds: number;
+  /** Running mean loss / accuracy of this epoch (train pass). */
+  loss?: number;
+  accuracy?: number;
+}
+
+/** What the Probes step shows: sizes of everything the experiment built. */
+export interface PreparedSummary {
+  trainCount: number;
+  testCount: number;
+  numClasses: number;
+  attacks: { id: string; name: string; target: number; count: number; perClass: number[] }[];
+  probes: {
+    clean: number;
+    backdoor: number;
+    mislabeled: number;
+    backdoorLabel: number;
+    perClass: number[];
+  };
+  /** Examples per class of the (poisoned, probed) training set. */
+  classCounts: number[];
+  /** SHA-256 of the training set's labels and images: identical for the same seed in Node and the browser. */
+  fingerprint: string;
+}
+
+export interface PhaseResult {
+  history: EpochStats[];
+  /** e.g. "ResNet-8 ×0.5 · 0.02 M parameters". */
+  model?: string;
+  evaluation?: ModelEvaluation;
+  done: boolean;
+  rows: number;
+}
+
+export interface DetectionRecord {
+  summary: DetectionSummary;
+  /** Per-row scores (NaN for probes). */
+  scores: Float32Array;
+  k?: number;
+  looAuroc?: { k: number; auroc: number }[];
+}
+
+/** What the Detect step draws with: per-row trajectories, ground truth, probe kinds and labels. */
+export interface DetectionContext {
+  n: number;
+  epochs: number;
+  /** n × epochs, row-major, nats. */
+  trajectories: Float32Array;
+  /** Attack index per row, −1 clean (all −1 in audit mode). */
+  truth: Int8Array;
+  probeKind: Uint8Array;
+  labels: Uint8Array;
+  attackIds: string[];
+}
+
+/** A run: its configuration, dataset, and the result of every stage so far. */
+export interface RunRecord {
+  schema: number;
+  id: string;
+  /** A name the user can change; defaults to the dataset and the attacks. */
+  name: string;
+  datasetId: string;
+  datasetName: string;
+  config: RunConfig;
+  createdAt: number;
+  updatedAt: number;
+  prepared?: PreparedSummary;
+  phases: Partial<Record<Phase, PhaseResult>>;
+  detection?: DetectionRecord;
+  report?: Report;
+}
+
+/**
+ * Where runs and checkpoints live. Every write is atomic: a reader sees the old value or the new
+ * one, never a mix, and `commitEpoch` writes a run and a phase checkpoint together.
+ */
+export interface RunStore {
+  /** The run, or undefined when it is not stored. */
+  findRun(id: string): Promise<RunRecord | undefined>;
+  /** Newest first. */
+  listRuns(): Promise<RunRecord[]>;
+  putRun(r: RunRecord): Promise<void>;
+  /** Removes the run and all its checkpoints. */
+  deleteRun(id: string): Promise<void>;
+  loadCheckpoint(id: string, phase: Phase): Promise<Checkpoint | undefined>;
+  /** Writes the run and one phase's checkpoint in one transaction. */
+  commitEpoch(r: RunRecord, phase: Phase, c: Checkpoint): Promise<void>;
+  /** Writes the run and deletes the named checkpoints in one transaction. */
+  putRunDropping(r: RunRecord, drop: Phase[]): Promise<void>;
+}
+
+/** The run, or a NotFoundError that says what to do. */
+export async function getRun(store: RunStore, id: string): Promise<RunRecord> {
+  const r = await store.findRun(id);
+  if (!r)
+    throw new NotFoundError(`run ${id} is not stored (it may have been deleted); start a new run`);
+  return r;
+}
+
+/**
+ * The stages of a run, in order. `prepare` builds the training set (attacks, probes);
+ * `probationary` trains with trajectories; `detect` scores them; `baseline` (only with a separate
+ * undefended model) trains on the poisoned data without probes; `retrain` trains without the
+ * flagged rows; `report` assembles the result.
+ */
+export type Stage = 'prepare' | 'probationary' | 'detect' | 'baseline' | 'retrain' | 'report';
+export const STAGES: readonly Stage[] = [
+  'prepare',
+  'probationary',
+  'detect',
+  'baseline',
+  'retrain',
+  'report',
+];
+
+/** Whether a stage's result is present (a stage that does not apply counts as done). */
+export function stageDone(r: RunRecord, s: Stage): boolean {
+  switch (s) {
+    case 'prepare':
+      return !!r.prepared;
+    case 'probationary':
+    case 'retrain':
+      return !!r.phases[s]?.done && !!r.phases[s]?.evaluation;
+    case 'baseline':
+      return (
+        !r.config.separateBaseline || (!!r.phases.baseline?.done && !!r.phases.baseline.evaluation)
+      );
+    case 'detect':
+      return !!r.detection;
+    case 'report':
+      return !!r.report;
+  }
+}
+
+/** The first stage not done yet, or null when the run is complete. */
+export function nextStage(r: RunRecord): Stage | null {
+  return STAGES.find((s) => !stageDone(r, s)) ?? null;
+}
+
+/** The stages whose results depend directly on a stage's result. */
+const DEPENDENTS: Record<Stage, Stage[]> = {
+  prepare: ['probationary', 'baseline'],
+  probationary: ['detect'],
+  detect: ['retrain'],
+  baseline: ['report'],
+  retrain: ['report'],
+  report: [],
+};
+
+/** A stage and every stage downstream of it. */
+export function downstreamOf(s: Stage): Stage[] {
+  const out = new Set<Stage>([s]);
+  const walk = (x: Stage) => {
+    for (const d of DEPENDENTS[x])
+      if (!out.has(d)) {
+        out.add(d);
+        walk(d);
+      }
+  };
+  walk(s);
+  return STAGES.filter((x) => out.has(x));
+}
+
+/**
+ * The run with `stage` and everything downstream of it cleared, and the checkpoints to delete.
+ * (Clearing `probationary` also clears detection, retraining and the report; the baseline does not
+ * depend on it.)
+ */
+export function clearFrom(
+  r: RunRecord,
+  stage: Stage,
+): { run: RunRecord; dropCheckpoints: Phase[] } {
+  const stages = downstreamOf(stage);
+  const phases = { ...r.phases };
+  const drop: Phase[] = [];
+  for (const p of PHASES)
+    if (stages.includes(p)) {
+      delete phases[p];
+      drop.push(p);
+    }
+  const run: RunRecord = { ...r, phases };
+  if (stages.includes('prepare')) delete run.prepared;
+  if (stages.includes('detect')) delete run.detection;
+  // Every stage feeds the report.
+  delete run.report;
+  return { run, dropCheckpoints: drop };
+}
+
+/** A run's default name: the dataset and what was done to it. */
+export function defaultRunName(datasetName: string, config: RunConfig): string {
+  const what =
+    config.mode === 'audit'
+      ? 'audit'
+      : config.attacks.length
+        ? config.attacks.map((a) => a.id).join(' + ')
+        : 'no attacks';
+  return `${datasetName} · ${what}`;
+}
+
+/**
+ * Runs held in memory (the CLI without a state directory, tests). Values are cloned in and out,
+ * as a real store would, so no caller can change a stored run by mutating its copy.
+ */
+export class MemoryRunStore implements RunStore {
+  private readonly runs = new Map<string, RunRecord>();
+  private readonly ckpts = new Map<string, Checkpoint>();
+
+  async findRun(id: string): Promise<RunRecord | undefined> {
+    const r = this.runs.get(id);
+    return r && structuredClone(r);
+  }
+
+  async listRuns(): Promise<RunRecord[]> {
+    return [...this.runs.values()]
+      .sort((a, b) => b.updatedAt - a.updatedAt)
+      .map((r) => structuredClone(r));
+  }
+
+  async putRun(r: RunRecord): Promise<void> {
+    this.runs.set(r.id, structuredClone(r));
+  }
+
+  async deleteRun(id: string): Promise<void> {
+    this.runs.delete(id);
+    for (const p of PHASES) this.ckpts.delete(`${id}:${p}`);
+  }
+
+  async loadCheckpoint(id: string, phase: Phase): Promise<Checkpoint | undefined> {
+    const c = this.ckpts.get(`${id}:${phase}`);
+    return c && structuredClone(c);
+  }
+
+  async commitEpoch(r: RunRecord, phase: Phase, c: Checkpoint): Promise<void> {
+    const run = structuredClone(r);
+    const ckpt = structuredClone(c);
+    this.runs.set(r.id, run);
+    this.ckpts.set(`${r.id}:${phase}`, ckpt);
+  }
+
+  async putRunDropping(r: RunRecord, drop: Phase[]): Promise<void> {
+    this.runs.set(r.id, structuredClone(r));
+    for (const p of drop) this.ckpts.delete(`${r.id}:${p}`);
+  }
+}
+
+/** The settings that decide the training set: a change needs a new training set. */
+function dataKey(c: RunConfig): string {
+  return JSON.stringify([c.mode, c.attacks, c.probes, c.limit ?? null, c.seed]);
+}
+
+/**
+ * Which stages a configuration change invalidates, and in words what changed: the data settings
+ * (attacks, probes, subsample, seed, mode) invalidate everything; the training recipe every
+ * trained model; the detection options the detection and what follows; turning the separate
+ * baseline off drops that model, turning it on only adds a stage to do.
+ */
+export function configChange(prev: RunConfig, next: RunConfig): { clear: Stage[]; what: string[] } {
+  const clear = new Set<Stage>();
+  const what: string[] = [];
+  if (dataKey(prev) !== dataKey(next)) {
+    what.push('the training set (attacks, probes, subsample or seed)');
+    clear.add('prepare');
+  }
+  if (JSON.stringify(prev.train) !== JSON.stringify(next.train)) {
+    what.push('the training recipe');
+    clear.add('probationary');
+    clear.add('baseline');
+  }
+  if (JSON.stringify(prev.detect) !== JSON.stringify(next.detect)) {
+    what.push('the detection settings');
+    clear.add('detect');
+  }
+  if (prev.separateBaseline !== next.separateBaseline) {
+    what.push(
+      next.separateBaseline ? 'a separate undefended model' : 'no separate undefended model',
+    );
+    clear.add(next.separateBaseline ? 'report' : 'baseline');
+  }
+  return { clear: [...clear], what };
+}
+
+/** The stages among `stages` (and downstream) that hold a result in `r`. */
+export function stagesWithResults(r: RunRecord, stages: Stage[]): Stage[] {
+  const all = new Set(stages.flatMap(downstreamOf));
+  return STAGES.filter((s) => {
+    if (!all.has(s)) return false;
+    switch (s) {
+      case 'prepare':
+        return !!r.prepared;
+      case 'probationary':
+      case 'baseline':
+      case 'retrain':
+        return !!r.phases[s];
+      case 'detect':
+        return !!r.detection;
+      case 'report':
+        return !!r.report;
+    }
+  });
+}

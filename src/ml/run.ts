@@ -1,0 +1,603 @@
+import { validateRunConfig } from '../core/config.ts';
+import {
+  labelCounts,
+  splitFingerprint,
+  subsetSplit,
+  type Dataset,
+  type ImageSplit,
+} from '../core/dataset.ts';
+import { detect, type Detection, type DetectOptions } from '../core/detect/index.ts';
+import { probeRowsFromKinds } from '../core/detect/knn.ts';
+import { CancelledError, InvalidOptionError, LabError } from '../core/errors.ts';
+import { keptRows, prepareExperiment, type Prepared, type RunConfig } from '../core/experiment.ts';
+import { ATTACK_NAMES } from '../core/attacks/triggers.ts';
+import type { TriggeredTestSet } from '../core/attacks/plan.ts';
+import { accuracy } from '../core/metrics.ts';
+import {
+  buildReport,
+  summarizeDetection,
+  type DetectionSummary,
+  type ModelEvaluation,
+} from '../core/report.ts';
+import {
+  clearFrom,
+  configChange,
+  defaultRunName,
+  getRun,
+  MemoryRunStore,
+  nextStage,
+  stagesWithResults,
+  type Checkpoint,
+  type DetectionContext,
+  type DetectionRecord,
+  type Phase,
+  type PhaseResult,
+  type PreparedSummary,
+  type RunRecord,
+  type RunStore,
+  type Stage,
+  type TrainConfig,
+  type TrainProgress,
+} from '../core/run.ts';
+import type { Trainer } from './train.ts';
+
+/** Run records written by this version (IndexedDB, files). */
+export const RUN_SCHEMA = 1;
+
+/** A change would discard results; nothing was changed. Ask the user, then repeat with `confirm`. */
+export class ConfirmationNeededError extends LabError {
+  override name = 'ConfirmationNeededError';
+}
+
+/** A fresh trainer for a phase, on whatever engine the front end set up, resuming from `checkpoint`. */
+export type TrainerFactory = (
+  cfg: TrainConfig,
+  split: ImageSplit,
+  numClasses: number,
+  checkpoint?: Checkpoint,
+) => Trainer;
+
+/** What the orchestrator runs on: a store for runs, datasets by id, and a training engine. */
+export interface RunDeps {
+  store: RunStore;
+  loadDataset: (id: string) => Promise<Dataset>;
+  createTrainer: TrainerFactory;
+  newId?: () => string;
+  now?: () => number;
+}
+
+/** Hooks and controls of a long call (a training phase, a whole run). */
+export interface RunCall {
+  /** Live progress of the training phase in progress. */
+  onProgress?: (phase: Phase, p: TrainProgress) => void;
+  /** The stored run after every change (each epoch, each stage). */
+  onUpdate?: (r: RunRecord) => void;
+  /** One human-readable line per event (the CLI's log). */
+  log?: (line: string) => void;
+  /** Aborting rejects the call with a CancelledError after the current step; the last epoch's checkpoint stays. */
+  signal?: AbortSignal;
+  /** Polled between steps: true makes the call return with the phase unfinished (a pause). */
+  shouldPause?: () => boolean;
+}
+
+/**
+ * The recipe of a phase: the run's recipe with its own seed. Only the probationary model's
+ * trajectories are used, so the retrained and baseline models record from their training pass
+ * (free) instead of a separate evaluation pass.
+ */
+export function trainConfigOf(cfg: RunConfig, phase: Phase = 'probationary'): TrainConfig {
+  const { evalEachEpoch: _unused, ...train } = cfg.train;
+  const offset = { probationary: 0, retrain: 1, baseline: 2 }[phase];
+  return {
+    ...train,
+    record: phase === 'probationary' ? train.record : 'train',
+    seed: cfg.seed + offset,
+  };
+}
+
+/** Clean test accuracy and ASR (+ boosted) of a trained model (SPEC §6), rates in [0, 1]. */
+export async function evaluateModel(
+  trainer: Trainer,
+  test: ImageSplit,
+  triggered: TriggeredTestSet[],
+): Promise<ModelEvaluation> {
+  const cleanAccuracy = test.count ? accuracy(await trainer.predict(test), test.labels) : NaN;
+  const asr: Record<string, number> = {};
+  const asrBoosted: Record<string, number> = {};
+  for (const t of triggered) {
+    asr[t.attack] = accuracy(await trainer.predict(t.set), t.set.labels);
+    if (t.boosted)
+      asrBoosted[t.attack] = accuracy(await trainer.predict(t.boosted), t.boosted.labels);
+  }
+  return { cleanAccuracy, asr, asrBoosted };
+}
+
+/** Sizes of everything an experiment built (the Probes step's summary). */
+export async function summarizePrepared(p: Prepared): Promise<PreparedSummary> {
+  const C = p.numClasses;
+  const perClassOf = (rows: number[]) => {
+    const c = new Array<number>(C).fill(0);
+    for (const i of rows) c[p.sourceLabels[i]]++;
+    return c;
+  };
+  const { clean, backdoor, mislabeled } = p.probes.indices;
+  return {
+    trainCount: p.train.count,
+    testCount: p.test.count,
+    numClasses: C,
+    attacks: p.attacks.map((a) => ({
+      id: a.id,
+      name: ATTACK_NAMES[a.id],
+      target: a.target,
+      count: a.indices.length,
+      perClass: perClassOf(a.indices),
+    })),
+    probes: {
+      clean: clean.length,
+      backdoor: backdoor.length,
+      mislabeled: mislabeled.length,
+      backdoorLabel: p.probes.backdoorLabel,
+      perClass: perClassOf([...clean, ...backdoor, ...mislabeled]),
+    },
+    classCounts: labelCounts(p.train.labels, C),
+    fingerprint: await splitFingerprint(p.train),
+  };
+}
+
+const STAGE_WORDS: Record<Stage, string> = {
+  prepare: 'the built training set',
+  probationary: 'the probationary model and its trajectories',
+  detect: 'the detection',
+  baseline: 'the separate undefended model',
+  retrain: 'the retrained model',
+  report: 'the report',
+};
+
+/**
+ * The run orchestrator: the one place that knows a run's stages (core's `nextStage`), what each
+ * phase trains on, and what goes into the report. Every front end drives it — the tab's worker
+ * (IndexedDB store), the CLI (memory or file store), the tests — and it is the only writer of run
+ * records. Every write goes through the store atomically, so a crash between epochs or stages
+ * loses at most the epoch in progress, and `runAll` continues where the stored run stopped.
+ */
+export class RunOrchestrator {
+  private readonly deps: Required<RunDeps>;
+  private cache: { key: string; prepared: Prepared } | null = null;
+
+  constructor(deps: RunDeps) {
+    this.deps = {
+      newId: () => crypto.randomUUID(),
+      now: () => Date.now(),
+      ...deps,
+    };
+  }
+
+  get store(): RunStore {
+    return this.deps.store;
+  }
+
+  /** A new run (not built yet) for a dataset and a configuration, validated. */
+  async createRun(args: {
+    datasetId: string;
+    datasetName: string;
+    config: unknown;
+    name?: string;
+  }): Promise<RunRecord> {
+    const config = validateRunConfig(args.config);
+    const now = this.deps.now();
+    const r: RunRecord = {
+      schema: RUN_SCHEMA,
+      id: this.deps.newId(),
+      name: args.name?.trim() || defaultRunName(args.datasetName, config),
+      datasetId: args.datasetId,
+      datasetName: args.datasetName,
+      config,
+      createdAt: now,
+      updatedAt: now,
+      phases: {},
+    };
+    await this.deps.store.putRun(r);
+    return r;
+  }
+
+  async getRun(id: string): Promise<RunRecord> {
+    return getRun(this.deps.store, id);
+  }
+
+  async listRuns(): Promise<RunRecord[]> {
+    return this.deps.store.listRuns();
+  }
+
+  async rename(id: string, name: string): Promise<RunRecord> {
+    const trimmed = name.trim();
+    if (!trimmed || trimmed.length > 200)
+      throw new InvalidOptionError(`run name "${name}" must have 1–200 characters`);
+    return this.put({ ...(await this.getRun(id)), name: trimmed });
+  }
+
+  async deleteRun(id: string): Promise<void> {
+    if (this.cache?.key.startsWith(`${id}|`)) this.cache = null;
+    await this.deps.store.deleteRun(id);
+  }
+
+  /**
+   * Changes a run's configuration (validated here, the one place). A change that would discard
+   * results (see core's `configChange`) throws ConfirmationNeededError unless `confirm`; with it,
+   * the affected stages and everything downstream are cleared.
+   */
+  async setConfig(id: string, config: unknown, confirm = false): Promise<RunRecord> {
+    const next = validateRunConfig(config);
+    const r = await this.getRun(id);
+    const change = configChange(r.config, next);
+    if (change.what.length === 0) return r;
+    const lost = stagesWithResults(r, change.clear);
+    if (lost.length && !confirm)
+      throw new ConfirmationNeededError(
+        `changing ${change.what.join(' and ')} discards ${lost.map((s) => STAGE_WORDS[s]).join(', ')} of this run; confirm, or start a new run with these settings`,
+      );
+    let run: RunRecord = { ...r, config: next };
+    const drop = new Set<Phase>();
+    for (const s of change.clear) {
+      const c = clearFrom(run, s);
+      run = c.run;
+      c.dropCheckpoints.forEach((p) => drop.add(p));
+    }
+    return this.put(run, [...drop]);
+  }
+
+  /** Builds the run's training set (attacks, probes) and stores its summary. Idempotent. */
+  async prepare(id: string): Promise<RunRecord> {
+    const r = await this.getRun(id);
+    if (r.prepared) return r;
+    const p = await this.prepared(r);
+    return this.put({ ...r, prepared: await summarizePrepared(p) });
+  }
+
+  /**
+   * Trains one phase, resuming from its last checkpoint, committing the run and a checkpoint after
+   * every epoch, and evaluating the model at the end. Returns the stored run: the phase is done,
+   * or unfinished after a pause. A cancel (aborted signal) rejects with CancelledError.
+   */
+  async train(id: string, phase: Phase, call: RunCall = {}): Promise<RunRecord> {
+    let r = await this.getRun(id);
+    if (!r.prepared) throw new InvalidOptionError('build the training set before training');
+    if (phase === 'baseline' && !r.config.separateBaseline)
+      throw new InvalidOptionError(
+        'this run has no separate undefended model: turn the option on first',
+      );
+    if (r.phases[phase]?.done && r.phases[phase]?.evaluation) return r;
+    const p = await this.prepared(r);
+    const split = this.trainingSplit(r, phase, p);
+    const cfg = trainConfigOf(r.config, phase);
+    const ckpt = await this.deps.store.loadCheckpoint(id, phase);
+    const usable =
+      ckpt && ckpt.count === split.count && ckpt.epoch <= cfg.epochs ? ckpt : undefined;
+    const trainer = this.deps.createTrainer(cfg, split, p.numClasses, usable);
+    const model = trainer.model.describe();
+    const stop = () => !!call.signal?.aborted || !!call.shouldPause?.();
+    try {
+      while (!trainer.done) {
+        const stats = await trainer.trainEpoch((pr) => call.onProgress?.(phase, pr), stop);
+        if (!stats) {
+          if (call.signal?.aborted)
+            throw new CancelledError(`training of the ${phase} model was cancelled`);
+          call.log?.(`${phase}: paused after epoch ${trainer.epoch}`);
+          return this.getRun(id);
+        }
+        if (r.config.train.evalEachEpoch) {
+          call.onProgress?.(phase, evaluating(trainer.epoch - 1, cfg.epochs));
+          const e = await evaluateModel(trainer, p.test, p.triggered);
+          stats.test = { cleanAccuracy: e.cleanAccuracy, asr: e.asr };
+        }
+        call.log?.(epochLine(phase, cfg.epochs, trainer.history.at(-1)!));
+        const ck = await trainer.checkpoint();
+        r = await this.getRun(id);
+        const phases = {
+          ...r.phases,
+          [phase]: { history: trainer.history, done: false, rows: split.count, model },
+        };
+        r = { ...r, phases, updatedAt: this.deps.now() };
+        await this.deps.store.commitEpoch(r, phase, ck);
+        call.onUpdate?.(r);
+      }
+      call.onProgress?.(phase, evaluating(cfg.epochs - 1, cfg.epochs));
+      const evaluation = await evaluateModel(trainer, p.test, p.triggered);
+      const result: PhaseResult = {
+        history: trainer.history,
+        evaluation,
+        done: true,
+        rows: split.count,
+        model,
+      };
+      r = await this.getRun(id);
+      const done = await this.put({ ...r, phases: { ...r.phases, [phase]: result } });
+      call.onUpdate?.(done);
+      return done;
+    } finally {
+      trainer.dispose();
+    }
+  }
+
+  /** Forgets a phase's checkpoint and results, and everything downstream of them. */
+  async resetPhase(id: string, phase: Phase): Promise<RunRecord> {
+    const { run, dropCheckpoints } = clearFrom(await this.getRun(id), phase);
+    return this.put(run, dropCheckpoints);
+  }
+
+  /**
+   * Scores every trajectory of the probationary model (options default to the run's) and stores
+   * the detection; new options become the run's. A retrained model no longer matches the new
+   * removals, so it is dropped — which needs `confirm` when one exists.
+   */
+  async detect(id: string, options?: DetectOptions, confirm = false): Promise<RunRecord> {
+    let r = await this.getRun(id);
+    if (options && JSON.stringify(options) !== JSON.stringify(r.config.detect)) {
+      r = await this.setConfig(id, { ...r.config, detect: options }, confirm);
+    }
+    this.confirmDropping(r, ['retrain'], confirm);
+    const p = await this.prepared(r);
+    const ck = await this.deps.store.loadCheckpoint(id, 'probationary');
+    if (!ck || !r.phases.probationary?.done)
+      throw new InvalidOptionError('train the probationary model before detection');
+    const det = detect(
+      { n: p.train.count, epochs: ck.config.epochs, losses: ck.trajectories },
+      probeRowsFromKinds(p.probes.probeKind),
+      r.config.detect,
+    );
+    return this.storeDetection(r, p, det, det.threshold);
+  }
+
+  /** Stores the removals at a new threshold (the Detect step's slider, applied). */
+  async setThreshold(id: string, threshold: number, confirm = false): Promise<RunRecord> {
+    if (!(threshold >= 0 && threshold <= 1))
+      throw new InvalidOptionError(`threshold ${threshold} must be in [0, 1]`);
+    const r = await this.getRun(id);
+    if (!r.detection) throw new InvalidOptionError('run detection before choosing a threshold');
+    this.confirmDropping(r, ['retrain'], confirm);
+    const p = await this.prepared(r);
+    const det = this.storedDetection(r);
+    const run = await this.storeDetection(
+      { ...r, config: { ...r.config, detect: { ...r.config.detect, threshold } } },
+      p,
+      det,
+      threshold,
+    );
+    return run;
+  }
+
+  /** Removals and AUROC at a threshold, without storing anything (for a live slider). */
+  async summarizeAt(id: string, threshold: number): Promise<DetectionSummary> {
+    const r = await this.getRun(id);
+    if (!r.detection) throw new InvalidOptionError('run detection first');
+    return this.summarize(await this.prepared(r), this.storedDetection(r), threshold);
+  }
+
+  /** Per-row data of the probationary run for the Detect step's pictures. */
+  async detectionContext(id: string): Promise<DetectionContext> {
+    const r = await this.getRun(id);
+    const p = await this.prepared(r);
+    const ck = await this.deps.store.loadCheckpoint(id, 'probationary');
+    if (!ck)
+      throw new InvalidOptionError('no trajectories yet: train the probationary model first');
+    return {
+      n: p.train.count,
+      epochs: ck.config.epochs,
+      trajectories: ck.trajectories,
+      truth: p.truth,
+      probeKind: p.probes.probeKind,
+      labels: p.train.labels,
+      attackIds: p.attacks.map((a) => a.id),
+    };
+  }
+
+  /** Images and labels of some training rows (galleries of suspicious examples). */
+  async trainingImages(id: string, rows: number[]): Promise<ImageSplit> {
+    return subsetSplit((await this.prepared(await this.getRun(id))).train, rows);
+  }
+
+  /** Assembles and stores the report once the models are evaluated and detection has run. */
+  async report(id: string): Promise<RunRecord> {
+    const r = await this.getRun(id);
+    const p = await this.prepared(r);
+    const undefendedPhase = r.config.separateBaseline ? r.phases.baseline : r.phases.probationary;
+    const retrain = r.phases.retrain;
+    if (!undefendedPhase?.evaluation || !retrain?.evaluation || !r.detection)
+      throw new InvalidOptionError('finish training, detection and retraining before the report');
+    const report = buildReport({
+      datasetName: r.datasetName,
+      classes: p.classes,
+      trainCount: p.train.count,
+      testCount: p.test.count,
+      config: r.config,
+      attacks: p.attacks,
+      probes: { n: r.config.probes.n, backdoorLabel: p.probes.backdoorLabel },
+      summary: r.detection.summary,
+      undefended: undefendedPhase.evaluation,
+      defended: retrain.evaluation,
+      historyUndefended: r.phases.probationary?.history ?? [],
+      historyDefended: retrain.history,
+      fingerprint: r.prepared?.fingerprint,
+      createdAt: new Date(this.deps.now()),
+    });
+    return this.put({ ...r, report });
+  }
+
+  /** Does one stage of a run. */
+  async runStage(id: string, stage: Stage, call: RunCall = {}): Promise<RunRecord> {
+    let r: RunRecord;
+    switch (stage) {
+      case 'prepare':
+        r = await this.prepare(id);
+        call.log?.(prepareLine(r));
+        break;
+      case 'probationary':
+      case 'baseline':
+      case 'retrain':
+        if (stage === 'retrain')
+          call.log?.(`retraining on ${this.retrainRows(await this.getRun(id))} rows`);
+        r = await this.train(id, stage, call);
+        break;
+      case 'detect':
+        r = await this.detect(id);
+        call.log?.(detectLine(r.detection!));
+        break;
+      case 'report':
+        r = await this.report(id);
+        break;
+    }
+    call.onUpdate?.(r);
+    return r;
+  }
+
+  /**
+   * Runs every stage not done yet, in order (core's `nextStage`), and returns the complete run —
+   * or the run as it stands after a pause. Safe to call again after a crash: it continues.
+   */
+  async runAll(id: string, call: RunCall = {}): Promise<RunRecord> {
+    let r = await this.getRun(id);
+    for (let stage = nextStage(r); stage; stage = nextStage(r)) {
+      r = await this.runStage(id, stage, call);
+      if (nextStage(r) === stage) return r; // paused
+    }
+    return r;
+  }
+
+  /** The training set of a run, built on first use and kept for the run in progress. */
+  async prepared(r: RunRecord): Promise<Prepared> {
+    const key = `${r.id}|${r.datasetId}|${JSON.stringify([r.config.mode, r.config.attacks, r.config.probes, r.config.limit, r.config.seed])}`;
+    if (this.cache?.key === key) return this.cache.prepared;
+    this.cache = null;
+    const ds = await this.deps.loadDataset(r.datasetId);
+    const prepared = prepareExperiment(ds, r.config);
+    this.cache = { key, prepared };
+    return prepared;
+  }
+
+  /** Rows each phase trains on (SPEC §4): all, the poisoned set without probes, or the kept rows. */
+  private trainingSplit(r: RunRecord, phase: Phase, p: Prepared): ImageSplit {
+    if (phase === 'probationary') return p.train;
+    if (phase === 'baseline') return p.poisoned;
+    if (!r.detection)
+      throw new InvalidOptionError(
+        'run detection before retraining: retraining drops the flagged examples',
+      );
+    return subsetSplit(p.train, keptRows(r.detection.summary.flagged, p.probes.probeKind));
+  }
+
+  private retrainRows(r: RunRecord): number | string {
+    const probes = r.prepared ? r.prepared.probes.backdoor + r.prepared.probes.mislabeled : 0;
+    return r.detection && r.prepared
+      ? r.prepared.trainCount - r.detection.summary.flagged.length - probes
+      : '?';
+  }
+
+  private storedDetection(r: RunRecord): Detection {
+    const d = r.detection!;
+    return {
+      method: d.summary.method as DetectOptions['method'],
+      k: d.k,
+      scores: d.scores,
+      threshold: d.summary.threshold,
+      looAuroc: d.looAuroc,
+    };
+  }
+
+  private summarize(p: Prepared, det: Detection, threshold: number): DetectionSummary {
+    return summarizeDetection(
+      det,
+      p.truth,
+      p.probes.probeKind,
+      p.attacks,
+      p.train.labels,
+      p.numClasses,
+      threshold,
+    );
+  }
+
+  private async storeDetection(
+    r: RunRecord,
+    p: Prepared,
+    det: Detection,
+    threshold: number,
+  ): Promise<RunRecord> {
+    const record: DetectionRecord = {
+      summary: this.summarize(p, det, threshold),
+      scores: det.scores,
+      k: det.k,
+      looAuroc: det.looAuroc,
+    };
+    const { run, dropCheckpoints } = clearFrom(r, 'detect');
+    return this.put({ ...run, detection: record }, dropCheckpoints);
+  }
+
+  private confirmDropping(r: RunRecord, stages: Stage[], confirm: boolean): void {
+    const lost = stagesWithResults(r, stages);
+    if (lost.length && !confirm)
+      throw new ConfirmationNeededError(
+        `this discards ${lost.map((s) => STAGE_WORDS[s]).join(', ')}; confirm to go on`,
+      );
+  }
+
+  private async put(r: RunRecord, drop: Phase[] = []): Promise<RunRecord> {
+    const run = { ...r, updatedAt: this.deps.now() };
+    await this.deps.store.putRunDropping(run, drop);
+    return run;
+  }
+}
+
+function evaluating(epoch: number, epochs: number): TrainProgress {
+  return {
+    phase: 'evaluate',
+    epoch,
+    epochs,
+    done: 0,
+    total: 1,
+    imagesPerSecond: 0,
+    etaSeconds: NaN,
+  };
+}
+
+function epochLine(phase: Phase, epochs: number, s: Checkpoint['history'][number]): string {
+  const t = s.test
+    ? `; test acc ${(100 * s.test.cleanAccuracy).toFixed(1)}%${Object.entries(s.test.asr)
+        .map(([id, v]) => `, ASR ${id} ${(100 * v).toFixed(1)}%`)
+        .join('')}`
+    : '';
+  return `${phase}: epoch ${s.epoch + 1}/${epochs} loss ${s.loss.toFixed(3)} acc ${(100 * s.accuracy).toFixed(1)}%${t} (${s.imagesPerSecond.toFixed(0)} img/s)`;
+}
+
+function prepareLine(r: RunRecord): string {
+  const p = r.prepared!;
+  const attacks =
+    p.attacks.map((a) => `${a.id}: ${a.count} → class ${a.target}`).join(', ') || 'no attacks';
+  return `prepared ${p.trainCount} training rows, fingerprint ${p.fingerprint.slice(0, 16)} (${attacks}; ${r.config.probes.n} probes of each kind), ${p.testCount} test images`;
+}
+
+function detectLine(d: DetectionRecord): string {
+  const s = d.summary;
+  const aurocs =
+    Object.entries(s.auroc)
+      .map(([k, v]) => `${k} ${v.toFixed(3)}`)
+      .join(', ') || 'n/a (no ground truth)';
+  return `detection (${s.method}${s.k ? `, k = ${s.k}` : ''}): flagged ${s.flagged.length}; AUROC ${aurocs}`;
+}
+
+/**
+ * A whole run in memory (scripts, tests, the efficacy benchmark): one dataset, one
+ * configuration, every stage. Returns the complete run and the orchestrator (for its stored
+ * checkpoints and the prepared training set).
+ */
+export async function runInMemory(
+  ds: Dataset,
+  config: RunConfig,
+  createTrainer: TrainerFactory,
+  call: RunCall = {},
+): Promise<{ run: RunRecord; runs: RunOrchestrator }> {
+  const runs = new RunOrchestrator({
+    store: new MemoryRunStore(),
+    loadDataset: async () => ds,
+    createTrainer,
+  });
+  const created = await runs.createRun({ datasetId: ds.name, datasetName: ds.name, config });
+  return { run: await runs.runAll(created.id, call), runs };
+}

@@ -1,0 +1,288 @@
+import 'fake-indexeddb/auto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createStore } from 'idb-keyval';
+import type * as tfType from '@tensorflow/tfjs';
+import { cpuTf } from './tf-setup.ts';
+import { generateDemoDataset } from '../../src/core/demo.ts';
+import type { Dataset } from '../../src/core/dataset.ts';
+import { preset, type RunConfig } from '../../src/core/experiment.ts';
+import {
+  clearFrom,
+  configChange,
+  MemoryRunStore,
+  nextStage,
+  stagesWithResults,
+  type Checkpoint,
+  type Phase,
+  type RunRecord,
+  type RunStore,
+} from '../../src/core/run.ts';
+import { RunOrchestrator, type TrainerFactory } from '../../src/ml/run.ts';
+import { Trainer } from '../../src/ml/train.ts';
+import { IdbRunStore } from '../../src/storage/runs.ts';
+import { FileRunStore } from '../../src/cli/file-run-store.ts';
+
+let tf: typeof tfType;
+let factory: TrainerFactory;
+let ds: Dataset;
+
+beforeAll(async () => {
+  tf = await cpuTf();
+  factory = (cfg, split, numClasses, ckpt) => new Trainer(tf, cfg, split, numClasses, ckpt);
+  ds = generateDemoDataset({ seed: 4, train: 240, test: 60 });
+});
+
+/** A run small enough to train in seconds: every stage, two epochs, a few probes. */
+function tinyConfig(over: Partial<RunConfig> = {}): RunConfig {
+  const q = preset('quick');
+  return {
+    ...q,
+    attacks: [{ id: 'patch', ratio: 0.1 }],
+    probes: { n: 8, trigger: 'sinusoid', trusted: 'train-untouched' },
+    train: { ...q.train, width: 0.25, epochs: 2, batchSize: 32 },
+    detect: { method: 'knn', k: 5, threshold: 0.1 },
+    ...over,
+  };
+}
+
+function orchestrator(store: RunStore, trainers: TrainerFactory = factory) {
+  let t = 1_000;
+  return new RunOrchestrator({
+    store,
+    loadDataset: async (id) => {
+      if (id !== 'demo') throw new Error(`unknown dataset ${id}`);
+      return ds;
+    },
+    createTrainer: trainers,
+    newId: () => 'run-1',
+    now: () => t++,
+  });
+}
+
+async function newRun(runs: RunOrchestrator, over: Partial<RunConfig> = {}) {
+  return runs.createRun({ datasetId: 'demo', datasetName: 'Demo', config: tinyConfig(over) });
+}
+
+/** A store that "crashes" (throws) on its n-th epoch commit, like a tab closed mid-run. */
+class CrashingStore extends MemoryRunStore {
+  commits = 0;
+  constructor(private readonly crashAt: number) {
+    super();
+  }
+  override async commitEpoch(r: RunRecord, phase: Phase, c: Checkpoint): Promise<void> {
+    if (++this.commits === this.crashAt) throw new Error('simulated crash');
+    return super.commitEpoch(r, phase, c);
+  }
+}
+
+describe('stage sequence (core)', () => {
+  const base: RunRecord = {
+    schema: 1,
+    id: 'r',
+    name: 'r',
+    datasetId: 'd',
+    datasetName: 'd',
+    config: tinyConfig(),
+    createdAt: 0,
+    updatedAt: 0,
+    phases: {},
+  };
+  const evaluation = { cleanAccuracy: 1, asr: {}, asrBoosted: {} };
+  const phase = { history: [], done: true, rows: 1, evaluation };
+
+  it('walks prepare → probationary → detect → (baseline) → retrain → report', () => {
+    const seen: (string | null)[] = [];
+    let r: RunRecord = { ...base, config: { ...base.config, separateBaseline: true } };
+    for (let i = 0; i < 7; i++) {
+      const s = nextStage(r);
+      seen.push(s);
+      if (s === 'prepare') r = { ...r, prepared: {} as RunRecord['prepared'] };
+      else if (s === 'detect') r = { ...r, detection: {} as RunRecord['detection'] };
+      else if (s === 'report') r = { ...r, report: {} as RunRecord['report'] };
+      else if (s) r = { ...r, phases: { ...r.phases, [s]: phase } };
+    }
+    expect(seen).toEqual([
+      'prepare',
+      'probationary',
+      'detect',
+      'baseline',
+      'retrain',
+      'report',
+      null,
+    ]);
+  });
+
+  it('clears a stage and everything downstream, naming the checkpoints to delete', () => {
+    const full: RunRecord = {
+      ...base,
+      prepared: {} as RunRecord['prepared'],
+      phases: { probationary: phase, baseline: phase, retrain: phase },
+      detection: {} as RunRecord['detection'],
+      report: {} as RunRecord['report'],
+    };
+    const p = clearFrom(full, 'probationary');
+    expect(p.dropCheckpoints.sort()).toEqual(['probationary', 'retrain']);
+    expect(p.run.phases.baseline).toBeDefined();
+    expect(p.run.detection).toBeUndefined();
+    expect(p.run.report).toBeUndefined();
+    expect(p.run.prepared).toBeDefined();
+    const all = clearFrom(full, 'prepare');
+    expect(all.dropCheckpoints.sort()).toEqual(['baseline', 'probationary', 'retrain']);
+    expect(all.run.prepared).toBeUndefined();
+  });
+
+  it('classifies configuration changes by what they invalidate', () => {
+    const c = tinyConfig();
+    expect(configChange(c, structuredClone(c))).toEqual({ clear: [], what: [] });
+    expect(configChange(c, { ...c, seed: 9 }).clear).toEqual(['prepare']);
+    expect(configChange(c, { ...c, train: { ...c.train, epochs: 3 } }).clear).toEqual([
+      'probationary',
+      'baseline',
+    ]);
+    expect(configChange(c, { ...c, detect: { ...c.detect, k: 7 } }).clear).toEqual(['detect']);
+    // Turning the baseline on discards nothing but the report; turning it off drops that model.
+    expect(configChange(c, { ...c, separateBaseline: true }).clear).toEqual(['report']);
+    expect(configChange({ ...c, separateBaseline: true }, c).clear).toEqual(['baseline']);
+    const r: RunRecord = { ...base, phases: { probationary: phase } };
+    expect(stagesWithResults(r, ['report'])).toEqual([]);
+    expect(stagesWithResults(r, ['probationary'])).toEqual(['probationary']);
+  });
+});
+
+describe('run orchestrator', () => {
+  it('runs every stage on the IndexedDB store, and a crash between epochs resumes to the same result', async () => {
+    // Uninterrupted, on IndexedDB (fake-indexeddb): the store the worker uses.
+    const idb = new IdbRunStore(createStore('orchestrator-test', 'kv'));
+    const a = orchestrator(idb);
+    const runA = await a.runAll((await newRun(a)).id);
+    expect(nextStage(runA)).toBeNull();
+    expect(runA.report?.dataset.train).toBe(240);
+    expect(runA.phases.probationary?.history).toHaveLength(2);
+    expect(runA.phases.retrain?.rows).toBe(
+      240 - runA.detection!.summary.flagged.length - 2 * 8, // backdoor + mislabeled probes go
+    );
+    const trajA = (await idb.loadCheckpoint('run-1', 'probationary'))!.trajectories;
+
+    // Interrupted: the 3rd epoch commit (the retrained model's first) fails, then a fresh
+    // orchestrator (a reloaded tab) continues from what was stored.
+    const store = new CrashingStore(3);
+    const b = orchestrator(store);
+    const id = (await newRun(b)).id;
+    await expect(b.runAll(id)).rejects.toThrow('simulated crash');
+    const stored = await store.findRun(id);
+    expect(nextStage(stored!)).toBe('retrain');
+    const runB = await orchestrator(store).runAll(id);
+    const trajB = (await store.loadCheckpoint(id, 'probationary'))!.trajectories;
+    expect(Array.from(trajB)).toEqual(Array.from(trajA));
+    expect(runB.detection!.summary.flagged).toEqual(runA.detection!.summary.flagged);
+    expect(runB.report!.cleanAccuracy).toEqual(runA.report!.cleanAccuracy);
+    expect(runB.report!.asr).toEqual(runA.report!.asr);
+  }, 120_000);
+
+  it('pauses between steps and continues to the same trajectories; a cancel rejects with CancelledError', async () => {
+    const store = new MemoryRunStore();
+    const runs = orchestrator(store);
+    const id = (await newRun(runs)).id;
+    await runs.prepare(id);
+    let steps = 0;
+    const paused = await runs.train(id, 'probationary', {
+      shouldPause: () => ++steps > 10, // 8 steps per epoch: stops in epoch 2
+    });
+    expect(paused.phases.probationary?.done).toBe(false);
+    expect(paused.phases.probationary?.history).toHaveLength(1);
+    const abort = new AbortController();
+    abort.abort();
+    await expect(runs.train(id, 'probationary', { signal: abort.signal })).rejects.toMatchObject({
+      name: 'CancelledError',
+    });
+    const done = await runs.train(id, 'probationary');
+    expect(done.phases.probationary?.done).toBe(true);
+    const resumed = (await store.loadCheckpoint(id, 'probationary'))!.trajectories;
+
+    const fresh = orchestrator(new MemoryRunStore());
+    const id2 = (await newRun(fresh)).id;
+    await fresh.prepare(id2);
+    await fresh.train(id2, 'probationary');
+    const straight = (await fresh.store.loadCheckpoint(id2, 'probationary'))!.trajectories;
+    expect(Array.from(resumed)).toEqual(Array.from(straight));
+  }, 120_000);
+
+  it('the separate-baseline option changes what is trained, also after training started', async () => {
+    const trained: { phase: string; rows: number }[] = [];
+    const spy: TrainerFactory = (cfg, split, n, ck) => {
+      trained.push({ phase: String(cfg.seed), rows: split.count });
+      return factory(cfg, split, n, ck);
+    };
+    const runs = orchestrator(new MemoryRunStore(), spy);
+    const id = (await newRun(runs)).id;
+    await runs.prepare(id);
+    await runs.train(id, 'probationary');
+    // Turning it on discards nothing: no confirmation needed, the baseline becomes a stage.
+    const on = await runs.setConfig(id, { ...tinyConfig(), separateBaseline: true });
+    expect(on.phases.probationary?.done).toBe(true);
+    const done = await runs.runAll(id);
+    expect(done.phases.baseline?.done).toBe(true);
+    // The baseline (seed + 2) trains on the poisoned set as it was before probes overwrote rows.
+    expect(trained.map((t) => t.phase)).toEqual(['0', '2', '1']);
+    expect(trained[1].rows).toBe(240);
+    expect(done.report!.cleanAccuracy.undefended).toBe(
+      done.phases.baseline!.evaluation!.cleanAccuracy,
+    );
+    // Turning it off again drops that model (after confirming) and the report.
+    await expect(runs.setConfig(id, tinyConfig())).rejects.toMatchObject({
+      name: 'ConfirmationNeededError',
+    });
+    const off = await runs.setConfig(id, tinyConfig(), true);
+    expect(off.phases.baseline).toBeUndefined();
+    expect(off.report).toBeUndefined();
+    expect(nextStage(off)).toBe('report');
+  }, 120_000);
+
+  it('asks before discarding results and validates every configuration in one place', async () => {
+    const store = new MemoryRunStore();
+    const runs = orchestrator(store);
+    const id = (await newRun(runs)).id;
+    await runs.prepare(id);
+    await runs.train(id, 'probationary');
+    const longer = { ...tinyConfig(), train: { ...tinyConfig().train, epochs: 3 } };
+    await expect(runs.setConfig(id, longer)).rejects.toThrow(
+      /training recipe discards the probationary model/,
+    );
+    expect(await store.loadCheckpoint(id, 'probationary')).toBeDefined();
+    const r = await runs.setConfig(id, longer, true);
+    expect(r.phases.probationary).toBeUndefined();
+    expect(await store.loadCheckpoint(id, 'probationary')).toBeUndefined();
+    await expect(
+      runs.setConfig(id, { ...longer, train: { ...longer.train, epochs: 0 } }),
+    ).rejects.toThrow(/train\.epochs = 0 is invalid: must be a whole number in 1–1000/);
+    await expect(
+      runs.createRun({ datasetId: 'demo', datasetName: 'Demo', config: { ...longer, mode: 'x' } }),
+    ).rejects.toMatchObject({ name: 'InvalidOptionError' });
+    await expect(runs.train('nope', 'probationary')).rejects.toMatchObject({
+      name: 'NotFoundError',
+    });
+    const renamed = await runs.rename(id, '  Monday demo ');
+    expect(renamed.name).toBe('Monday demo');
+    await runs.deleteRun(id);
+    expect(await runs.listRuns()).toEqual([]);
+  }, 120_000);
+
+  it('the file store keeps runs and checkpoints across processes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'badloss-runs-'));
+    const a = orchestrator(new FileRunStore(dir));
+    const id = (await newRun(a)).id;
+    await a.prepare(id);
+    let steps = 0;
+    await a.train(id, 'probationary', { shouldPause: () => ++steps > 9 });
+    const b = orchestrator(new FileRunStore(dir));
+    const r = await b.getRun(id);
+    expect(r.phases.probationary?.history).toHaveLength(1);
+    const ck = await b.store.loadCheckpoint(id, 'probationary');
+    expect(ck?.epoch).toBe(1);
+    expect(ck?.trajectories).toBeInstanceOf(Float32Array);
+    expect((await b.train(id, 'probationary')).phases.probationary?.done).toBe(true);
+  }, 120_000);
+});
