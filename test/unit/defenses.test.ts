@@ -20,6 +20,7 @@ import {
 import {
   covariance,
   jacobiEigen,
+  principalAxes,
   silhouette,
   topEigenvectors,
   twoMeans,
@@ -74,7 +75,7 @@ describe('linear algebra', () => {
     expect(col(2)[0] * col(2)[1]).toBeCloseTo(-0.5, 12); // opposite signs
   });
 
-  it('subspace iteration agrees with the full Jacobi decomposition', () => {
+  it('Lanczos agrees with the full Jacobi decomposition', () => {
     const rng = new Rng(5);
     const D = 14;
     const rows = 60;
@@ -87,6 +88,63 @@ describe('linear algebra', () => {
       let dot = 0;
       for (let d = 0; d < D; d++) dot += top.vectors[k * D + d] * full.vectors[d * D + k];
       expect(Math.abs(dot)).toBeCloseTo(1, 8);
+    }
+  });
+
+  /** Max |VVᵀ − I| over k unit rows of length D. */
+  const orthoError = (v: Float64Array, k: number, D: number) => {
+    let e = 0;
+    for (let i = 0; i < k; i++)
+      for (let j = 0; j < k; j++) {
+        let dot = 0;
+        for (let d = 0; d < D; d++) dot += v[i * D + d] * v[j * D + d];
+        e = Math.max(e, Math.abs(dot - (i === j ? 1 : 0)));
+      }
+    return e;
+  };
+
+  it('Lanczos handles a repeated top eigenvalue and a rank-deficient matrix', () => {
+    // diag(5, 5, 5, 1, 1, 0.5): the top three vectors span e₁…e₃, whatever their rotation
+    const D = 6;
+    const c = new Float64Array(D * D);
+    [5, 5, 5, 1, 1, 0.5].forEach((v, i) => (c[i * D + i] = v));
+    const top = topEigenvectors(c, D, 3, new Rng(3));
+    for (const v of top.values) expect(v).toBeCloseTo(5, 10);
+    expect(orthoError(top.vectors, 3, D)).toBeLessThan(1e-10);
+    for (let i = 0; i < 3; i++)
+      for (let d = 3; d < D; d++) expect(Math.abs(top.vectors[i * D + d])).toBeLessThan(1e-8);
+    // covariance of 3 rows in ℝ⁶ has rank 2: asking for 4 gives two zero eigenvalues and
+    // still four orthonormal directions
+    const x = Float32Array.from([1, 2, 0, 0, 1, 0, 3, -1, 2, 0, 0, 1, 0, 0, 1, 5, 2, 2]);
+    const { cov } = covariance(x, D, [0, 1, 2]);
+    const full = jacobiEigen(cov, D);
+    const low = topEigenvectors(cov, D, 4, new Rng(4));
+    expect(low.values[0]).toBeCloseTo(full.values[0], 10);
+    expect(low.values[1]).toBeCloseTo(full.values[1], 10);
+    expect(low.values[2]).toBeCloseTo(0, 10);
+    expect(low.values[3]).toBeCloseTo(0, 10);
+    expect(orthoError(low.vectors, 4, D)).toBeLessThan(1e-8);
+  });
+
+  it('principal axes from the rows equal the eigenvectors of the formed covariance', () => {
+    // D = 40 and k = 10: Lanczos runs past D/4 steps, so it starts implicit (R̂ᵀR̂x) and
+    // switches to the formed covariance mid-run.
+    const rng = new Rng(6);
+    const D = 40;
+    const rows = [...Array(300).keys()].filter((i) => i % 3 !== 1);
+    const x = Float32Array.from(
+      { length: 300 * D },
+      (_, i) => (rng.normal() * 4) / (1 + (i % D)) + 1,
+    );
+    const pa = principalAxes(x, D, rows, 10, new Rng(1));
+    const { mean, cov } = covariance(x, D, rows);
+    const full = jacobiEigen(cov, D);
+    for (let d = 0; d < D; d++) expect(pa.mean[d]).toBeCloseTo(mean[d], 10);
+    for (let k = 0; k < 10; k++) {
+      expect(pa.values[k]).toBeCloseTo(full.values[k], 8);
+      let dot = 0;
+      for (let d = 0; d < D; d++) dot += pa.vectors[k * D + d] * full.vectors[d * D + k];
+      expect(Math.abs(dot)).toBeCloseTo(1, 6);
     }
   });
 

@@ -1,5 +1,5 @@
 import { Rng } from '../rng.ts';
-import { covariance, silhouette, topEigenvectors, twoMeans } from './linalg.ts';
+import { principalAxes, silhouette, twoMeans } from './linalg.ts';
 import {
   checkInputs,
   judgedRows,
@@ -65,8 +65,7 @@ export function activationClustering(
       return;
     }
     const m = rows.length;
-    const { mean, cov } = covariance(f.values, D, rows);
-    const { vectors } = topEigenvectors(cov, D, dims, classRng.fork('pca'));
+    const { mean, vectors } = principalAxes(f.values, D, rows, dims, classRng.fork('pca'));
     const x = new Float64Array(m * dims);
     const centred = new Float64Array(D);
     rows.forEach((r, j) => {

@@ -1,6 +1,6 @@
 import { toRanks } from '../detect/clean-distance.ts';
 import { Rng } from '../rng.ts';
-import { covariance, topEigenvectors } from './linalg.ts';
+import { principalAxes } from './linalg.ts';
 import {
   checkInputs,
   fractionCount,
@@ -20,7 +20,7 @@ export interface SpectralOptions {
 /**
  * Spectral Signatures (Tran et al., 2018; SPEC §10). For each label y, over the non-probe rows
  * labeled y: R̂ = R − mean(R) (features, n_y × D), v = top right singular vector of R̂ (the top
- * eigenvector of R̂ᵀR̂, by subspace iteration seeded from `seed`), raw score = (R̂_i·v)². Removes
+ * eigenvector of R̂ᵀR̂, by Lanczos seeded from `seed`), raw score = (R̂_i·v)². Removes
  * the top `removeFraction` of each class by raw score (round(f·n_y) rows, ties → lower row).
  * The returned score is the within-class rank of the raw score in [0, 1] (ties share their mean
  * rank; a class of one row scores 0), so classes of different spread share one ROC.
@@ -50,8 +50,8 @@ export function spectralSignatures(
     const raw = new Float64Array(rows.length);
     let top = 0;
     if (rows.length >= 2) {
-      const { mean, cov } = covariance(f.values, D, rows);
-      const eig = topEigenvectors(cov, D, 1, classRng);
+      const eig = principalAxes(f.values, D, rows, 1, classRng);
+      const mean = eig.mean;
       top = eig.values[0];
       const v = eig.vectors;
       rows.forEach((r, j) => {
