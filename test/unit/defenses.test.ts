@@ -484,6 +484,19 @@ describe('the defense registry', () => {
     ).toThrow(/expected 300 rows × 7/);
   });
 
+  it('rejects out-of-range options with the value', () => {
+    const inp = run();
+    expect(() => runDefenses(['abl'], inp, { abl: { removeFraction: 1.5 } })).toThrow(
+      /removal fraction 1.5 must be in \[0, 1\]/,
+    );
+    expect(() =>
+      runDefenses(['activation-clustering'], inp, { activationClustering: { dims: 0 } }),
+    ).toThrow(/PCA dimensions must be a whole number ≥ 1, got 0/);
+    expect(() => runDefenses(['frequency'], inp, { frequency: { steps: 2.5 } })).toThrow(
+      /training steps must be a whole number ≥ 1, got 2.5/,
+    );
+  });
+
   it('parses the CLI list', () => {
     expect(parseDefenseList('all')).toEqual([...DEFENSE_NAMES]);
     expect(parseDefenseList('abl, spectral,abl')).toEqual(['abl', 'spectral']);

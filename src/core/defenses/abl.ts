@@ -1,5 +1,6 @@
 import {
   checkInputs,
+  checkOption,
   fractionCount,
   judgedRows,
   requireTrajectories,
@@ -31,7 +32,13 @@ export function ablIsolation(inp: DefenseInputs, opts: AblOptions = {}): Defense
   const n = checkInputs(inp);
   const t = requireTrajectories(inp, 'ABL');
   const E = t.epochs;
-  const early = Math.min(E, Math.max(1, Math.round((opts.earlyFraction ?? 0.2) * E)));
+  const earlyFraction = checkOption(
+    opts.earlyFraction ?? 0.2,
+    (v) => v > 0 && v <= 1,
+    'ABL early fraction',
+    'in (0, 1]',
+  );
+  const early = Math.min(E, Math.max(1, Math.round(earlyFraction * E)));
   const fraction = opts.removeFraction ?? 0.15;
   const rows = judgedRows(inp.probeKind);
   const scores = new Float32Array(n).fill(NaN);

@@ -2,6 +2,8 @@ import { Rng } from '../rng.ts';
 import { principalAxes, silhouette, twoMeans } from './linalg.ts';
 import {
   checkInputs,
+  checkOption,
+  wholeAtLeast,
   judgedRows,
   requireFeatures,
   type ActivationClusteringDetails,
@@ -39,10 +41,28 @@ export function activationClustering(
 ): DefenseResult<ActivationClusteringDetails> {
   const n = checkInputs(inp);
   const f = requireFeatures(inp, 'Activation Clustering');
-  const dims = Math.min(opts.dims ?? 10, f.dim);
-  const starts = opts.starts ?? 10;
-  const threshold = opts.silhouetteThreshold ?? 0.1;
-  const sampleCap = opts.silhouetteSample ?? 10_000;
+  const dims = Math.min(
+    checkOption(opts.dims ?? 10, wholeAtLeast(1), 'PCA dimensions', 'a whole number ≥ 1'),
+    f.dim,
+  );
+  const starts = checkOption(
+    opts.starts ?? 10,
+    wholeAtLeast(1),
+    'k-means starts',
+    'a whole number ≥ 1',
+  );
+  const threshold = checkOption(
+    opts.silhouetteThreshold ?? 0.1,
+    (v) => v >= -1 && v <= 1,
+    'silhouette threshold',
+    'in [−1, 1]',
+  );
+  const sampleCap = checkOption(
+    opts.silhouetteSample ?? 10_000,
+    wholeAtLeast(2),
+    'silhouette sample',
+    'a whole number ≥ 2',
+  );
   const D = f.dim;
   const byClass: number[][] = Array.from({ length: inp.numClasses }, () => []);
   for (const i of judgedRows(inp.probeKind)) byClass[inp.labels[i]].push(i);

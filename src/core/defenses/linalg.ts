@@ -5,10 +5,11 @@
  * Written here rather than taken from ml-matrix / ml-pca / ml-kmeans (checked: ml-matrix 6.15 is
  * well kept, ESM, typed): we only ever need the top 1 or top 10 eigenvectors of a class's
  * covariance (D ≤ 512), which Lanczos gives in tens of O(n·D) steps without forming the D × D
- * matrix, where ml-matrix would form it and run a full O(D³) decomposition over arrays of
- * arrays (and ml-pca on top of it computes every component); ml-kmeans draws from its own generator (ml-random), not
- * from the run's seeded `Rng`, pulls in ml-spectra-processing, and has no silhouette score. The
- * routines below are short, deterministic from the seed, and tested against hand-worked cases.
+ * matrix, where ml-matrix would form it and run a full O(D³) decomposition over arrays of arrays
+ * (ml-pca on top of it computes every component); ml-kmeans draws from its own generator
+ * (ml-random), not from the run's seeded `Rng`, pulls in ml-spectra-processing, and has no
+ * silhouette score. The routines below are short, deterministic from the seed, and tested against
+ * hand-worked cases and a full Jacobi decomposition.
  */
 import { InvalidOptionError } from '../errors.ts';
 import type { Rng } from '../rng.ts';

@@ -35,7 +35,7 @@ export function spectralSignatures(
   const n = checkInputs(inp);
   const f = requireFeatures(inp, 'Spectral Signatures');
   const fraction = opts.removeFraction ?? 0.15;
-  fractionCount(fraction, 0);
+  fractionCount(fraction, 0); // rejects a fraction outside [0, 1] before any work
   const D = f.dim;
   const byClass: number[][] = Array.from({ length: inp.numClasses }, () => []);
   for (const i of judgedRows(inp.probeKind)) byClass[inp.labels[i]].push(i);

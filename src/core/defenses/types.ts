@@ -186,3 +186,17 @@ export function fractionCount(fraction: number, n: number): number {
     throw new InvalidOptionError(`removal fraction ${fraction} must be in [0, 1]`);
   return Math.round(fraction * n);
 }
+
+/** `value` if `ok(value)`, else InvalidOptionError "<name> must be <range>, got <value>". */
+export function checkOption(
+  value: number,
+  ok: (v: number) => boolean,
+  name: string,
+  range: string,
+): number {
+  if (!ok(value)) throw new InvalidOptionError(`${name} must be ${range}, got ${value}`);
+  return value;
+}
+
+/** A whole number ≥ min. */
+export const wholeAtLeast = (min: number) => (v: number) => Number.isInteger(v) && v >= min;
