@@ -10,6 +10,7 @@ import {
   type DefenseResult,
 } from './types.ts';
 
+/** Options of ABL isolation. */
 export interface AblOptions {
   /** Early epochs averaged: max(1, round(earlyFraction · E)) (default 0.2). */
   earlyFraction?: number;

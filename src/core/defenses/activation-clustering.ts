@@ -11,6 +11,7 @@ import {
   type DefenseResult,
 } from './types.ts';
 
+/** Options of Activation Clustering. */
 export interface ActivationClusteringOptions {
   /** PCA dimensions (default 10). */
   dims?: number;

@@ -35,6 +35,7 @@ export function dctLogMagnitude(images: Uint8Array, row: number, out: Float64Arr
 let blockBuf: Float64Array | undefined;
 const scratchBlock = () => (blockBuf ??= new Float64Array(IMAGE_SIZE * IMAGE_SIZE));
 
+/** Options of Frequency analysis (training is full-batch Adam on standardized features). */
 export interface FrequencyOptions {
   /** 'logistic' (default, see DEFAULT_FREQUENCY_MODEL) or 'mlp' (one hidden ReLU layer). */
   model?: 'logistic' | 'mlp';

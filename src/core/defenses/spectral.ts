@@ -12,6 +12,7 @@ import {
   type SpectralDetails,
 } from './types.ts';
 
+/** Options of Spectral Signatures. */
 export interface SpectralOptions {
   /** Fraction of each class removed (default 0.15, the BaDLoss paper's fixed fraction). */
   removeFraction?: number;

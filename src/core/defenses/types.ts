@@ -3,8 +3,9 @@ import type { Trajectories } from '../detect/knn.ts';
 import { IMAGE_BYTES } from '../dataset.ts';
 import { PROBE_NONE } from '../probes.ts';
 
-/** The defenses a run can compare (SPEC §5, §10). */
+/** The defenses a run can compare (SPEC §5, §10), by their CLI names. */
 export type DefenseName = 'badloss' | 'spectral' | 'activation-clustering' | 'frequency' | 'abl';
+/** Every defense, in the order tables list them (BaDLoss first). */
 export const DEFENSE_NAMES: readonly DefenseName[] = [
   'badloss',
   'spectral',
@@ -54,6 +55,7 @@ export interface DefenseResult<D extends DefenseDetails = DefenseDetails> {
   details: D;
 }
 
+/** BaDLoss: the detector's method, k (k-NN) and its leave-one-out AUROC per candidate k. */
 export interface BadlossDetails {
   kind: 'badloss';
   method: string;
@@ -62,6 +64,7 @@ export interface BadlossDetails {
   threshold: number;
 }
 
+/** Spectral Signatures: the fraction removed and each class's numbers. */
 export interface SpectralDetails {
   kind: 'spectral';
   removeFraction: number;
@@ -69,6 +72,7 @@ export interface SpectralDetails {
   perClass: { label: number; count: number; removed: number; topEigenvalue: number }[];
 }
 
+/** Activation Clustering: PCA dimensions, silhouette threshold and each class's split. */
 export interface ActivationClusteringDetails {
   kind: 'activation-clustering';
   dims: number;
@@ -83,6 +87,7 @@ export interface ActivationClusteringDetails {
   }[];
 }
 
+/** Frequency analysis: the classifier, its training probes and its threshold on P(triggered). */
 export interface FrequencyDetails {
   kind: 'frequency';
   model: 'logistic' | 'mlp';
@@ -94,6 +99,7 @@ export interface FrequencyDetails {
   threshold: number;
 }
 
+/** ABL isolation: epochs averaged, fraction removed, and the loss below which rows went. */
 export interface AblDetails {
   kind: 'abl';
   /** Epochs averaged: max(1, round(earlyFraction · E)). */
@@ -103,6 +109,7 @@ export interface AblDetails {
   lossCutoff: number;
 }
 
+/** Per-defense details, told apart by `kind` (= the defense's name). */
 export type DefenseDetails =
   BadlossDetails | SpectralDetails | ActivationClusteringDetails | FrequencyDetails | AblDetails;
 
