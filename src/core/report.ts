@@ -7,11 +7,8 @@ import type { RunConfig } from './experiment.ts';
 import { auroc, rocCurve, type RocCurve } from './metrics.ts';
 import { PROBE_NONE } from './probes.ts';
 
-/** Detection quality and removals at the chosen threshold (SPEC §6). */
-export interface DetectionSummary {
-  method: string;
-  k?: number;
-  threshold: number;
+/** Detection quality and removals of one set of scores and removed rows (SPEC §6). */
+export interface RemovalSummary {
   /** AUROC per attack id and over all poisons ("all"); only where ground truth exists. */
   auroc: Record<string, number>;
   roc: Record<string, RocCurve>;
@@ -22,6 +19,13 @@ export interface DetectionSummary {
   /** Per class (by the training label): [removed, total] of non-probe rows. */
   perClass: { removed: number; total: number }[];
   flagged: number[];
+}
+
+/** Detection quality and removals at the chosen threshold (SPEC §6). */
+export interface DetectionSummary extends RemovalSummary {
+  method: string;
+  k?: number;
+  threshold: number;
 }
 
 /**
@@ -39,10 +43,39 @@ export function summarizeDetection(
   threshold = det.threshold,
 ): DetectionSummary {
   const flagged = flaggedRows(det.scores, threshold);
+  return {
+    method: det.method,
+    k: det.k,
+    threshold,
+    ...summarizeRemoval(det.scores, flagged, truth, probeKind, attacks, labels, numClasses),
+  };
+}
+
+/**
+ * The summary shared by BaDLoss and the baseline defenses: `scores` (per training row, higher =
+ * more suspicious, NaN for probes) give the AUROC and ROC curve of each attack's poisons against
+ * the clean non-probe rows and of all poisons together ("all"; SPEC §6, ties count half);
+ * `removed` (training rows) gives the removal per attack, of clean rows, in total and per class.
+ * Probe rows are never counted. Audit mode (`truth` all −1): no AUROC, only removals.
+ */
+export function summarizeRemoval(
+  scores: ArrayLike<number>,
+  removedRows: readonly number[],
+  truth: Int8Array,
+  probeKind: Uint8Array,
+  attacks: readonly Pick<ResolvedAttack, 'id'>[],
+  labels: Uint8Array,
+  numClasses: number,
+): RemovalSummary {
   const isFlagged = new Uint8Array(truth.length);
-  for (const i of flagged) isFlagged[i] = 1;
+  for (const i of removedRows) isFlagged[i] = 1;
+  const flagged: number[] = [];
   const judged: number[] = [];
-  for (let i = 0; i < truth.length; i++) if (probeKind[i] === PROBE_NONE) judged.push(i);
+  for (let i = 0; i < truth.length; i++)
+    if (probeKind[i] === PROBE_NONE) {
+      judged.push(i);
+      if (isFlagged[i]) flagged.push(i);
+    }
   const removed: Record<string, number> = { clean: 0, total: flagged.length };
   const sizes: Record<string, number> = { clean: 0, total: judged.length };
   const aurocs: Record<string, number> = {};
@@ -61,32 +94,22 @@ export function summarizeDetection(
   ]);
   if (attacks.length > 0) groups.push(['all', (t: number) => t >= 0]);
   for (const [name, isPos] of groups) {
-    const scores: number[] = [];
+    const s: number[] = [];
     const lab: number[] = [];
     for (const i of judged) {
       if (truth[i] === -1 || isPos(truth[i])) {
-        scores.push(det.scores[i]);
+        s.push(scores[i]);
         lab.push(truth[i] === -1 ? 0 : 1);
       }
     }
-    aurocs[name] = auroc(scores, lab);
-    roc[name] = rocCurve(scores, lab);
+    aurocs[name] = auroc(s, lab);
+    roc[name] = rocCurve(s, lab);
     if (name !== 'all') removed[name] ??= 0;
   }
   const removedFraction: Record<string, number> = {};
   for (const key of Object.keys(removed))
     removedFraction[key] = sizes[key] ? removed[key] / sizes[key] : 0;
-  return {
-    method: det.method,
-    k: det.k,
-    threshold,
-    auroc: aurocs,
-    roc,
-    removed,
-    removedFraction,
-    perClass,
-    flagged,
-  };
+  return { auroc: aurocs, roc, removed, removedFraction, perClass, flagged };
 }
 
 /** Clean accuracy and per-attack ASR of one model (rates in [0, 1]). */

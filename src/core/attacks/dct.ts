@@ -42,3 +42,79 @@ function mul(a: Float64Array, b: Float64Array, n: number, ta: boolean, tb: boole
     }
   return out;
 }
+
+/**
+ * The same orthonormal 2-D DCT-II as `dct2`, written into `out` (n × n, row-major) without
+ * allocating, for the frequency defense's pass over every training image. `x` is read at
+ * x[offset + (r·n + c)·stride] (so a channel of an interleaved HWC image can be read in place:
+ * offset = channel, stride = 3). Uses the symmetry C[k][n−1−j] = (−1)^k·C[k][j]: each 1-D
+ * transform folds its input into sums (even k) and differences (odd k) of mirrored pairs first,
+ * halving the multiply-adds (n³ per 2-D transform instead of 2n³). n must be even. Not
+ * re-entrant (it reuses module-level work buffers; JavaScript runs it on one thread).
+ */
+export function dct2Into(
+  x: ArrayLike<number>,
+  n: number,
+  out: Float64Array,
+  offset = 0,
+  stride = 1,
+): void {
+  const { input, scratch } = work(n);
+  // Copy into float64 first: the passes then see one array type (a monomorphic hot loop).
+  for (let i = 0; i < n * n; i++) input[i] = x[offset + i * stride];
+  // Each pass transforms rows and writes its result transposed, so the second pass reads the
+  // first one's columns as contiguous rows and writes the 2-D result back in row-major order.
+  foldedPass(input, n, scratch);
+  foldedPass(scratch, n, out);
+}
+
+/** out[k·n + r] = Σ_j C[k][j]·x[r·n + j] (n × n row-major in, transposed out). */
+function foldedPass(x: Float64Array, n: number, out: Float64Array): void {
+  const h = n >> 1;
+  const { half, fold } = work(n);
+  for (let r = 0; r < n; r++) {
+    const b = r * n;
+    for (let j = 0; j < h; j++) {
+      const a = x[b + j];
+      const z = x[b + n - 1 - j];
+      fold[j] = a + z;
+      fold[h + j] = a - z;
+    }
+    for (let k = 0; k < n; k++) {
+      const src = k & 1 ? h : 0;
+      const o = k * h;
+      let s = 0;
+      for (let j = 0; j < h; j++) s += half[o + j] * fold[src + j];
+      out[k * n + r] = s;
+    }
+  }
+}
+
+interface Work {
+  /** C[k][j] for j < n/2 (n × n/2, row-major). */
+  half: Float64Array;
+  /** One folded row: [s_0..s_{h−1}, d_0..d_{h−1}]. */
+  fold: Float64Array;
+  input: Float64Array;
+  scratch: Float64Array;
+}
+const workCache = new Map<number, Work>();
+function work(n: number): Work {
+  let w = workCache.get(n);
+  if (!w) {
+    if (!(n >= 2 && n % 2 === 0))
+      throw new RangeError(`dct2Into needs an even block size, got ${n}`);
+    const c = matrix(n);
+    const h = n >> 1;
+    const half = new Float64Array(n * h);
+    for (let k = 0; k < n; k++) for (let j = 0; j < h; j++) half[k * h + j] = c[k * n + j];
+    w = {
+      half,
+      fold: new Float64Array(n),
+      input: new Float64Array(n * n),
+      scratch: new Float64Array(n * n),
+    };
+    workCache.set(n, w);
+  }
+  return w;
+}
