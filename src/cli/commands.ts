@@ -24,11 +24,14 @@ const USAGE = `BaDLoss Lab command line
                  [--probes n] [--method knn|clean-distance|no-probe] [--seed n] --out <report.json>
                  [--width w] [--batch b] [--lr x] [--k n] [--threshold t] [--limit-train n] [--limit-test n]
                  [--separate-baseline] [--trusted train|test] [--eval-each-epoch]
+                 [--engine wasm|tfjs-cpu] [--threads n]
   npm run cli -- detect --trajectories <file.json|file.npy> --probes <probes.json>
                  [--method knn|clean-distance|no-probe] [--k n] [--threshold t] --out <scores.json>
 
 Dataset files: CIFAR-10/100 binary (.bin or cifar-10-binary.tar.gz), GTSRB zips (+ GT-final_test.csv),
-an image-folder zip, or the word "demo" for the built-in demo set. Attacks: ${ATTACK_IDS.join(', ')}.`;
+an image-folder zip, or the word "demo" for the built-in demo set. Attacks: ${ATTACK_IDS.join(', ')}.
+Training runs on the WebAssembly engine (--threads, default: every core) or on tfjs's CPU backend
+(--engine tfjs-cpu); both give the same results up to float rounding.`;
 
 /** An error the user can fix: printed as one line, exit code 2. */
 class UsageError extends InvalidOptionError {
@@ -208,12 +211,12 @@ async function cmdAudit(
     seed: num(v.seed as string | undefined, 'seed', { int: true }) ?? 0,
   };
   const ds = await loadDataset(files);
-  const { setupNodeTf } = await import('./node-tf.ts');
-  const tf = await setupNodeTf();
+  const engine = await nodeEngine(v);
   const { runPipeline } = await import('../ml/pipeline.ts');
   const started = Date.now();
   let lastLine = 0;
-  const res = await runPipeline(tf, ds, cfg, {
+  process.stderr.write(`engine: ${engine.name}, ${engine.threads} thread(s)\n`);
+  const res = await runPipeline(engine, ds, cfg, {
     log: (line) =>
       process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(0)} s] ${line}\n`),
     progress: (stage, p) => {
@@ -230,6 +233,24 @@ async function cmdAudit(
   process.stderr.write(
     `clean accuracy ${(100 * r.cleanAccuracy.undefended).toFixed(1)}% → ${(100 * r.cleanAccuracy.defended).toFixed(1)}%; average ASR ${(100 * r.averageAsr.undefended).toFixed(1)}% → ${(100 * r.averageAsr.defended).toFixed(1)}%; report → ${v.out}\n`,
   );
+}
+
+/** The training engine named by --engine (default wasm) with --threads threads. */
+async function nodeEngine(v: Record<string, string | boolean | undefined>) {
+  const name = (v.engine as string | undefined) ?? 'wasm';
+  const threads = num(v.threads as string | undefined, 'threads', { int: true, min: 1, max: 64 });
+  if (name === 'wasm') {
+    const { createWasmEngine } = await import('../ml/wasm-engine-node.ts');
+    return createWasmEngine({ threads });
+  }
+  if (name === 'tfjs-cpu') {
+    if (threads !== undefined && threads !== 1)
+      throw new UsageError(`--threads ${threads}: the tfjs-cpu engine runs on one thread`);
+    const { setupNodeTf } = await import('./node-tf.ts');
+    const { createTfjsEngine } = await import('../ml/tfjs-engine.ts');
+    return createTfjsEngine(await setupNodeTf());
+  }
+  throw new UsageError(`--engine ${name} is not one of wasm, tfjs-cpu`);
 }
 
 async function cmdDetect(v: Record<string, string | boolean | undefined>): Promise<void> {
@@ -342,6 +363,8 @@ export async function main(argv: string[]): Promise<number> {
     'limit-test': { type: 'string' },
     'separate-baseline': { type: 'boolean' },
     'eval-each-epoch': { type: 'boolean' },
+    engine: { type: 'string' },
+    threads: { type: 'string' },
   } as const;
   try {
     let parsed;

@@ -1,4 +1,3 @@
-import type * as tfType from '@tensorflow/tfjs';
 import { splitFingerprint, subsetSplit, type Dataset, type ImageSplit } from '../core/dataset.ts';
 import { detect, type Detection } from '../core/detect/index.ts';
 import { probeRowsFromKinds } from '../core/detect/knn.ts';
@@ -11,9 +10,8 @@ import {
   type ModelEvaluation,
   type Report,
 } from '../core/report.ts';
+import type { TrainingEngine } from './engine.ts';
 import { Trainer, type TrainConfig, type TrainProgress } from './train.ts';
-
-type Tf = typeof tfType;
 
 /**
  * The training recipe of a run configuration for one phase. Only the probationary model's
@@ -77,7 +75,7 @@ export async function evaluateEpoch(
 
 /** Trains a fresh model for all epochs of `cfg` on `split`, evaluating after each epoch when `each` is given. */
 export async function trainFully(
-  tf: Tf,
+  engine: TrainingEngine,
   cfg: TrainConfig,
   split: ImageSplit,
   numClasses: number,
@@ -85,7 +83,7 @@ export async function trainFully(
   hooks: PipelineHooks,
   each?: { test: ImageSplit; triggered: TriggeredTestSet[] },
 ): Promise<Trainer> {
-  const tr = new Trainer(tf, cfg, split, numClasses);
+  const tr = await Trainer.create(engine, cfg, split, numClasses);
   while (!tr.done) {
     const s = await tr.trainEpoch((p) => hooks.progress?.(stage, p));
     if (!s) continue;
@@ -109,7 +107,7 @@ export async function trainFully(
  * `cfg.separateBaseline`, which trains one on the poisoned data without probes.
  */
 export async function runPipeline(
-  tf: Tf,
+  engine: TrainingEngine,
   ds: Dataset,
   cfg: RunConfig,
   hooks: PipelineHooks = {},
@@ -121,7 +119,7 @@ export async function runPipeline(
   );
   const each = cfg.train.evalEachEpoch ? { test: prep.test, triggered: prep.triggered } : undefined;
   const probTrainer = await trainFully(
-    tf,
+    engine,
     trainConfigOf(cfg),
     prep.train,
     prep.numClasses,
@@ -153,7 +151,7 @@ export async function runPipeline(
   let undefendedTrainer = probTrainer;
   if (cfg.separateBaseline) {
     undefendedTrainer = await trainFully(
-      tf,
+      engine,
       trainConfigOf(cfg, 'baseline'),
       prep.poisoned,
       prep.numClasses,
@@ -168,7 +166,7 @@ export async function runPipeline(
   const kept = keptRows(summary.flagged, prep.probes.probeKind);
   hooks.log?.(`retraining on ${kept.length} rows`);
   const retrainer = await trainFully(
-    tf,
+    engine,
     trainConfigOf(cfg, 'retrain'),
     subsetSplit(prep.train, kept),
     prep.numClasses,

@@ -29,6 +29,7 @@ import { runSelfTest, type SelfTestResult } from './self-test.ts';
 import { measureThroughput, type Throughput } from './benchmark.ts';
 import { isModelName } from './resnet.ts';
 import { Trainer, type TrainProgress } from './train.ts';
+import { createTfjsEngine } from './tfjs-engine.ts';
 
 /** Progress reported across the worker boundary (a comlink proxy on the page side). */
 export type StepProgress = (done: number, total: number) => void;
@@ -153,7 +154,13 @@ export function createTrainerApi() {
     async measureSpeed(model: string, batchSize: number, steps: number): Promise<Throughput> {
       if (!isModelName(model)) throw new InvalidOptionError(`unknown model "${model}"`);
       await ensure();
-      return measureThroughput(tf, model, batchSize, steps);
+      return measureThroughput(
+        createTfjsEngine(tf),
+        model,
+        batchSize,
+        steps,
+        () => tf.memory().numTensors,
+      );
     },
 
     /** Tensors and bytes tfjs holds now (for leak checks). */
@@ -189,8 +196,8 @@ export function createTrainerApi() {
       const run = await getRun(runId);
       const cfg = trainConfigOf(run.config, phase);
       const ckpt = await loadCheckpoint(runId, phase);
-      const trainer = new Trainer(
-        tf,
+      const trainer = await Trainer.create(
+        createTfjsEngine(tf),
         cfg,
         split,
         p.numClasses,

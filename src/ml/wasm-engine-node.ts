@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+setFlagsFromString('--no-liftoff');
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { TrainingEngine } from './engine.ts';

@@ -77,6 +77,8 @@ function runHelper(data, post) {
 }`;
 
 const BN_EPS = 1e-5;
+/** Partial sums of a reduction (engine.c's GROUPS): results do not depend on the thread count. */
+const GROUPS = 8;
 const PAGE = 65536;
 const HELPER_STACK = 1 << 20;
 const WASM_MAX_BYTES = 2 ** 32 - PAGE;
@@ -689,7 +691,7 @@ class WasmModel implements EngineModel {
       c.ld,
       c.nb,
       this.wPart.ptr,
-      this.wPart.len / this.threads,
+      this.wPart.len / GROUPS,
       c.dw.ptr,
       s.cout,
     );
@@ -912,9 +914,9 @@ class Planner {
       correct: alloc(1),
       sTemp: alloc(maxAct),
       zero: alloc(Math.max(maxLd, 8)),
-      wPart: alloc(threads * maxK),
+      wPart: alloc(GROUPS * maxK),
       colBuf: alloc(threads * Math.max(maxCol, 8)),
-      bnPart: alloc(threads * 2 * maxLd * 2),
+      bnPart: alloc(GROUPS * 2 * maxLd * 2),
       bnScratch: alloc(3 * maxLd),
     };
     if (maxLd > 1 << 14)

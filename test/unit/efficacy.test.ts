@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { createTfjsEngine } from '../../src/ml/tfjs-engine.ts';
 import { cpuTf } from './tf-setup.ts';
 import { generateDemoDataset } from '../../src/core/demo.ts';
 import { preset, type RunConfig } from '../../src/core/experiment.ts';
@@ -21,9 +22,14 @@ describe('efficacy (demo set, patch + blend-r at 5%)', () => {
     ]);
     expect(cfg.train.epochs).toBeLessThanOrEqual(10);
     const lines: string[] = [];
-    const { report } = await runPipeline(tf, generateDemoDataset({ seed: 0 }), cfg, {
-      log: (l) => lines.push(l),
-    });
+    const { report } = await runPipeline(
+      createTfjsEngine(tf),
+      generateDemoDataset({ seed: 0 }),
+      cfg,
+      {
+        log: (l) => lines.push(l),
+      },
+    );
     lines.push(
       `patch ASR ${report.asr.undefended.patch} → ${report.asr.defended.patch}; clean accuracy ${report.cleanAccuracy.undefended} → ${report.cleanAccuracy.defended}; removed ${JSON.stringify(report.detection.removed)}`,
     );

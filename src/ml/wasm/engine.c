@@ -347,7 +347,7 @@ typedef struct {
   int ldx, cin, H, W, B, OH, OW, stride, padT, padL, KH, KW;
   const float *dy;
   int lddy, nb;
-  float *part; /* per thread: [KH·KW·cin][8·nb] */
+  float *part; /* per group: [KH·KW·cin][8·nb] */
   int partStride;
   float *dw; /* result [KH·KW·cin][cout] */
   int cout;
@@ -393,30 +393,40 @@ WG_TILE(4)
 WG_TILE(5)
 WG_TILE(6)
 
+/*
+ * Reductions are deterministic and independent of the thread count: the work is cut into a fixed
+ * number of groups (a function of the shape only), each group sums into its own partial buffer,
+ * and the partials are added in group order.
+ */
+#define GROUPS 8
+
 static void wgrad_task(int tid) {
+  (void)tid;
   const wgrad_t *a = &g_wgrad;
-  float *part = a->part + tid * a->partStride;
   int K = a->KH * a->KW * a->cin, ldp = a->nb * 8;
-  fill(part, K * ldp, 0);
   int perImage = (a->OH + WG_ROWS - 1) / WG_ROWS, n = a->B * perImage;
-  for (int c; (c = claim()) < n;) {
-    int b = c / perImage, oh0 = (c % perImage) * WG_ROWS, oh1 = imin(a->OH, oh0 + WG_ROWS);
-    for (int kh = 0; kh < a->KH; kh++)
-      for (int kw = 0; kw < a->KW; kw++)
-        for (int ci = 0; ci < a->cin; ci += 6) {
-          int cr = imin(6, a->cin - ci);
-          for (int nbi = 0; nbi < a->nb; nbi++) {
-            float *out = part + ((kh * a->KW + kw) * a->cin + ci) * ldp + nbi * 8;
-            switch (cr) {
-              case 6: wg_tile_6(a, b, oh0, oh1, kh, kw, ci, nbi, out); break;
-              case 5: wg_tile_5(a, b, oh0, oh1, kh, kw, ci, nbi, out); break;
-              case 4: wg_tile_4(a, b, oh0, oh1, kh, kw, ci, nbi, out); break;
-              case 3: wg_tile_3(a, b, oh0, oh1, kh, kw, ci, nbi, out); break;
-              case 2: wg_tile_2(a, b, oh0, oh1, kh, kw, ci, nbi, out); break;
-              default: wg_tile_1(a, b, oh0, oh1, kh, kw, ci, nbi, out); break;
+  for (int grp; (grp = claim()) < GROUPS;) {
+    float *part = a->part + grp * a->partStride;
+    fill(part, K * ldp, 0);
+    for (int c = grp * n / GROUPS; c < (grp + 1) * n / GROUPS; c++) {
+      int b = c / perImage, oh0 = (c % perImage) * WG_ROWS, oh1 = imin(a->OH, oh0 + WG_ROWS);
+      for (int kh = 0; kh < a->KH; kh++)
+        for (int kw = 0; kw < a->KW; kw++)
+          for (int ci = 0; ci < a->cin; ci += 6) {
+            int cr = imin(6, a->cin - ci);
+            for (int nbi = 0; nbi < a->nb; nbi++) {
+              float *out = part + ((kh * a->KW + kw) * a->cin + ci) * ldp + nbi * 8;
+              switch (cr) {
+                case 6: wg_tile_6(a, b, oh0, oh1, kh, kw, ci, nbi, out); break;
+                case 5: wg_tile_5(a, b, oh0, oh1, kh, kw, ci, nbi, out); break;
+                case 4: wg_tile_4(a, b, oh0, oh1, kh, kw, ci, nbi, out); break;
+                case 3: wg_tile_3(a, b, oh0, oh1, kh, kw, ci, nbi, out); break;
+                case 2: wg_tile_2(a, b, oh0, oh1, kh, kw, ci, nbi, out); break;
+                default: wg_tile_1(a, b, oh0, oh1, kh, kw, ci, nbi, out); break;
+              }
             }
           }
-        }
+    }
   }
 }
 
@@ -430,12 +440,13 @@ static void wgrad_reduce_task(int tid) {
     for (int k = c * CH; k < imin(K, c * CH + CH); k++)
       for (int j = 0; j < a->cout; j++) {
         float s = 0;
-        for (int t = 0; t < pool_threads; t++) s += a->part[t * a->partStride + k * ldp + j];
+        for (int t = 0; t < GROUPS; t++) s += a->part[t * a->partStride + k * ldp + j];
         a->dw[k * a->cout + j] = s;
       }
 }
 
-/** dW = Σ over output pixels of x-patch ⊗ dy: the filter gradient, written HWIO into `dw`. */
+/** dW = Σ over output pixels of x-patch ⊗ dy: the filter gradient, written HWIO into `dw`;
+ * `part` holds GROUPS partial sums of partStride floats. */
 EXPORT(conv_wgrad)
 void conv_wgrad(const float *x, int ldx, int cin, int H, int W, int B, int OH, int OW, int stride,
                 int padT, int padL, int KH, int KW, const float *dy, int lddy, int nb, float *part,
@@ -511,25 +522,30 @@ static bn_t g_bn;
 #define BN_ROWS 64
 
 static void bn_sum_task(int tid) {
+  (void)tid;
   const bn_t *a = &g_bn;
-  double *p = a->part + tid * 2 * a->ld;
-  for (int c = 0; c < a->ld; c++) p[c] = 0;
   int n = (a->M + BN_ROWS - 1) / BN_ROWS;
-  for (int ch; (ch = claim()) < n;)
+  for (int grp; (grp = claim()) < GROUPS;) {
+    double *p = a->part + grp * 2 * a->ld;
+    for (int c = 0; c < a->ld; c++) p[c] = 0;
+    for (int ch = grp * n / GROUPS; ch < (grp + 1) * n / GROUPS; ch++)
     for (int c = 0; c < a->ld; c += 4) {
       v4 s = wasm_f32x4_splat(0);
       for (int m = ch * BN_ROWS; m < imin(a->M, ch * BN_ROWS + BN_ROWS); m++)
         s = wasm_f32x4_add(s, wasm_v128_load(a->z + m * a->ld + c));
       for (int j = 0; j < 4; j++) p[c + j] += ((float *)&s)[j];
     }
+  }
 }
 
 static void bn_var_task(int tid) {
+  (void)tid;
   const bn_t *a = &g_bn;
-  double *p = a->part + tid * 2 * a->ld;
-  for (int c = 0; c < a->ld; c++) p[c] = 0;
   int n = (a->M + BN_ROWS - 1) / BN_ROWS;
-  for (int ch; (ch = claim()) < n;)
+  for (int grp; (grp = claim()) < GROUPS;) {
+    double *p = a->part + grp * 2 * a->ld;
+    for (int c = 0; c < a->ld; c++) p[c] = 0;
+    for (int ch = grp * n / GROUPS; ch < (grp + 1) * n / GROUPS; ch++)
     for (int c = 0; c < a->ld; c += 4) {
       v4 s = wasm_f32x4_splat(0), mu = wasm_v128_load(a->mean + c);
       for (int m = ch * BN_ROWS; m < imin(a->M, ch * BN_ROWS + BN_ROWS); m++) {
@@ -538,13 +554,14 @@ static void bn_var_task(int tid) {
       }
       for (int j = 0; j < 4; j++) p[c + j] += ((float *)&s)[j];
     }
+  }
 }
 
 static void bn_reduce(double *out) {
   const bn_t *a = &g_bn;
   for (int c = 0; c < a->ld; c++) {
     double s = 0;
-    for (int t = 0; t < pool_threads; t++) s += a->part[t * 2 * a->ld + c];
+    for (int t = 0; t < GROUPS; t++) s += a->part[t * 2 * a->ld + c];
     out[c] = s;
   }
 }
@@ -571,7 +588,7 @@ static void bn_apply_task(int tid) {
  * Training-mode BatchNorm over the M = B·H·W rows of z: batch mean and biased variance per
  * channel (written to mean/var, 1/√(var+eps) to invstd), then
  * out = act(γ·(z − mean)·invstd + β (+ res)). `scratch` holds 2·ld floats for the affine form,
- * `part` 2·ld doubles per thread.
+ * `part` 2·ld doubles per group (GROUPS = 8).
  */
 EXPORT(bn_train_forward)
 void bn_train_forward(const float *z, int M, int ld, const float *gamma, const float *beta,
@@ -598,12 +615,14 @@ void bn_train_forward(const float *z, int M, int ld, const float *gamma, const f
 }
 
 static void bn_bsum_task(int tid) {
+  (void)tid;
   const bn_t *a = &g_bn;
-  double *p = a->part + tid * 2 * a->ld;
-  for (int c = 0; c < 2 * a->ld; c++) p[c] = 0;
   const v4 zero = wasm_f32x4_splat(0);
   int n = (a->M + BN_ROWS - 1) / BN_ROWS;
-  for (int ch; (ch = claim()) < n;)
+  for (int grp; (grp = claim()) < GROUPS;) {
+    double *p = a->part + grp * 2 * a->ld;
+    for (int c = 0; c < 2 * a->ld; c++) p[c] = 0;
+    for (int ch = grp * n / GROUPS; ch < (grp + 1) * n / GROUPS; ch++)
     for (int c = 0; c < a->ld; c += 4) {
       v4 sg = zero, sgx = zero, mu = wasm_v128_load(a->mean + c), is = wasm_v128_load(a->invstd + c);
       for (int m = ch * BN_ROWS; m < imin(a->M, ch * BN_ROWS + BN_ROWS); m++) {
@@ -615,6 +634,7 @@ static void bn_bsum_task(int tid) {
       }
       for (int j = 0; j < 4; j++) p[c + j] += ((float *)&sg)[j], p[a->ld + c + j] += ((float *)&sgx)[j];
     }
+  }
 }
 
 /* dz = k1·g − k2 − k3·z with per-channel constants in scratch [3][ld] */
@@ -654,7 +674,7 @@ void bn_train_backward(const float *g, const float *mask, const float *z, int M,
   run_task(bn_bsum_task);
   for (int c = 0; c < ld; c++) {
     double sg = 0, sgx = 0;
-    for (int t = 0; t < pool_threads; t++)
+    for (int t = 0; t < GROUPS; t++)
       sg += a.part[t * 2 * ld + c], sgx += a.part[t * 2 * ld + ld + c];
     if (c < C) dgamma[c] = (float)sgx, dbeta[c] = (float)sg;
     float k1 = gamma[c] * invstd[c];
