@@ -1,14 +1,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { registerFastCpuKernels } from '../src/ml/fast-cpu.ts';
 import { Trainer } from '../src/ml/train.ts';
+import { createTfjsEngine } from '../src/ml/tfjs-engine.ts';
 import { generateDemoDataset } from '../src/core/demo.ts';
 await tf.setBackend('cpu');
 registerFastCpuKernels(tf);
 const B = Number(process.argv[2] ?? 32);
 const W = Number(process.argv[3] ?? 0.25);
 const ds = generateDemoDataset({ seed: 1, train: B * 8, test: 64 });
-const tr = new Trainer(
-  tf,
+const tr = await Trainer.create(
+  createTfjsEngine(tf),
   {
     model: 'resnet8',
     width: W,

@@ -2,7 +2,8 @@
  * `npm run bench`: throughput numbers and ratios (never asserted in tests). Prints one line per
  * measurement and, last, one JSON object with every figure:
  *   cpuTrainStepSpeedup                 stock tfjs CPU kernels vs ours, ResNet-8 step at batch 64
- *   trainImagesPerSecond[backend][model], recordImagesPerSecond[backend][model]   (batch 64)
+ *   trainImagesPerSecond[backend][model], recordImagesPerSecond[backend][model]   (batch 64;
+ *     node-wasm = our WebAssembly engine on every core, node-wasm-1t on one, node-cpu = tfjs CPU)
  *   detectSeconds                       k-NN scores of 50,000 × 100 trajectories against 750 probes
  *   importMBps                          a 50,000-record CIFAR file (153.6 MB) into IndexedDB in Chromium
  * Set BENCH_NODE=0 or BENCH_BROWSER=0 to skip a part, BENCH_STEPS to change the browser's step count.
@@ -16,6 +17,9 @@ import { setupNodeTf } from '../src/cli/node-tf.ts';
 import { registerFastCpuKernels, restoreStockCpuKernels } from '../src/ml/fast-cpu.ts';
 import { measureThroughput } from '../src/ml/benchmark.ts';
 import { Trainer } from '../src/ml/train.ts';
+import { createTfjsEngine } from '../src/ml/tfjs-engine.ts';
+import { createWasmEngine } from '../src/ml/wasm-engine-node.ts';
+import { availableParallelism } from 'node:os';
 import { generateDemoDataset } from '../src/core/demo.ts';
 import { knnScores } from '../src/core/detect/knn.ts';
 import { Rng } from '../src/core/rng.ts';
@@ -46,7 +50,7 @@ async function cpuKernels() {
       seed: 1,
       record: 'train' as const,
     };
-    const tr = new Trainer(tf, cfg, data, 10);
+    const tr = await Trainer.create(createTfjsEngine(tf), cfg, data, 10);
     const t0 = performance.now();
     await tr.trainEpoch();
     const s = (performance.now() - t0) / 1000;
@@ -64,12 +68,40 @@ async function cpuKernels() {
     `CPU kernels: ResNet-8 step at batch 64 takes ${stock.toFixed(1)} s with stock tfjs, ${ours.toFixed(2)} s with ours: ${(stock / ours).toFixed(1)}× faster`,
   );
   for (const model of ['resnet8', 'resnet20'] as const) {
-    const r = await measureThroughput(tf, model, 64, 2);
+    const r = await measureThroughput(
+      createTfjsEngine(tf),
+      model,
+      64,
+      2,
+      () => tf.memory().numTensors,
+    );
     (results.trainImagesPerSecond['node-cpu'] ??= {})[model] = r.trainImagesPerSecond;
     (results.recordImagesPerSecond['node-cpu'] ??= {})[model] = r.recordImagesPerSecond;
     log(
       `Node CPU ${model}: train ${r.trainImagesPerSecond.toFixed(1)} img/s, record ${r.recordImagesPerSecond.toFixed(1)} img/s (tensors ${r.tensorsBefore} → ${r.tensorsAfter})`,
     );
+  }
+}
+
+/** Our WebAssembly engine in Node, on every core and on one (best of a few runs: the machine is shared). */
+async function wasmEngine() {
+  const threads = availableParallelism();
+  for (const t of threads > 1 ? [threads, 1] : [1]) {
+    const key = t === threads ? 'node-wasm' : `node-wasm-${t}t`;
+    for (const model of ['resnet8', 'resnet20'] as const) {
+      let train = 0;
+      let record = 0;
+      for (let rep = 0; rep < 3; rep++) {
+        const r = await measureThroughput(createWasmEngine({ threads: t }), model, 64, 4);
+        train = Math.max(train, r.trainImagesPerSecond);
+        record = Math.max(record, r.recordImagesPerSecond);
+      }
+      (results.trainImagesPerSecond[key] ??= {})[model] = train;
+      (results.recordImagesPerSecond[key] ??= {})[model] = record;
+      log(
+        `Node wasm engine (${t} thread${t > 1 ? 's' : ''}) ${model}: train ${train.toFixed(1)} img/s, record ${record.toFixed(1)} img/s`,
+      );
+    }
   }
 }
 
@@ -174,6 +206,7 @@ async function browser() {
 
 if (process.env.BENCH_NODE !== '0') {
   await cpuKernels();
+  await wasmEngine();
   detection();
 }
 if (process.env.BENCH_BROWSER !== '0') await browser();

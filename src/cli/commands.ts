@@ -26,11 +26,14 @@ const USAGE = `BaDLoss Lab command line
                  [--probes n] [--method knn|clean-distance|no-probe] [--seed n] --out <report.json>
                  [--width w] [--batch b] [--lr x] [--k n] [--threshold t] [--limit-train n] [--limit-test n]
                  [--separate-baseline] [--trusted train|test] [--eval-each-epoch] [--state <dir>]
+                 [--engine wasm|tfjs-cpu] [--threads n]
   npm run cli -- detect --trajectories <file.json|file.npy> --probes <probes.json>
                  [--method knn|clean-distance|no-probe] [--k n] [--threshold t] --out <scores.json>
 
 Dataset files: CIFAR-10/100 binary (.bin or cifar-10-binary.tar.gz), GTSRB zips (+ GT-final_test.csv),
-an image-folder zip, or the word "demo" for the built-in demo set. Attacks: ${ATTACK_IDS.join(', ')}.`;
+an image-folder zip, or the word "demo" for the built-in demo set. Attacks: ${ATTACK_IDS.join(', ')}.
+Training runs on the WebAssembly engine (--threads, default: every core) or on tfjs's CPU backend
+(--engine tfjs-cpu); both give the same results up to float rounding.`;
 
 /** An error the user can fix: printed as one line, exit code 2. */
 class UsageError extends InvalidOptionError {
@@ -217,8 +220,7 @@ async function cmdAudit(
   if (!v.out) throw new UsageError('--out <report.json> is required');
   const config = auditConfig(v);
   const ds = await loadDataset(files);
-  const { setupNodeTf } = await import('./node-tf.ts');
-  const tf = await setupNodeTf();
+  const engine = await nodeEngine(v);
   const { RunOrchestrator } = await import('../ml/run.ts');
   const { Trainer } = await import('../ml/train.ts');
   const stateDir = v.state as string | undefined;
@@ -228,7 +230,8 @@ async function cmdAudit(
   const runs = new RunOrchestrator({
     store,
     loadDataset: async () => ds,
-    createTrainer: (cfg, split, numClasses, ckpt) => new Trainer(tf, cfg, split, numClasses, ckpt),
+    createTrainer: (cfg, split, numClasses, ckpt) =>
+      Trainer.create(engine, cfg, split, numClasses, ckpt),
   });
   const same = JSON.stringify(validateRunConfig(config));
   const previous = (await runs.listRuns()).find(
@@ -239,6 +242,7 @@ async function cmdAudit(
   const started = Date.now();
   const log = (line: string) =>
     process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(0)} s] ${line}\n`);
+  log(`engine: ${engine.name}, ${engine.threads} thread(s)`);
   if (previous) log(`continuing run ${run.id} from ${stateDir}`);
   const abort = new AbortController();
   const onSigint = () => abort.abort();
@@ -273,6 +277,24 @@ async function cmdAudit(
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+/** The training engine named by --engine (default wasm) with --threads threads. */
+async function nodeEngine(v: Record<string, string | boolean | undefined>) {
+  const name = (v.engine as string | undefined) ?? 'wasm';
+  const threads = num(v.threads as string | undefined, 'threads', 'threads');
+  if (name === 'wasm') {
+    const { createWasmEngine } = await import('../ml/wasm-engine-node.ts');
+    return createWasmEngine({ threads });
+  }
+  if (name === 'tfjs-cpu') {
+    if (threads !== undefined && threads !== 1)
+      throw new UsageError(`--threads ${threads}: the tfjs-cpu engine runs on one thread`);
+    const { setupNodeTf } = await import('./node-tf.ts');
+    const { createTfjsEngine } = await import('../ml/tfjs-engine.ts');
+    return createTfjsEngine(await setupNodeTf());
+  }
+  throw new UsageError(`--engine ${name} is not one of wasm, tfjs-cpu`);
 }
 
 async function cmdDetect(v: Record<string, string | boolean | undefined>): Promise<void> {
@@ -386,6 +408,8 @@ export async function main(argv: string[]): Promise<number> {
     'separate-baseline': { type: 'boolean' },
     'eval-each-epoch': { type: 'boolean' },
     state: { type: 'string' },
+    engine: { type: 'string' },
+    threads: { type: 'string' },
   } as const;
   try {
     let parsed;

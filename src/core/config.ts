@@ -29,6 +29,7 @@ export const LIMITS = {
   rejectFraction: { min: 0, max: 1, int: false },
   limit: { min: 1, max: 100_000_000, int: true },
   seed: { min: -(2 ** 31), max: 2 ** 31 - 1, int: true },
+  threads: { min: 1, max: 64, int: true },
 } as const;
 
 export type LimitName = keyof typeof LIMITS;

@@ -1,32 +1,37 @@
-import type * as tfType from '@tensorflow/tfjs';
 import { generateDemoDataset } from '../core/demo.ts';
 import { subsetSplit } from '../core/dataset.ts';
+import type { TrainingEngine } from './engine.ts';
 import type { ModelName } from './resnet.ts';
 import { Trainer } from './train.ts';
 
 export interface Throughput {
+  /** The engine measured, e.g. "tfjs-webgpu" or "wasm". */
   backend: string;
+  /** Threads it computed on. */
+  threads: number;
   model: ModelName;
   batchSize: number;
   /** Images per second through training steps (forward, backward, AdamW). */
   trainImagesPerSecond: number;
   /** Images per second through the evaluation-mode loss-recording pass. */
   recordImagesPerSecond: number;
-  /** tfjs tensors held before and after (a leak shows as a difference). */
+  /** tfjs tensors held before and after (a leak shows as a difference; 0 for other engines). */
   tensorsBefore: number;
   tensorsAfter: number;
 }
 
 /**
- * Measures training and loss-recording throughput on the active backend: a warm-up pass first
- * (WebGPU and WebGL compile their kernels on first use), then `steps` training steps of
- * `batchSize` demo images and one recording pass over the same images.
+ * Measures training and loss-recording throughput of `engine` (ResNet `model` ×1, 10 classes): a
+ * warm-up pass first (WebGPU and WebGL compile their kernels on first use, V8 tiers WebAssembly
+ * up), then `steps` training steps of `batchSize` demo images and one recording pass over the
+ * same images. `tensors` reports tfjs's live tensor count, when there is one.
  */
 export async function measureThroughput(
-  tf: typeof tfType,
+  engine: TrainingEngine,
   model: ModelName,
   batchSize: number,
   steps: number,
+  tensors: () => number = () => 0,
 ): Promise<Throughput> {
   const n = batchSize * steps;
   const ds = generateDemoDataset({ seed: 1, train: n, test: 10 });
@@ -42,12 +47,18 @@ export async function measureThroughput(
     seed: 1,
     record: 'train' as const,
   };
-  const tensorsBefore = tf.memory().numTensors;
-  const warm = new Trainer(tf, cfg, subsetSplit(data, [...Array(batchSize).keys()]), 10);
+  const tensorsBefore = tensors();
+  // warm-up: one epoch and one evaluation batch on a model of the same shape
+  const warm = await Trainer.create(
+    engine,
+    { ...cfg, epochs: 2 },
+    subsetSplit(data, [...Array(batchSize).keys()]),
+    10,
+  );
   await warm.trainEpoch();
   await warm.perExampleLosses(subsetSplit(data, [0]));
   warm.dispose();
-  const tr = new Trainer(tf, cfg, data, 10);
+  const tr = await Trainer.create(engine, cfg, data, 10);
   let t0 = performance.now();
   await tr.trainEpoch();
   const trainS = (performance.now() - t0) / 1000;
@@ -56,12 +67,13 @@ export async function measureThroughput(
   const recordS = (performance.now() - t0) / 1000;
   tr.dispose();
   return {
-    backend: tf.getBackend(),
+    backend: engine.name,
+    threads: engine.threads,
     model,
     batchSize,
     trainImagesPerSecond: n / trainS,
     recordImagesPerSecond: n / recordS,
     tensorsBefore,
-    tensorsAfter: tf.memory().numTensors,
+    tensorsAfter: tensors(),
   };
 }

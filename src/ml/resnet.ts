@@ -49,12 +49,129 @@ let nextModelId = 0;
 /** Running-average momentum, PyTorch's convention: running = (1 − m)·running + m·batch. */
 const BN_MOMENTUM = 0.1;
 
-interface ConvSpec {
+/** One convolution (no bias) followed by BatchNorm: HWIO weights `${name}.w` [k, k, cin, cout]. */
+export interface ConvSpec {
   name: string;
   k: number;
   cin: number;
   cout: number;
   stride: number;
+}
+
+/** One residual block: its convolutions in order (2 basic, 3 bottleneck) and optional projection. */
+export interface BlockSpec {
+  prefix: string;
+  convs: ConvSpec[];
+  shortcut: ConvSpec | null;
+}
+
+/** A named parameter or buffer with its shape and initial values. */
+export interface TensorSpec {
+  name: string;
+  shape: number[];
+  values: Float32Array;
+}
+
+/**
+ * The architecture of a model as plain data (no tfjs): stem, blocks, head width, and every
+ * parameter and BatchNorm buffer in the fixed order of checkpoints, with its seeded initial value
+ * (He-normal convolutions, uniform ±1/√D FC weights, zero FC bias, γ = 1, β = 0, running mean 0,
+ * running variance 1). Every engine starts from these values, so runs match across engines.
+ */
+export interface ResNetLayout {
+  stem: ConvSpec;
+  blocks: BlockSpec[];
+  /** Width of the penultimate (GAP) features, D. */
+  featureDim: number;
+  numClasses: number;
+  params: TensorSpec[];
+  buffers: TensorSpec[];
+}
+
+/** Builds the layout (and initial values) of `config`; throws InvalidOptionError on a bad config. */
+export function resnetLayout(config: ModelConfig): ResNetLayout {
+  if (!isModelName(config.name))
+    throw new InvalidOptionError(
+      `unknown model "${config.name}"; choose one of ${MODEL_NAMES.join(', ')}`,
+    );
+  if (!(config.width > 0 && config.width <= 8))
+    throw new InvalidOptionError(`width multiplier ${config.width} must be in (0, 8]`);
+  const arch = ARCHS[config.name];
+  const rng = new Rng(config.seed).fork('init');
+  const w = (c: number) => Math.max(4, Math.round(c * config.width));
+  const params: TensorSpec[] = [];
+  const buffers: TensorSpec[] = [];
+  const addParam = (
+    name: string,
+    shape: number[],
+    scale: number,
+    kind: 'normal' | 'uniform' | 'zeros' | 'ones',
+  ) => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const values = new Float32Array(size);
+    if (kind === 'normal') for (let i = 0; i < size; i++) values[i] = rng.normal() * scale;
+    else if (kind === 'uniform')
+      for (let i = 0; i < size; i++) values[i] = (rng.float() * 2 - 1) * scale;
+    else if (kind === 'ones') values.fill(1);
+    params.push({ name, shape, values });
+  };
+  const conv = (spec: ConvSpec): ConvSpec => {
+    addParam(
+      `${spec.name}.w`,
+      [spec.k, spec.k, spec.cin, spec.cout],
+      Math.sqrt(2 / (spec.k * spec.k * spec.cin)),
+      'normal',
+    );
+    addParam(`${spec.name}.g`, [spec.cout], 0, 'ones');
+    addParam(`${spec.name}.b`, [spec.cout], 0, 'zeros');
+    buffers.push({
+      name: `${spec.name}.rm`,
+      shape: [spec.cout],
+      values: new Float32Array(spec.cout),
+    });
+    buffers.push({
+      name: `${spec.name}.rv`,
+      shape: [spec.cout],
+      values: new Float32Array(spec.cout).fill(1),
+    });
+    return spec;
+  };
+  let cin = 3;
+  const stemWidth = w(arch.widths[0]);
+  const stem = conv({ name: 'stem', k: 3, cin, cout: stemWidth, stride: 1 });
+  cin = stemWidth;
+  const blocks: BlockSpec[] = [];
+  arch.widths.forEach((width, s) => {
+    const mid = w(width);
+    const cout = arch.bottleneck ? mid * 4 : mid;
+    for (let b = 0; b < arch.blocks[s]; b++) {
+      const stride = b === 0 && s > 0 ? 2 : 1;
+      const p = `s${s}b${b}`;
+      const convs = arch.bottleneck
+        ? [
+            conv({ name: `${p}.c1`, k: 1, cin, cout: mid, stride: 1 }),
+            conv({ name: `${p}.c2`, k: 3, cin: mid, cout: mid, stride }),
+            conv({ name: `${p}.c3`, k: 1, cin: mid, cout, stride: 1 }),
+          ]
+        : [
+            conv({ name: `${p}.c1`, k: 3, cin, cout, stride }),
+            conv({ name: `${p}.c2`, k: 3, cin: cout, cout, stride: 1 }),
+          ];
+      const shortcut =
+        stride !== 1 || cin !== cout ? conv({ name: `${p}.sc`, k: 1, cin, cout, stride }) : null;
+      blocks.push({ prefix: p, convs, shortcut });
+      cin = cout;
+    }
+  });
+  addParam('fc.w', [cin, config.numClasses], 1 / Math.sqrt(cin), 'uniform');
+  addParam('fc.b', [config.numClasses], 0, 'zeros');
+  return { stem, blocks, featureDim: cin, numClasses: config.numClasses, params, buffers };
+}
+
+/** "ResNet-20 ×1 · 0.27 M parameters". */
+export function describeModel(config: ModelConfig, parameterCount: number): string {
+  const pretty = config.name.replace('resnet', 'ResNet-');
+  return `${pretty} ×${config.width} · ${(parameterCount / 1e6).toFixed(2)} M parameters`;
 }
 
 /**
@@ -70,59 +187,30 @@ export class ResNet {
   /** BatchNorm running means and variances (not trained). */
   readonly buffers = new Map<string, tfType.Variable>();
   private readonly tf: Tf;
-  private readonly arch: Arch;
+  private readonly layout: ResNetLayout;
   private readonly convs: ConvSpec[] = [];
   /** tfjs variable names are global: a per-instance suffix lets several models coexist. */
   private readonly uid = `m${nextModelId++}`;
 
   constructor(tf: Tf, config: ModelConfig) {
-    if (!isModelName(config.name))
-      throw new InvalidOptionError(
-        `unknown model "${config.name}"; choose one of ${MODEL_NAMES.join(', ')}`,
-      );
-    if (!(config.width > 0 && config.width <= 8))
-      throw new InvalidOptionError(`width multiplier ${config.width} must be in (0, 8]`);
     this.tf = tf;
     this.config = config;
-    this.arch = ARCHS[config.name];
-    const rng = new Rng(config.seed).fork('init');
-    const w = (c: number) => Math.max(4, Math.round(c * config.width));
-    const addConv = (spec: ConvSpec) => {
-      this.convs.push(spec);
-      const fanIn = spec.k * spec.k * spec.cin;
-      this.addParam(
-        `${spec.name}.w`,
-        [spec.k, spec.k, spec.cin, spec.cout],
-        rng,
-        Math.sqrt(2 / fanIn),
+    this.layout = resnetLayout(config);
+    for (const c of [
+      this.layout.stem,
+      ...this.layout.blocks.flatMap((b) => [...b.convs, ...(b.shortcut ? [b.shortcut] : [])]),
+    ])
+      this.convs.push(c);
+    for (const p of this.layout.params)
+      this.params.set(
+        p.name,
+        makeVariable(tf, tf.tensor(p.values, p.shape), true, `${this.uid}/${p.name}`),
       );
-      this.addBn(spec.name, spec.cout);
-    };
-    let cin = 3;
-    const stem = w(this.arch.widths[0]);
-    addConv({ name: 'stem', k: 3, cin, cout: stem, stride: 1 });
-    cin = stem;
-    this.arch.widths.forEach((width, s) => {
-      const mid = w(width);
-      const cout = this.arch.bottleneck ? mid * 4 : mid;
-      for (let b = 0; b < this.arch.blocks[s]; b++) {
-        const stride = b === 0 && s > 0 ? 2 : 1;
-        const p = `s${s}b${b}`;
-        if (this.arch.bottleneck) {
-          addConv({ name: `${p}.c1`, k: 1, cin, cout: mid, stride: 1 });
-          addConv({ name: `${p}.c2`, k: 3, cin: mid, cout: mid, stride });
-          addConv({ name: `${p}.c3`, k: 1, cin: mid, cout, stride: 1 });
-        } else {
-          addConv({ name: `${p}.c1`, k: 3, cin, cout, stride });
-          addConv({ name: `${p}.c2`, k: 3, cin: cout, cout, stride: 1 });
-        }
-        if (stride !== 1 || cin !== cout) addConv({ name: `${p}.sc`, k: 1, cin, cout, stride });
-        cin = cout;
-      }
-    });
-    const bound = 1 / Math.sqrt(cin);
-    this.addParam('fc.w', [cin, config.numClasses], rng, bound, 'uniform');
-    this.addParam('fc.b', [config.numClasses], rng, 0, 'zeros');
+    for (const p of this.layout.buffers)
+      this.buffers.set(
+        p.name,
+        makeVariable(tf, tf.tensor(p.values, p.shape), false, `${this.uid}/${p.name}`),
+      );
   }
 
   /** Number of trainable scalars. */
@@ -134,8 +222,7 @@ export class ResNet {
 
   /** Human-readable summary, e.g. "ResNet-20 ×1 · 0.27 M parameters". */
   describe(): string {
-    const pretty = this.config.name.replace('resnet', 'ResNet-');
-    return `${pretty} ×${this.config.width} · ${(this.parameterCount / 1e6).toFixed(2)} M parameters`;
+    return describeModel(this.config, this.parameterCount);
   }
 
   /**
@@ -144,6 +231,11 @@ export class ResNet {
    * tidy) for `updateRunningStats`.
    */
   apply(x: Tensor4D, training: boolean, stats?: BnStats): tfType.Tensor2D {
+    return this.head(this.features(x, training, stats));
+  }
+
+  /** Penultimate features: the global-average-pooled last block output, [B, D]. */
+  features(x: Tensor4D, training: boolean, stats?: BnStats): tfType.Tensor2D {
     const tf = this.tf;
     const conv = (name: string, input: Tensor4D, relu: boolean): Tensor4D => {
       const spec = this.convs.find((c) => c.name === name)!;
@@ -157,18 +249,20 @@ export class ResNet {
       return relu ? tf.relu(z) : z;
     };
     let h = conv('stem', x, true);
-    this.arch.widths.forEach((_, s) => {
-      for (let b = 0; b < this.arch.blocks[s]; b++) {
-        const p = `s${s}b${b}`;
-        let out: Tensor4D;
-        if (this.arch.bottleneck)
-          out = conv(`${p}.c3`, conv(`${p}.c2`, conv(`${p}.c1`, h, true), true), false);
-        else out = conv(`${p}.c2`, conv(`${p}.c1`, h, true), false);
-        const shortcut = this.params.has(`${p}.sc.w`) ? conv(`${p}.sc`, h, false) : h;
-        h = tf.relu(tf.add(out, shortcut)) as Tensor4D;
-      }
-    });
-    const pooled = tf.mean(h, [1, 2]) as tfType.Tensor2D;
+    for (const block of this.layout.blocks) {
+      let out = h;
+      block.convs.forEach((c, i) => {
+        out = conv(c.name, out, i < block.convs.length - 1);
+      });
+      const shortcut = block.shortcut ? conv(block.shortcut.name, h, false) : h;
+      h = tf.relu(tf.add(out, shortcut)) as Tensor4D;
+    }
+    return tf.mean(h, [1, 2]) as tfType.Tensor2D;
+  }
+
+  /** The classifier: features [B, D] → logits [B, C] = features·W + b. */
+  head(pooled: tfType.Tensor2D): tfType.Tensor2D {
+    const tf = this.tf;
     return tf.add(
       tf.matMul(pooled, this.params.get('fc.w') as tfType.Tensor2D),
       this.params.get('fc.b')!,
@@ -238,33 +332,6 @@ export class ResNet {
         variance: tf.keep(variance) as tfType.Tensor1D,
       });
     return tf.batchNorm(y, mean, variance, beta, gamma, BN_EPS) as Tensor4D;
-  }
-
-  private addBn(name: string, c: number): void {
-    const tf = this.tf;
-    this.params.set(`${name}.g`, makeVariable(tf, tf.ones([c]), true, `${this.uid}/${name}.g`));
-    this.params.set(`${name}.b`, makeVariable(tf, tf.zeros([c]), true, `${this.uid}/${name}.b`));
-    this.buffers.set(
-      `${name}.rm`,
-      makeVariable(tf, tf.zeros([c]), false, `${this.uid}/${name}.rm`),
-    );
-    this.buffers.set(`${name}.rv`, makeVariable(tf, tf.ones([c]), false, `${this.uid}/${name}.rv`));
-  }
-
-  private addParam(
-    name: string,
-    shape: number[],
-    rng: Rng,
-    scale: number,
-    kind: 'normal' | 'uniform' | 'zeros' = 'normal',
-  ): void {
-    const size = shape.reduce((a, b) => a * b, 1);
-    const values = new Float32Array(size);
-    if (kind === 'normal') for (let i = 0; i < size; i++) values[i] = rng.normal() * scale;
-    else if (kind === 'uniform')
-      for (let i = 0; i < size; i++) values[i] = (rng.float() * 2 - 1) * scale;
-    const tf = this.tf;
-    this.params.set(name, makeVariable(tf, tf.tensor(values, shape), true, `${this.uid}/${name}`));
   }
 }
 

@@ -55,7 +55,7 @@ export type TrainerFactory = (
   split: ImageSplit,
   numClasses: number,
   checkpoint?: Checkpoint,
-) => Trainer;
+) => Trainer | Promise<Trainer>;
 
 /** What the orchestrator runs on: a store for runs, datasets by id, and a training engine. */
 export interface RunDeps {
@@ -272,7 +272,7 @@ export class RunOrchestrator {
     const ckpt = await this.deps.store.loadCheckpoint(id, phase);
     const usable =
       ckpt && ckpt.count === split.count && ckpt.epoch <= cfg.epochs ? ckpt : undefined;
-    const trainer = this.deps.createTrainer(cfg, split, p.numClasses, usable);
+    const trainer = await this.deps.createTrainer(cfg, split, p.numClasses, usable);
     const model = trainer.model.describe();
     const stop = () => !!call.signal?.aborted || !!call.shouldPause?.();
     try {

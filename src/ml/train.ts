@@ -1,20 +1,14 @@
-import type * as tfType from '@tensorflow/tfjs';
 import { InvalidOptionError } from '../core/errors.ts';
 import { validateTrainRecipe } from '../core/config.ts';
 import type { Checkpoint, EpochStats, TrainConfig, TrainProgress } from '../core/run.ts';
 import { IMAGE_BYTES, IMAGE_SIZE, type ImageSplit } from '../core/dataset.ts';
 import { Rng } from '../core/rng.ts';
-import { makeVariable, ResNet, type BnStats } from './resnet.ts';
-
-type Tf = typeof tfType;
+import type { EngineModel, EvalResult, PendingStep, TrainingEngine } from './engine.ts';
 
 export type { Checkpoint, EpochStats, TrainConfig, TrainProgress } from '../core/run.ts';
 
 /** Loss clamp for trajectories (SPEC §4). */
 export const LOSS_CLAMP = 100;
-const BETA1 = 0.9;
-const BETA2 = 0.999;
-const ADAM_EPS = 1e-8;
 /** How many steps of losses to leave on the device before reading them back (no sync per step). */
 const READBACK_EVERY = 8;
 
@@ -40,15 +34,16 @@ export function channelStats(images: Uint8Array): { mean: number[]; std: number[
 }
 
 /**
- * The training engine (SPEC §4): a ResNet trained with AdamW (decoupled weight decay) and a
- * per-step cosine schedule from `lr` to 0, seeded shuffling, fixed batch shapes (the last batch is
- * padded with repeats whose loss is masked out), one `tf.tidy` per step, losses read back
- * asynchronously every few steps. After every epoch it appends one column of per-example losses
- * to the trajectory matrix. `tf` is whatever tfjs the caller set up (CPU in Node, WebGPU in a
- * worker).
+ * The training loop (SPEC §4) on any TrainingEngine (tfjs on WebGPU/WebGL/CPU, or our
+ * WebAssembly engine): a ResNet trained with AdamW (decoupled weight decay) and a per-step cosine
+ * schedule from `lr` to 0, seeded shuffling, fixed batch shapes (the last batch is padded with
+ * repeats whose loss is masked out), losses read back asynchronously every few steps. After every
+ * epoch it appends one column of per-example losses to the trajectory matrix. Build one with
+ * `await Trainer.create(engine, config, data, numClasses, checkpoint?)`.
  */
 export class Trainer {
-  readonly model: ResNet;
+  readonly model: EngineModel;
+  readonly engine: TrainingEngine;
   readonly config: TrainConfig;
   readonly count: number;
   readonly numClasses: number;
@@ -57,46 +52,60 @@ export class Trainer {
   readonly history: EpochStats[] = [];
   epoch = 0;
   step = 0;
-  private readonly tf: Tf;
   private readonly data: ImageSplit;
   private rng: Rng;
-  private readonly m = new Map<string, tfType.Variable>();
-  private readonly v = new Map<string, tfType.Variable>();
   private readonly norm: { mean: number[]; std: number[] };
   private readonly batchBuf: Float32Array;
   private startTime = 0;
   private imagesSeen = 0;
   private warmedUp = false;
 
-  constructor(
-    tf: Tf,
+  /** A trainer for `data` on `engine`, fresh or continuing `checkpoint`. */
+  static async create(
+    engine: TrainingEngine,
     config: TrainConfig,
     data: ImageSplit,
     numClasses: number,
     checkpoint?: Checkpoint,
-  ) {
+  ): Promise<Trainer> {
     checkTrainConfig(config);
     if (data.count < 1) throw new InvalidOptionError('the training set is empty');
-    this.tf = tf;
-    this.config = config;
-    this.data = data;
-    this.count = data.count;
-    this.numClasses = numClasses;
-    this.model = new ResNet(tf, {
+    const model = await engine.createModel({
       name: config.model,
       width: config.width,
       numClasses,
       seed: config.seed,
+      batchSize: config.batchSize,
     });
-    for (const [name, p] of this.model.params) {
-      this.m.set(name, makeVariable(tf, tf.zerosLike(p), false));
-      this.v.set(name, makeVariable(tf, tf.zerosLike(p), false));
+    const tr = new Trainer(engine, model, config, data, numClasses);
+    if (checkpoint) {
+      try {
+        tr.restore(checkpoint);
+      } catch (e) {
+        model.dispose();
+        throw e;
+      }
     }
+    return tr;
+  }
+
+  private constructor(
+    engine: TrainingEngine,
+    model: EngineModel,
+    config: TrainConfig,
+    data: ImageSplit,
+    numClasses: number,
+  ) {
+    this.engine = engine;
+    this.model = model;
+    this.config = config;
+    this.data = data;
+    this.count = data.count;
+    this.numClasses = numClasses;
     this.norm = channelStats(data.images);
     this.batchBuf = new Float32Array(config.batchSize * IMAGE_BYTES);
     this.trajectories = new Float32Array(data.count * config.epochs);
     this.rng = new Rng(config.seed).fork('train');
-    if (checkpoint) this.restore(checkpoint);
   }
 
   get done(): boolean {
@@ -124,7 +133,6 @@ export class Trainer {
     shouldStop?: () => boolean | Promise<boolean>,
   ): Promise<EpochStats | null> {
     if (this.done) throw new InvalidOptionError('the run has finished all its epochs');
-    const tf = this.tf;
     const { batchSize: B } = this.config;
     if (this.startTime === 0) this.startTime = performance.now();
     const t0 = performance.now();
@@ -136,29 +144,18 @@ export class Trainer {
     let lossSum = 0;
     let correct = 0;
     let seen = 0;
-    const pending: {
-      loss: tfType.Tensor;
-      correct: tfType.Tensor;
-      perExample?: tfType.Tensor;
-      idx: Uint32Array;
-      real: number;
-    }[] = [];
+    const pending: { step: PendingStep; idx: Uint32Array; real: number }[] = [];
     const drain = async () => {
       for (const p of pending.splice(0)) {
-        const [l, c] = await Promise.all([p.loss.data(), p.correct.data()]);
-        lossSum += l[0] * p.real;
-        correct += c[0];
-        if (p.perExample) {
-          const pe = await p.perExample.data();
+        const r = await p.step.read();
+        lossSum += r.loss * p.real;
+        correct += r.correct;
+        if (r.perExample)
           for (let j = 0; j < p.real; j++)
             this.trajectories[p.idx[j] * this.config.epochs + epochCol] = Math.min(
-              pe[j],
+              r.perExample[j],
               LOSS_CLAMP,
             );
-          p.perExample.dispose();
-        }
-        p.loss.dispose();
-        p.correct.dispose();
       }
     };
     for (let s = 0; s < steps; s++) {
@@ -168,51 +165,20 @@ export class Trainer {
       }
       const idx = order.subarray(s * B, Math.min((s + 1) * B, this.count));
       const real = idx.length;
-      const { x, y, mask, labels } = this.makeBatch(
-        idx,
-        order,
-        this.config.augment ? augRng : null,
-      );
-      const lr = this.learningRate(this.step);
-      const out = tf.tidy(() => {
-        const stats: BnStats = [];
-        let logitsKept: tfType.Tensor | null = null;
-        const { value, grads } = tf.variableGrads(() => {
-          const logits = this.model.apply(x, true, stats);
-          logitsKept = tf.keep(logits);
-          const ce = tf.losses.softmaxCrossEntropy(
-            y,
-            logits,
-            undefined,
-            undefined,
-            tf.Reduction.NONE,
-          );
-          return tf.div(tf.sum(tf.mul(ce, mask)), tf.sum(mask)) as tfType.Scalar;
-        }, [...this.model.params.values()]);
-        this.applyAdamW(grads, lr);
-        this.model.updateRunningStats(stats);
-        for (const st of stats) {
-          st.mean.dispose();
-          st.variance.dispose();
-        }
-        const logits = logitsKept as unknown as tfType.Tensor2D;
-        const hit = tf.mul(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32'), mask);
-        const res = {
-          loss: value,
-          correct: tf.sum(hit),
-          perExample: fromTrain ? perExampleLoss(tf, logits, labels) : undefined,
-        };
-        logits.dispose();
-        return res;
+      const { labels, mask } = this.makeBatch(idx, order, this.config.augment ? augRng : null);
+      const step = this.model.trainStep({
+        x: this.batchBuf,
+        labels,
+        mask,
+        lr: this.learningRate(this.step),
+        weightDecay: this.config.weightDecay,
+        t: this.step + 1,
+        perExample: fromTrain,
       });
-      x.dispose();
-      y.dispose();
-      mask.dispose();
-      labels.dispose();
       this.step++;
       seen += real;
       this.imagesSeen += real;
-      pending.push({ ...out, idx: Uint32Array.from(idx), real });
+      pending.push({ step, idx: Uint32Array.from(idx), real });
       if (!this.warmedUp) {
         // The first step compiles every kernel (WebGPU/WebGL shaders): wait for it, then start
         // the clock, so images/s and the ETA measure steady-state training.
@@ -254,32 +220,34 @@ export class Trainer {
         this.trajectories[i * this.config.epochs + epochCol] = col[i];
     }
     const seconds = (performance.now() - t0) / 1000;
-    const mem = tf.memory();
+    const mem = this.model.memory();
     const stats: EpochStats = {
       epoch: this.epoch,
       loss: lossSum / seen,
       accuracy: correct / seen,
       seconds,
       imagesPerSecond: seen / seconds,
-      tensors: mem.numTensors,
-      bytes: mem.numBytes,
+      tensors: mem.tensors,
+      bytes: mem.bytes,
     };
     this.history.push(stats);
     this.epoch++;
     return stats;
   }
 
-  /** Loss of every example of `split` in evaluation mode (clamped at 100), in order. */
+  /** Loss of every example of `split` in evaluation mode (nats, clamped at 100), in order. */
   async perExampleLosses(
     split: ImageSplit,
     onBatch?: (done: number) => void,
   ): Promise<Float32Array> {
     const out = new Float32Array(split.count);
-    await this.forEachEvalBatch(split, async (logits, labels, start, real) => {
-      const l = this.tf.tidy(() => perExampleLoss(this.tf, logits, labels));
-      const v = await l.data();
-      l.dispose();
-      for (let j = 0; j < real; j++) out[start + j] = Math.min(v[j], LOSS_CLAMP);
+    const C = this.numClasses;
+    await this.forEachEvalBatch(split, (r, start, real) => {
+      for (let j = 0; j < real; j++)
+        out[start + j] = Math.min(
+          crossEntropy(r.logits, j * C, C, split.labels[start + j]),
+          LOSS_CLAMP,
+        );
       onBatch?.(start + real);
     });
     return out;
@@ -288,11 +256,27 @@ export class Trainer {
   /** Top-1 predictions of the model (evaluation mode) for every image of `split`. */
   async predict(split: ImageSplit, onBatch?: (done: number) => void): Promise<Uint8Array> {
     const out = new Uint8Array(split.count);
-    await this.forEachEvalBatch(split, async (logits, _labels, start, real) => {
-      const a = this.tf.argMax(logits, 1);
-      const v = await a.data();
-      a.dispose();
-      for (let j = 0; j < real; j++) out[start + j] = v[j];
+    const C = this.numClasses;
+    await this.forEachEvalBatch(split, (r, start, real) => {
+      for (let j = 0; j < real; j++) {
+        let arg = 0;
+        for (let c = 1; c < C; c++) if (r.logits[j * C + c] > r.logits[j * C + arg]) arg = c;
+        out[start + j] = arg;
+      }
+      onBatch?.(start + real);
+    });
+    return out;
+  }
+
+  /**
+   * Penultimate features (evaluation mode: the global-average-pooled last block output) of every
+   * image of `split`: Float32Array, count × D row-major, D = model.featureDim.
+   */
+  async features(split: ImageSplit, onBatch?: (done: number) => void): Promise<Float32Array> {
+    const D = this.model.featureDim;
+    const out = new Float32Array(split.count * D);
+    await this.forEachEvalBatch(split, (r, start, real) => {
+      out.set(r.features.subarray(0, real * D), start * D);
       onBatch?.(start + real);
     });
     return out;
@@ -300,11 +284,7 @@ export class Trainer {
 
   /** A checkpoint of the current state (call between epochs). */
   async checkpoint(): Promise<Checkpoint> {
-    const read = async (m: Map<string, tfType.Variable>) => {
-      const o: Record<string, Float32Array> = {};
-      for (const [k, v] of m) o[k] = (await v.data()) as Float32Array;
-      return o;
-    };
+    const state = await this.model.getState();
     return {
       version: 1,
       config: this.config,
@@ -313,8 +293,8 @@ export class Trainer {
       epoch: this.epoch,
       step: this.step,
       rngState: this.rng.state(),
-      weights: await this.model.getWeights(),
-      optimizer: { m: await read(this.m), v: await read(this.v) },
+      weights: state.weights,
+      optimizer: { m: state.m, v: state.v },
       trajectories: this.trajectories.slice(),
       history: this.history.map((h) => ({ ...h })),
     };
@@ -322,7 +302,6 @@ export class Trainer {
 
   dispose(): void {
     this.model.dispose();
-    for (const v of [...this.m.values(), ...this.v.values()]) v.dispose();
   }
 
   private restore(c: Checkpoint): void {
@@ -331,17 +310,7 @@ export class Trainer {
         `checkpoint is for ${c.count} examples × ${c.numClasses} classes, not ${this.count} × ${this.numClasses}`,
       );
     }
-    this.model.setWeights(c.weights);
-    for (const [name, m] of this.m) {
-      const mv = c.optimizer.m[name];
-      const vv = c.optimizer.v[name];
-      if (!mv || !vv)
-        throw new InvalidOptionError(`checkpoint is missing optimizer state for ${name}`);
-      this.tf.tidy(() => {
-        m.assign(this.tf.tensor(mv, m.shape));
-        this.v.get(name)!.assign(this.tf.tensor(vv, m.shape));
-      });
-    }
+    this.model.setState({ weights: c.weights, m: c.optimizer.m, v: c.optimizer.v });
     this.epoch = c.epoch;
     this.step = c.step;
     this.rng = new Rng(c.rngState);
@@ -349,29 +318,8 @@ export class Trainer {
     this.history.push(...c.history);
   }
 
-  /** AdamW: m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²; p ← p − lr·(m̂/(√v̂ + ε) + wd·p). */
-  private applyAdamW(grads: tfType.NamedTensorMap, lr: number): void {
-    const tf = this.tf;
-    const t = this.step + 1;
-    const bc1 = 1 - BETA1 ** t;
-    const bc2 = 1 - BETA2 ** t;
-    const wd = this.config.weightDecay;
-    for (const [name, p] of this.model.params) {
-      const g = grads[p.name];
-      if (!g) continue;
-      const m = this.m.get(name)!;
-      const v = this.v.get(name)!;
-      const m1 = tf.add(tf.mul(m, BETA1), tf.mul(g, 1 - BETA1));
-      const v1 = tf.add(tf.mul(v, BETA2), tf.mul(tf.square(g), 1 - BETA2));
-      m.assign(m1);
-      v.assign(v1);
-      const update = tf.div(tf.div(m1, bc1), tf.add(tf.sqrt(tf.div(v1, bc2)), ADAM_EPS));
-      p.assign(tf.sub(p, tf.mul(tf.add(update, tf.mul(p, wd)), lr)));
-    }
-  }
-
+  /** Fills the batch buffer with the images of `idx` (padded with the epoch's first examples). */
   private makeBatch(idx: Uint32Array, order: Uint32Array, aug: Rng | null) {
-    const tf = this.tf;
     const B = this.config.batchSize;
     const labels = new Int32Array(B);
     const mask = new Float32Array(B);
@@ -382,12 +330,7 @@ export class Trainer {
       mask[j] = j < idx.length ? 1 : 0;
       this.writeImage(i, j, aug);
     }
-    return {
-      x: tf.tensor4d(this.batchBuf, [B, IMAGE_SIZE, IMAGE_SIZE, 3]),
-      y: tf.tidy(() => tf.oneHot(tf.tensor1d(labels, 'int32'), this.numClasses)),
-      mask: tf.tensor1d(mask),
-      labels: tf.tensor1d(labels, 'int32'),
-    };
+    return { labels, mask };
   }
 
   /** Normalizes image i of the training data into slot j of the batch buffer (with augmentation). */
@@ -417,33 +360,13 @@ export class Trainer {
 
   private async forEachEvalBatch(
     split: ImageSplit,
-    fn: (
-      logits: tfType.Tensor2D,
-      labels: tfType.Tensor1D,
-      start: number,
-      real: number,
-    ) => Promise<void>,
+    fn: (r: EvalResult, start: number, real: number) => void,
   ): Promise<void> {
-    const tf = this.tf;
     const B = this.config.batchSize;
     for (let start = 0; start < split.count; start += B) {
       const real = Math.min(B, split.count - start);
-      const labels = new Int32Array(B);
-      for (let j = 0; j < B; j++) {
-        const i = start + (j < real ? j : 0);
-        labels[j] = split.labels[i];
-        this.writeImage(i, j, null, split);
-      }
-      const x = tf.tensor4d(this.batchBuf, [B, IMAGE_SIZE, IMAGE_SIZE, 3]);
-      const lab = tf.tensor1d(labels, 'int32');
-      const logits = tf.tidy(() => this.model.apply(x, false));
-      x.dispose();
-      try {
-        await fn(logits, lab, start, real);
-      } finally {
-        logits.dispose();
-        lab.dispose();
-      }
+      for (let j = 0; j < B; j++) this.writeImage(start + (j < real ? j : 0), j, null, split);
+      fn(await this.model.evaluate(this.batchBuf), start, real);
     }
   }
 
@@ -461,12 +384,11 @@ export class Trainer {
   }
 }
 
-/** Per-example cross-entropy −log softmax(logits)[label], [B]. */
-export function perExampleLoss(
-  tf: Tf,
-  logits: tfType.Tensor2D,
-  labels: tfType.Tensor1D,
-): tfType.Tensor1D {
-  const logp = tf.logSoftmax(logits);
-  return tf.neg(tf.sum(tf.mul(logp, tf.oneHot(labels, logits.shape[1])), 1)) as tfType.Tensor1D;
+/** Cross-entropy −log softmax(logits[off … off+C))[label] in nats, computed in float64. */
+export function crossEntropy(logits: Float32Array, off: number, C: number, label: number): number {
+  let mx = -Infinity;
+  for (let c = 0; c < C; c++) mx = Math.max(mx, logits[off + c]);
+  let s = 0;
+  for (let c = 0; c < C; c++) s += Math.exp(logits[off + c] - mx);
+  return mx + Math.log(s) - logits[off + label];
 }

@@ -14,6 +14,7 @@ import { isModelName } from './resnet.ts';
 import { runSelfTest, type SelfTestResult } from './self-test.ts';
 import { RunOrchestrator } from './run.ts';
 import { Trainer } from './train.ts';
+import { createTfjsEngine } from './tfjs-engine.ts';
 
 /** Progress reported across the worker boundary (a comlink proxy on the page side). */
 export type StepProgress = (done: number, total: number) => void;
@@ -47,7 +48,8 @@ export function createTrainerApi(deps: TrainerApiDeps) {
     }));
   const runs = new RunOrchestrator({
     ...deps,
-    createTrainer: (cfg, split, numClasses, ckpt) => new Trainer(tf, cfg, split, numClasses, ckpt),
+    createTrainer: (cfg, split, numClasses, ckpt) =>
+      Trainer.create(createTfjsEngine(tf), cfg, split, numClasses, ckpt),
   });
   const pauses = new Set<string>();
 
@@ -69,7 +71,13 @@ export function createTrainerApi(deps: TrainerApiDeps) {
     async measureSpeed(model: string, batchSize: number, steps: number): Promise<Throughput> {
       if (!isModelName(model)) throw new InvalidOptionError(`unknown model "${model}"`);
       await ensure();
-      return measureThroughput(tf, model, batchSize, steps);
+      return measureThroughput(
+        createTfjsEngine(tf),
+        model,
+        batchSize,
+        steps,
+        () => tf.memory().numTensors,
+      );
     },
 
     /** Tensors and bytes tfjs holds now (for leak checks). */

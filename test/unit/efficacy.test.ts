@@ -1,18 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { cpuTf } from './tf-setup.ts';
+import { createWasmEngine } from '../../src/ml/wasm-engine-node.ts';
 import { generateDemoDataset } from '../../src/core/demo.ts';
 import { preset, type RunConfig } from '../../src/core/experiment.ts';
 import { runInMemory } from '../../src/ml/run.ts';
 import { Trainer } from '../../src/ml/train.ts';
 
 /**
- * BaDLoss works end to end on the CPU backend: the demo set poisoned with the patch and the
+ * BaDLoss works end to end on the WebAssembly engine: the demo set poisoned with the patch and the
  * random blend at 5% each, a small ResNet, 10 epochs. The patch must be detected (AUROC ≥ 0.9)
  * and retraining without the flagged examples must at least halve the patch's success rate.
  */
 describe('efficacy (demo set, patch + blend-r at 5%)', () => {
   it('detects the patch poisons and retraining halves their attack success', async () => {
-    const tf = await cpuTf();
     // The "tiny" preset is exactly this setting: patch and blend-r at 5%, ResNet-8 ×0.25, 8 epochs
     // on the 5,000 demo images (fewer images or epochs and the backdoor often never takes hold).
     const cfg: RunConfig = preset('tiny');
@@ -22,10 +21,11 @@ describe('efficacy (demo set, patch + blend-r at 5%)', () => {
     ]);
     expect(cfg.train.epochs).toBeLessThanOrEqual(10);
     const lines: string[] = [];
+    const engine = await createWasmEngine({});
     const { run } = await runInMemory(
       generateDemoDataset({ seed: 0 }),
       cfg,
-      (c, split, numClasses, ckpt) => new Trainer(tf, c, split, numClasses, ckpt),
+      (c, split, numClasses, ckpt) => Trainer.create(engine, c, split, numClasses, ckpt),
       { log: (l) => lines.push(l) },
     );
     const report = run.report!;

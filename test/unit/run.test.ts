@@ -4,8 +4,6 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createStore } from 'idb-keyval';
-import type * as tfType from '@tensorflow/tfjs';
-import { cpuTf } from './tf-setup.ts';
 import { generateDemoDataset } from '../../src/core/demo.ts';
 import type { Dataset } from '../../src/core/dataset.ts';
 import { preset, type RunConfig } from '../../src/core/experiment.ts';
@@ -22,16 +20,17 @@ import {
 } from '../../src/core/run.ts';
 import { RunOrchestrator, type TrainerFactory } from '../../src/ml/run.ts';
 import { Trainer } from '../../src/ml/train.ts';
+import { createWasmEngine } from '../../src/ml/wasm-engine-node.ts';
 import { IdbRunStore } from '../../src/storage/runs.ts';
 import { FileRunStore } from '../../src/cli/file-run-store.ts';
 
-let tf: typeof tfType;
 let factory: TrainerFactory;
 let ds: Dataset;
 
 beforeAll(async () => {
-  tf = await cpuTf();
-  factory = (cfg, split, numClasses, ckpt) => new Trainer(tf, cfg, split, numClasses, ckpt);
+  // The orchestrator is engine-agnostic: the WebAssembly engine keeps these tests fast.
+  const engine = await createWasmEngine({});
+  factory = (cfg, split, numClasses, ckpt) => Trainer.create(engine, cfg, split, numClasses, ckpt);
   ds = generateDemoDataset({ seed: 4, train: 240, test: 60 });
 });
 

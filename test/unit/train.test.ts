@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { cpuTf } from './tf-setup.ts';
 import { Trainer, type TrainConfig } from '../../src/ml/train.ts';
 import { ResNet } from '../../src/ml/resnet.ts';
+import { createTfjsEngine } from '../../src/ml/tfjs-engine.ts';
+import { createWasmEngine } from '../../src/ml/wasm-engine-node.ts';
+import type { TrainingEngine } from '../../src/ml/engine.ts';
 import { generateDemoDataset } from '../../src/core/demo.ts';
 import { accuracy } from '../../src/core/metrics.ts';
 
@@ -58,20 +61,27 @@ describe('ResNet family', () => {
   });
 });
 
-describe('training engine (CPU backend)', () => {
+const engines: [string, () => Promise<TrainingEngine>][] = [
+  ['tfjs CPU', async () => createTfjsEngine(await cpuTf())],
+  ['wasm, 2 threads', async () => createWasmEngine({ threads: 2 })],
+];
+
+describe.each(engines)('training loop on the %s engine', (_name, makeEngine) => {
   it('learns the demo set, records trajectories matching an evaluation pass, keeps memory flat', async () => {
     const tf = await cpuTf();
+    const engine = await makeEngine();
     const start = tf.memory().numTensors;
-    const tr = new Trainer(tf, base, train, 10);
-    const before = tf.memory().numTensors;
-    const tensorsAfterEpoch: number[] = [];
+    const tr = await Trainer.create(engine, base, train, 10);
+    const before = tr.model.memory();
+    const after: { bytes: number; tensors: number }[] = [];
     for (let e = 0; e < base.epochs; e++) {
       const stats = await tr.trainEpoch();
       expect(stats?.epoch).toBe(e);
-      tensorsAfterEpoch.push(tf.memory().numTensors);
+      expect({ bytes: stats!.bytes, tensors: stats!.tensors }).toEqual(tr.model.memory());
+      after.push(tr.model.memory());
     }
-    // flat: the same number of tensors after every epoch as before the first
-    expect(tensorsAfterEpoch).toEqual([before, before, before]);
+    // flat: the same tensors and bytes after every epoch as before the first
+    expect(after).toEqual([before, before, before]);
     expect(tr.trajectories.length).toBe(600 * 3);
     const last = await tr.perExampleLosses(train);
     for (let i = 0; i < 600; i += 37) expect(tr.trajectories[i * 3 + 2]).toBeCloseTo(last[i], 4);
@@ -81,29 +91,39 @@ describe('training engine (CPU backend)', () => {
     expect(meanCol(2)).toBeLessThan(meanCol(0));
     const acc = accuracy(await tr.predict(test), test.labels);
     expect(acc).toBeGreaterThan(0.5); // chance is 0.1
+    // penultimate features: N × D, and the same rows as a batch of their own
+    const feats = await tr.features(test);
+    expect(feats.length).toBe(test.count * tr.model.featureDim);
+    const some = await tr.features({
+      count: 3,
+      images: test.images.subarray(5 * 3072, 8 * 3072),
+      labels: test.labels.subarray(5, 8),
+    });
+    for (let i = 0; i < some.length; i++)
+      expect(some[i]).toBeCloseTo(feats[5 * tr.model.featureDim + i], 4);
     tr.dispose();
     expect(tf.memory().numTensors).toBe(start);
   });
 
   it('an interrupted and resumed run gives the same trajectories as an uninterrupted one', async () => {
-    const tf = await cpuTf();
+    const engine = await makeEngine();
     const cfg = { ...base, epochs: 2, augment: true };
     const small = {
       count: 200,
       images: train.images.subarray(0, 200 * 3072),
       labels: train.labels.subarray(0, 200),
     };
-    const full = new Trainer(tf, cfg, small, 10);
+    const full = await Trainer.create(engine, cfg, small, 10);
     await full.trainEpoch();
     await full.trainEpoch();
-    const a = new Trainer(tf, cfg, small, 10);
+    const a = await Trainer.create(engine, cfg, small, 10);
     await a.trainEpoch();
     const ckpt = await a.checkpoint();
     // a pause mid-epoch abandons the epoch; resuming restarts it from the checkpoint
     let calls = 0;
     expect(await a.trainEpoch(undefined, () => ++calls > 1)).toBeNull();
     a.dispose();
-    const b = new Trainer(tf, cfg, small, 10, ckpt);
+    const b = await Trainer.create(engine, cfg, small, 10, ckpt);
     expect(b.epoch).toBe(1);
     await b.trainEpoch();
     expect(Array.from(b.trajectories)).toEqual(Array.from(full.trajectories));
@@ -113,28 +133,36 @@ describe('training engine (CPU backend)', () => {
   });
 
   it('recording from the training pass fills every column', async () => {
-    const tf = await cpuTf();
+    const engine = await makeEngine();
     const small = {
       count: 100,
       images: train.images.subarray(0, 100 * 3072),
       labels: train.labels.subarray(0, 100),
     };
-    const tr = new Trainer(tf, { ...base, epochs: 1, record: 'train', batchSize: 32 }, small, 10);
+    const tr = await Trainer.create(
+      engine,
+      { ...base, epochs: 1, record: 'train', batchSize: 32 },
+      small,
+      10,
+    );
     await tr.trainEpoch();
     expect(tr.trajectories.every((v) => v > 0 && v <= 100)).toBe(true);
     tr.dispose();
   });
+});
 
+describe('training recipes', () => {
   it('rejects bad recipes with the value named', async () => {
     const tf = await cpuTf();
-    expect(() => new Trainer(tf, { ...base, epochs: 0 }, train, 10)).toThrow(
+    const engine = createTfjsEngine(tf);
+    await expect(Trainer.create(engine, { ...base, epochs: 0 }, train, 10)).rejects.toThrow(
       /train\.epochs = 0 is invalid: must be a whole number in 1–1000/,
     );
-    expect(() => new Trainer(tf, { ...base, batchSize: 1.5 }, train, 10)).toThrow(
+    await expect(Trainer.create(engine, { ...base, batchSize: 1.5 }, train, 10)).rejects.toThrow(
       /train\.batchSize = 1\.5 is invalid/,
     );
-    expect(() => new Trainer(tf, { ...base, model: 'vgg' as 'resnet8' }, train, 10)).toThrow(
-      /model "vgg" is invalid; known: resnet8/,
-    );
+    await expect(
+      Trainer.create(engine, { ...base, model: 'vgg' as 'resnet8' }, train, 10),
+    ).rejects.toThrow(/model "vgg" is invalid; known: resnet8/);
   });
 });

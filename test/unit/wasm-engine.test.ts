@@ -1,0 +1,172 @@
+import { describe, expect, it } from 'vitest';
+import { cpuTf } from './tf-setup.ts';
+import { createTfjsEngine } from '../../src/ml/tfjs-engine.ts';
+import { createWasmEngine } from '../../src/ml/wasm-engine-node.ts';
+import type {
+  EngineModel,
+  EngineModelConfig,
+  ModelState,
+  TrainBatch,
+} from '../../src/ml/engine.ts';
+import { Rng } from '../../src/core/rng.ts';
+
+function batchOf(B: number, seed: number, t: number, C = 10): TrainBatch {
+  const rng = new Rng(seed);
+  return {
+    x: Float32Array.from({ length: B * 3072 }, () => rng.normal()),
+    labels: Int32Array.from({ length: B }, () => rng.int(C)),
+    // the last example is padding: in the BatchNorm statistics, not in the loss
+    mask: Float32Array.from({ length: B }, (_, i) => (i < B - 1 ? 1 : 0)),
+    lr: 2e-3,
+    weightDecay: 1e-2,
+    t,
+    perExample: true,
+  };
+}
+
+/** max |a − b| / max |b| over each named array. */
+function worstRelative(a: Record<string, Float32Array>, b: Record<string, Float32Array>) {
+  let worst = 0;
+  let where = '';
+  expect(Object.keys(a).sort()).toEqual(Object.keys(b).sort());
+  for (const name of Object.keys(b)) {
+    let scale = 0;
+    let d = 0;
+    for (let i = 0; i < b[name].length; i++) {
+      scale = Math.max(scale, Math.abs(b[name][i]));
+      d = Math.max(d, Math.abs(a[name][i] - b[name][i]));
+    }
+    const r = d / (scale || 1);
+    if (r > worst) [worst, where] = [r, name];
+  }
+  return { worst, where };
+}
+
+async function runSteps(model: EngineModel, steps: number, B: number) {
+  const out = [];
+  const C = model.config.numClasses;
+  for (let t = 1; t <= steps; t++) out.push(await model.trainStep(batchOf(B, 10 + t, t, C)).read());
+  return out;
+}
+
+describe('the wasm engine computes what the tfjs engine computes', () => {
+  const cases: [string, EngineModelConfig, number][] = [
+    ['ResNet-8 ×0.5', { name: 'resnet8', width: 0.5, numClasses: 10, seed: 3, batchSize: 8 }, 3],
+    ['ResNet-20 ×0.3', { name: 'resnet20', width: 0.3, numClasses: 7, seed: 4, batchSize: 5 }, 2],
+    ['ResNet-50 ×0.1', { name: 'resnet50', width: 0.1, numClasses: 10, seed: 5, batchSize: 4 }, 1],
+  ];
+  it.each(cases)(
+    '%s: training steps (loss, weights, BN buffers, AdamW state)',
+    async (_n, cfg, steps) => {
+      const tf = await cpuTf();
+      const a = await createTfjsEngine(tf).createModel(cfg);
+      const b = await createWasmEngine({ threads: 2 }).createModel(cfg);
+      expect(b.parameterCount).toBe(a.parameterCount);
+      expect(b.describe()).toBe(a.describe());
+      expect(b.featureDim).toBe(a.featureDim);
+      // identical initialization
+      const s0a = await a.getState();
+      const s0b = await b.getState();
+      for (const k of Object.keys(s0a.weights)) expect(s0b.weights[k]).toEqual(s0a.weights[k]);
+      const ra = await runSteps(a, steps, cfg.batchSize);
+      const rb = await runSteps(b, steps, cfg.batchSize);
+      for (let t = 0; t < steps; t++) {
+        expect(rb[t].loss).toBeCloseTo(ra[t].loss, 4);
+        expect(rb[t].correct).toBe(ra[t].correct);
+        for (let i = 0; i < cfg.batchSize; i++)
+          expect(rb[t].perExample![i]).toBeCloseTo(ra[t].perExample![i], 4);
+      }
+      const sa = await a.getState();
+      const sb = await b.getState();
+      // Adam's first steps move every weight by about ±lr whatever the gradient's size, so weights
+      // whose gradient is rounding noise (ResNet-50 ×0.1 at batch 4 has such) may differ by ~lr;
+      // the moments (m = Σ(1−β1)β1ⁱ·g) show the gradients themselves agree.
+      const w = worstRelative(sb.weights, sa.weights);
+      if (cfg.name === 'resnet50') {
+        for (const k of Object.keys(sa.weights))
+          for (let i = 0; i < sa.weights[k].length; i++)
+            expect(Math.abs(sb.weights[k][i] - sa.weights[k][i])).toBeLessThan(
+              2 * 2e-3 * steps + 1e-4,
+            );
+      } else expect(w.worst).toBeLessThan(2e-4);
+      expect(worstRelative(sb.m, sa.m).worst).toBeLessThan(2e-3);
+      expect(worstRelative(sb.v, sa.v).worst).toBeLessThan(2e-3);
+      // evaluation mode (running statistics): logits and penultimate features
+      const x = batchOf(cfg.batchSize, 99, 1).x;
+      const ea = await a.evaluate(x);
+      const eb = await b.evaluate(x);
+      expect(
+        worstRelative({ l: eb.logits, f: eb.features }, { l: ea.logits, f: ea.features }).worst,
+      ).toBeLessThan(1e-3);
+      a.dispose();
+      b.dispose();
+    },
+    60_000,
+  );
+
+  it('gives bit-identical results on 1 and 2 threads (reductions in a fixed order)', async () => {
+    const cfg: EngineModelConfig = {
+      name: 'resnet8',
+      width: 0.5,
+      numClasses: 10,
+      seed: 8,
+      batchSize: 12,
+    };
+    const one = await createWasmEngine({ threads: 1 }).createModel(cfg);
+    const two = await createWasmEngine({ threads: 2 }).createModel(cfg);
+    const r1 = await runSteps(one, 2, 12);
+    const r2 = await runSteps(two, 2, 12);
+    expect(r2).toEqual(r1);
+    const s1 = await one.getState();
+    const s2 = await two.getState();
+    expect(s2).toEqual(s1);
+    one.dispose();
+    two.dispose();
+  });
+
+  it('takes checkpoints written by the tfjs engine and rejects mismatched ones untouched', async () => {
+    const tf = await cpuTf();
+    const cfg: EngineModelConfig = {
+      name: 'resnet8',
+      width: 0.25,
+      numClasses: 10,
+      seed: 1,
+      batchSize: 6,
+    };
+    const a = await createTfjsEngine(tf).createModel(cfg);
+    await runSteps(a, 2, 6);
+    const state = await a.getState();
+    const b = await createWasmEngine({ threads: 1 }).createModel({ ...cfg, seed: 2 });
+    b.setState(state);
+    expect(await b.getState()).toEqual(state);
+    const x = batchOf(6, 5, 1).x;
+    const [ea, eb] = [await a.evaluate(x), await b.evaluate(x)];
+    expect(worstRelative({ l: eb.logits }, { l: ea.logits }).worst).toBeLessThan(1e-4);
+    // a state for another width is refused with the offending name, and nothing changes
+    const other = await createWasmEngine({ threads: 1 }).createModel({ ...cfg, width: 0.5 });
+    const bad: ModelState = await other.getState();
+    expect(() => b.setState(bad)).toThrow(/stem\.w is 216, expected 108 values/);
+    expect(await b.getState()).toEqual(state);
+    // and the tfjs engine takes the wasm engine's state back
+    await runSteps(b, 1, 6);
+    const back = await b.getState();
+    a.setState(back);
+    const ea2 = await a.evaluate(x);
+    const eb2 = await b.evaluate(x);
+    expect(worstRelative({ l: eb2.logits }, { l: ea2.logits }).worst).toBeLessThan(1e-4);
+    for (const m of [a, b, other]) m.dispose();
+    await expect(b.evaluate(x)).rejects.toThrow(/disposed/);
+  });
+
+  it('refuses a model that does not fit in WebAssembly memory, naming the size', async () => {
+    await expect(
+      createWasmEngine({ threads: 1 }).createModel({
+        name: 'resnet8',
+        width: 4,
+        numClasses: 10,
+        seed: 1,
+        batchSize: 4096,
+      }),
+    ).rejects.toThrow(/needs \d+\.\d GiB, more than WebAssembly's 4 GiB/);
+  });
+});
