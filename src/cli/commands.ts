@@ -15,7 +15,9 @@ import { detect, DETECT_METHODS, flaggedRows, type DetectMethod } from '../core/
 import { preset, type RunConfig } from '../core/experiment.ts';
 import { MODEL_NAMES, isModelName } from '../ml/resnet.ts';
 import { nodeDecoder } from './node-decoder.ts';
-import { parseNpy } from '../core/formats/npy.ts';
+import { encodeNpy, parseNpy } from '../core/formats/npy.ts';
+import { parseDefenseList } from '../core/defenses/index.ts';
+import type { BaselineName } from '../core/run.ts';
 
 const USAGE = `BaDLoss Lab command line
 
@@ -27,6 +29,8 @@ const USAGE = `BaDLoss Lab command line
                  [--width w] [--batch b] [--lr x] [--k n] [--threshold t] [--limit-train n] [--limit-test n]
                  [--separate-baseline] [--trusted train|test] [--eval-each-epoch] [--state <dir>]
                  [--engine wasm|tfjs-cpu] [--threads n]
+                 [--defenses badloss,spectral,activation-clustering,frequency,abl|all]
+                 [--retrain-defenses] [--save-features <features.npy>]
   npm run cli -- detect --trajectories <file.json|file.npy> --probes <probes.json>
                  [--method knn|clean-distance|no-probe] [--k n] [--threshold t] --out <scores.json>
 
@@ -169,6 +173,14 @@ function auditConfig(v: Record<string, string | boolean | undefined>): RunConfig
     throw new UsageError(`--trusted ${trusted} must be train or test`);
   const s = (k: string) => v[k] as string | undefined;
   const base = preset('quick');
+  let baselines: BaselineName[];
+  try {
+    baselines = parseDefenseList(s('defenses') ?? 'badloss').filter(
+      (d): d is BaselineName => d !== 'badloss',
+    );
+  } catch (e) {
+    throw new UsageError(`--defenses: ${describeError(e).message}`);
+  }
   const limitTrain = num(s('limit-train'), 'limit-train', 'limit');
   const limitTest = num(s('limit-test'), 'limit-test', 'limit');
   return {
@@ -196,6 +208,8 @@ function auditConfig(v: Record<string, string | boolean | undefined>): RunConfig
         : {}),
     },
     separateBaseline: v['separate-baseline'] === true,
+    ...(baselines.length ? { defenses: baselines } : {}),
+    ...(baselines.length && v['retrain-defenses'] === true ? { retrainDefenses: baselines } : {}),
     ...(limitTrain || limitTest
       ? {
           limit: {
@@ -262,6 +276,15 @@ async function cmdAudit(
       },
     });
     const r = done.report!;
+    if (v['save-features']) {
+      const f = await runs.features(run.id);
+      await writeAtomic(
+        v['save-features'] as string,
+        encodeNpy([f.values.length / f.dim, f.dim], f.values),
+      );
+      log(`penultimate features (${f.values.length / f.dim} × ${f.dim}) → ${v['save-features']}`);
+    }
+    if (r.comparison) log(r.comparison);
     await writeAtomic(v.out as string, JSON.stringify(r, null, 2) + '\n');
     log(
       `clean accuracy ${(100 * r.cleanAccuracy.undefended).toFixed(1)}% → ${(100 * r.cleanAccuracy.defended).toFixed(1)}%; average ASR ${(100 * r.averageAsr.undefended).toFixed(1)}% → ${(100 * r.averageAsr.defended).toFixed(1)}%; report → ${v.out}`,
@@ -410,6 +433,9 @@ export async function main(argv: string[]): Promise<number> {
     state: { type: 'string' },
     engine: { type: 'string' },
     threads: { type: 'string' },
+    defenses: { type: 'string' },
+    'retrain-defenses': { type: 'boolean' },
+    'save-features': { type: 'string' },
   } as const;
   try {
     let parsed;

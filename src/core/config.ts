@@ -1,6 +1,7 @@
 import { InvalidOptionError } from './errors.ts';
 import type { RunConfig, TrainRecipe } from './experiment.ts';
 import { ATTACK_IDS } from './attacks/triggers.ts';
+import { BASELINE_NAMES, type BaselineName } from './run.ts';
 import type { AttackRequest } from './attacks/plan.ts';
 
 const MODELS = ['resnet8', 'resnet20', 'resnet18', 'resnet50'];
@@ -145,6 +146,19 @@ export function validateRunConfig(v: unknown): RunConfig {
   if (d.rejectFraction !== undefined)
     num(d, 'rejectFraction', 'rejectFraction', 'detect.rejectFraction');
   if (typeof v.separateBaseline !== 'boolean') fail('separateBaseline must be true or false');
+  const names = (key: 'defenses' | 'retrainDefenses'): BaselineName[] | undefined => {
+    const x = v[key];
+    if (x === undefined) return undefined;
+    if (!Array.isArray(x) || x.some((d) => !(BASELINE_NAMES as readonly unknown[]).includes(d)))
+      return fail(`${key} ${JSON.stringify(x)} is invalid; known: ${BASELINE_NAMES.join(', ')}`);
+    if (new Set(x).size !== x.length) fail(`${key}: a defense is listed twice`);
+    return x as BaselineName[];
+  };
+  const defenses = names('defenses');
+  const retrain = names('retrainDefenses');
+  for (const d of retrain ?? [])
+    if (!(defenses ?? []).includes(d))
+      fail(`retrainDefenses: "${d}" is retrained but not in defenses; add it there`);
   num(v, 'seed', 'seed');
   if (v.limit !== undefined) {
     if (!isObj(v.limit)) fail('limit must be an object');

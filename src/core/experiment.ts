@@ -17,6 +17,7 @@ import {
   type ProbeResult,
 } from './probes.ts';
 import type { DetectOptions } from './detect/index.ts';
+import type { BaselineName } from './run.ts';
 
 /** Where trusted examples for probes come from (SPEC §3). */
 export type TrustedSource = 'train-untouched' | 'test';
@@ -56,6 +57,10 @@ export interface RunConfig {
   detect: DetectOptions;
   /** Train a separate undefended model on the poisoned data without probes (the paper's "No Defense" row). */
   separateBaseline: boolean;
+  /** Defenses compared beside BaDLoss at detection (SPEC §10); none when absent. */
+  defenses?: BaselineName[];
+  /** Of those, the ones whose removal set is also retrained (BaDLoss's always is). */
+  retrainDefenses?: BaselineName[];
   /** Use at most this many training / test images (seeded subsample), for quick runs. */
   limit?: { train?: number; test?: number };
   seed: number;

@@ -6,6 +6,8 @@ import { flaggedRows } from './detect/index.ts';
 import type { RunConfig } from './experiment.ts';
 import { auroc, rocCurve, type RocCurve } from './metrics.ts';
 import { PROBE_NONE } from './probes.ts';
+import type { DefenseName } from './defenses/types.ts';
+import { bestDefenseSentence, type DefenseComparison } from './comparison.ts';
 
 /** Detection quality and removals of one set of scores and removed rows (SPEC §6). */
 export interface RemovalSummary {
@@ -160,6 +162,10 @@ export interface Report {
     defended: { epoch: number; loss: number; accuracy: number }[];
   };
   config: RunConfig;
+  /** Every defense's detection and (when retrained) its model, BaDLoss first (SPEC §10). */
+  defenses?: Partial<Record<DefenseName, DefenseComparison>>;
+  /** One sentence: which defense did best and by how much (empty when there is nothing to compare). */
+  comparison?: string;
 }
 
 export interface ReportInput {
@@ -178,6 +184,7 @@ export interface ReportInput {
   /** SHA-256 of the prepared training set (see splitFingerprint). */
   fingerprint?: string;
   createdAt?: Date;
+  defenses?: Partial<Record<DefenseName, DefenseComparison>>;
 }
 
 /** Assembles the report (rates as fractions in [0, 1]). */
@@ -219,6 +226,12 @@ export function buildReport(r: ReportInput): Report {
     probes: r.probes,
     training: { undefended: r.historyUndefended, defended: r.historyDefended },
     config: r.config,
+    ...(r.defenses
+      ? {
+          defenses: r.defenses,
+          comparison: bestDefenseSentence(r.defenses, averageOf(r.undefended.asr)),
+        }
+      : {}),
   };
 }
 

@@ -9,10 +9,31 @@
 import type { ModelEvaluation, DetectionSummary, Report } from './report.ts';
 import type { RunConfig, TrainRecipe } from './experiment.ts';
 import { NotFoundError } from './errors.ts';
+import { DEFENSE_NAMES, type DefenseName, type DefenseSummary } from './defenses/index.ts';
 
-/** The training phases of a run: the probationary model, the retrained one, the optional baseline. */
-export type Phase = 'probationary' | 'retrain' | 'baseline';
-export const PHASES: readonly Phase[] = ['probationary', 'baseline', 'retrain'];
+/** The defenses compared beside BaDLoss (SPEC §10). */
+export type BaselineName = Exclude<DefenseName, 'badloss'>;
+export const BASELINE_NAMES = DEFENSE_NAMES.filter((d) => d !== 'badloss') as BaselineName[];
+
+/** Retraining without a baseline defense's removal set (BaDLoss's own is `retrain`). */
+export type RetrainPhase = `retrain:${BaselineName}`;
+export const RETRAIN_PHASES: readonly RetrainPhase[] = BASELINE_NAMES.map(
+  (d) => `retrain:${d}` as const,
+);
+
+/**
+ * The training phases of a run: the probationary model, the optional separate undefended model
+ * ('baseline'), the model retrained without BaDLoss's removals ('retrain'), and one retrained
+ * without each compared defense's removals.
+ */
+export type Phase = 'probationary' | 'retrain' | 'baseline' | RetrainPhase;
+export const PHASES: readonly Phase[] = ['probationary', 'baseline', 'retrain', ...RETRAIN_PHASES];
+
+/** The defense whose removal set a retraining phase drops (null for other phases). */
+export function defenseOfPhase(p: Phase): DefenseName | null {
+  if (p === 'retrain') return 'badloss';
+  return p.startsWith('retrain:') ? (p.slice('retrain:'.length) as BaselineName) : null;
+}
 
 /** A training recipe with the seed of its initialization and shuffling (one per phase). */
 export interface TrainConfig extends TrainRecipe {
@@ -50,6 +71,11 @@ export interface Checkpoint {
   /** count × epochs, row-major; columns ≥ `epoch` are still zero. Losses in nats, clamped at 100. */
   trajectories: Float32Array;
   history: EpochStats[];
+  /**
+   * Penultimate (global-average-pooled) features of every training row in evaluation mode after
+   * the last epoch: count × dim, row-major. Written with the finished probationary model.
+   */
+  features?: { dim: number; values: Float32Array };
 }
 
 /** Live progress of a training phase. */
@@ -104,6 +130,13 @@ export interface DetectionRecord {
   looAuroc?: { k: number; auroc: number }[];
 }
 
+/** A compared defense's verdict on the probationary run. */
+export interface DefenseRecord {
+  summary: DefenseSummary;
+  /** Per-row scores (higher = more suspicious; NaN for probes). */
+  scores: Float32Array;
+}
+
 /** What the Detect step draws with: per-row trajectories, ground truth, probe kinds and labels. */
 export interface DetectionContext {
   n: number;
@@ -131,6 +164,8 @@ export interface RunRecord {
   prepared?: PreparedSummary;
   phases: Partial<Record<Phase, PhaseResult>>;
   detection?: DetectionRecord;
+  /** The compared defenses' verdicts (SPEC §10), beside BaDLoss's `detection`. */
+  defenses?: Partial<Record<BaselineName, DefenseRecord>>;
   report?: Report;
 }
 
@@ -167,15 +202,19 @@ export async function getRun(store: RunStore, id: string): Promise<RunRecord> {
  * undefended model) trains on the poisoned data without probes; `retrain` trains without the
  * flagged rows; `report` assembles the result.
  */
-export type Stage = 'prepare' | 'probationary' | 'detect' | 'baseline' | 'retrain' | 'report';
+export type Stage =
+  'prepare' | 'probationary' | 'detect' | 'baseline' | 'retrain' | RetrainPhase | 'report';
 export const STAGES: readonly Stage[] = [
   'prepare',
   'probationary',
   'detect',
   'baseline',
   'retrain',
+  ...RETRAIN_PHASES,
   'report',
 ];
+
+const phaseFinished = (r: RunRecord, p: Phase) => !!r.phases[p]?.done && !!r.phases[p]?.evaluation;
 
 /** Whether a stage's result is present (a stage that does not apply counts as done). */
 export function stageDone(r: RunRecord, s: Stage): boolean {
@@ -184,15 +223,17 @@ export function stageDone(r: RunRecord, s: Stage): boolean {
       return !!r.prepared;
     case 'probationary':
     case 'retrain':
-      return !!r.phases[s]?.done && !!r.phases[s]?.evaluation;
+      return phaseFinished(r, s);
     case 'baseline':
-      return (
-        !r.config.separateBaseline || (!!r.phases.baseline?.done && !!r.phases.baseline.evaluation)
-      );
+      return !r.config.separateBaseline || phaseFinished(r, s);
     case 'detect':
-      return !!r.detection;
+      return !!r.detection && (r.config.defenses ?? []).every((d) => !!r.defenses?.[d]);
     case 'report':
       return !!r.report;
+    default: {
+      const d = defenseOfPhase(s) as BaselineName;
+      return !(r.config.retrainDefenses ?? []).includes(d) || phaseFinished(r, s);
+    }
   }
 }
 
@@ -205,9 +246,13 @@ export function nextStage(r: RunRecord): Stage | null {
 const DEPENDENTS: Record<Stage, Stage[]> = {
   prepare: ['probationary', 'baseline'],
   probationary: ['detect'],
-  detect: ['retrain'],
+  detect: ['retrain', ...RETRAIN_PHASES],
   baseline: ['report'],
   retrain: ['report'],
+  ...(Object.fromEntries(RETRAIN_PHASES.map((p) => [p, ['report']])) as Record<
+    RetrainPhase,
+    Stage[]
+  >),
   report: [],
 };
 
@@ -244,7 +289,10 @@ export function clearFrom(
     }
   const run: RunRecord = { ...r, phases };
   if (stages.includes('prepare')) delete run.prepared;
-  if (stages.includes('detect')) delete run.detection;
+  if (stages.includes('detect')) {
+    delete run.detection;
+    delete run.defenses;
+  }
   // Every stage feeds the report.
   delete run.report;
   return { run, dropCheckpoints: drop };
@@ -334,6 +382,20 @@ export function configChange(prev: RunConfig, next: RunConfig): { clear: Stage[]
     what.push('the detection settings');
     clear.add('detect');
   }
+  const removedFrom = (a?: BaselineName[], b?: BaselineName[]) =>
+    (a ?? []).filter((d) => !(b ?? []).includes(d));
+  const dropped = new Set([
+    ...removedFrom(prev.defenses, next.defenses),
+    ...removedFrom(prev.retrainDefenses, next.retrainDefenses),
+  ]);
+  if (
+    JSON.stringify(prev.defenses ?? []) !== JSON.stringify(next.defenses ?? []) ||
+    JSON.stringify(prev.retrainDefenses ?? []) !== JSON.stringify(next.retrainDefenses ?? [])
+  ) {
+    what.push('the compared defenses');
+    for (const d of dropped) clear.add(`retrain:${d}`);
+    clear.add('report');
+  }
   if (prev.separateBaseline !== next.separateBaseline) {
     what.push(
       next.separateBaseline ? 'a separate undefended model' : 'no separate undefended model',
@@ -351,14 +413,12 @@ export function stagesWithResults(r: RunRecord, stages: Stage[]): Stage[] {
     switch (s) {
       case 'prepare':
         return !!r.prepared;
-      case 'probationary':
-      case 'baseline':
-      case 'retrain':
-        return !!r.phases[s];
       case 'detect':
         return !!r.detection;
       case 'report':
         return !!r.report;
+      default:
+        return !!r.phases[s];
     }
   });
 }

@@ -13,6 +13,7 @@ import { keptRows, prepareExperiment, type Prepared, type RunConfig } from '../c
 import { ATTACK_NAMES } from '../core/attacks/triggers.ts';
 import type { TriggeredTestSet } from '../core/attacks/plan.ts';
 import { accuracy } from '../core/metrics.ts';
+import { compareDefenses } from '../core/comparison.ts';
 import {
   buildReport,
   summarizeDetection,
@@ -20,8 +21,12 @@ import {
   type ModelEvaluation,
 } from '../core/report.ts';
 import {
+  BASELINE_NAMES,
   clearFrom,
   configChange,
+  defenseOfPhase,
+  type BaselineName,
+  type DefenseRecord,
   defaultRunName,
   getRun,
   MemoryRunStore,
@@ -40,6 +45,12 @@ import {
   type TrainProgress,
 } from '../core/run.ts';
 import type { Trainer } from './train.ts';
+import {
+  DEFENSE_LABELS,
+  runDefenses,
+  summarizeDefense,
+  type DefenseName,
+} from '../core/defenses/index.ts';
 
 /** Run records written by this version (IndexedDB, files). */
 export const RUN_SCHEMA = 1;
@@ -87,7 +98,9 @@ export interface RunCall {
  */
 export function trainConfigOf(cfg: RunConfig, phase: Phase = 'probationary'): TrainConfig {
   const { evalEachEpoch: _unused, ...train } = cfg.train;
-  const offset = { probationary: 0, retrain: 1, baseline: 2 }[phase];
+  // Every retraining (BaDLoss's and each compared defense's) shares one seed, so two retrained
+  // models differ only in the rows they dropped.
+  const offset = phase === 'probationary' ? 0 : phase === 'baseline' ? 2 : 1;
   return {
     ...train,
     record: phase === 'probationary' ? train.record : 'train',
@@ -144,14 +157,20 @@ export async function summarizePrepared(p: Prepared): Promise<PreparedSummary> {
   };
 }
 
-const STAGE_WORDS: Record<Stage, string> = {
-  prepare: 'the built training set',
-  probationary: 'the probationary model and its trajectories',
-  detect: 'the detection',
-  baseline: 'the separate undefended model',
-  retrain: 'the retrained model',
-  report: 'the report',
-};
+function stageWords(s: Stage): string {
+  const words: Partial<Record<Stage, string>> = {
+    prepare: 'the built training set',
+    probationary: 'the probationary model and its trajectories',
+    detect: 'the detection',
+    baseline: 'the separate undefended model',
+    retrain: 'the retrained model',
+    report: 'the report',
+  };
+  return (
+    words[s] ??
+    `the model retrained without ${DEFENSE_LABELS[defenseOfPhase(s as Phase)!]}'s removals`
+  );
+}
 
 /**
  * The run orchestrator: the one place that knows a run's stages (core's `nextStage`), what each
@@ -230,12 +249,19 @@ export class RunOrchestrator {
     const r = await this.getRun(id);
     const change = configChange(r.config, next);
     if (change.what.length === 0) return r;
-    const lost = stagesWithResults(r, change.clear);
+    // The report is rebuilt in an instant: losing it needs no confirmation.
+    const lost = stagesWithResults(r, change.clear).filter((s) => s !== 'report');
     if (lost.length && !confirm)
       throw new ConfirmationNeededError(
-        `changing ${change.what.join(' and ')} discards ${lost.map((s) => STAGE_WORDS[s]).join(', ')} of this run; confirm, or start a new run with these settings`,
+        `changing ${change.what.join(' and ')} discards ${lost.map((s) => stageWords(s)).join(', ')} of this run; confirm, or start a new run with these settings`,
       );
     let run: RunRecord = { ...r, config: next };
+    if (run.defenses) {
+      const kept = new Set(next.defenses ?? []);
+      run.defenses = Object.fromEntries(
+        Object.entries(run.defenses).filter(([d]) => kept.has(d as BaselineName)),
+      );
+    }
     const drop = new Set<Phase>();
     for (const s of change.clear) {
       const c = clearFrom(run, s);
@@ -302,6 +328,13 @@ export class RunOrchestrator {
       }
       call.onProgress?.(phase, evaluating(cfg.epochs - 1, cfg.epochs));
       const evaluation = await evaluateModel(trainer, p.test, p.triggered);
+      if (phase === 'probationary') {
+        // The compared defenses read the finished model's penultimate features (SPEC §10):
+        // one evaluation pass, kept with the last checkpoint.
+        const ck = await trainer.checkpoint();
+        ck.features = await this.featuresOf(trainer, split);
+        await this.deps.store.commitEpoch(await this.getRun(id), phase, ck);
+      }
       const result: PhaseResult = {
         history: trainer.history,
         evaluation,
@@ -316,6 +349,36 @@ export class RunOrchestrator {
     } finally {
       trainer.dispose();
     }
+  }
+
+  /** Penultimate features of every row of `split` (N × D). */
+  private async featuresOf(
+    trainer: Trainer,
+    split: ImageSplit,
+  ): Promise<{ dim: number; values: Float32Array }> {
+    const values = await trainer.features(split);
+    return { dim: values.length / split.count, values };
+  }
+
+  /**
+   * The probationary model's features: stored with its checkpoint, or (a run trained before
+   * features were kept) computed once from the stored weights — an evaluation pass, no training.
+   */
+  private async storedFeatures(
+    r: RunRecord,
+    p: Prepared,
+  ): Promise<{ dim: number; values: Float32Array }> {
+    const ck = await this.deps.store.loadCheckpoint(r.id, 'probationary');
+    if (!ck) throw new InvalidOptionError('train the probationary model before detection');
+    if (ck.features) return ck.features;
+    const trainer = await this.deps.createTrainer(ck.config, p.train, p.numClasses, ck);
+    try {
+      ck.features = await this.featuresOf(trainer, p.train);
+    } finally {
+      trainer.dispose();
+    }
+    await this.deps.store.commitEpoch(await this.getRun(r.id), 'probationary', ck);
+    return ck.features;
   }
 
   /** Forgets a phase's checkpoint and results, and everything downstream of them. */
@@ -344,7 +407,57 @@ export class RunOrchestrator {
       probeRowsFromKinds(p.probes.probeKind),
       r.config.detect,
     );
-    return this.storeDetection(r, p, det, det.threshold);
+    const stored = await this.storeDetection(r, p, det, det.threshold);
+    return this.detectBaselines(stored.id);
+  }
+
+  /**
+   * Runs the compared defenses the configuration lists and has no verdict from yet (SPEC §10),
+   * on the probationary run's features, trajectories and images. Nothing else changes.
+   */
+  async detectBaselines(id: string): Promise<RunRecord> {
+    const r = await this.getRun(id);
+    const missing = (r.config.defenses ?? []).filter((d) => !r.defenses?.[d]);
+    if (missing.length === 0) return r;
+    const p = await this.prepared(r);
+    const ck = await this.deps.store.loadCheckpoint(id, 'probationary');
+    if (!ck || !r.phases.probationary?.done)
+      throw new InvalidOptionError('train the probationary model before detection');
+    const needsFeatures = missing.some((d) => d === 'spectral' || d === 'activation-clustering');
+    const features = needsFeatures ? await this.storedFeatures(r, p) : undefined;
+    const results = runDefenses(missing, {
+      labels: p.train.labels,
+      numClasses: p.numClasses,
+      probeKind: p.probes.probeKind,
+      features,
+      trajectories: { n: p.train.count, epochs: ck.config.epochs, losses: ck.trajectories },
+      images: p.train.images,
+      seed: r.config.seed,
+    });
+    const defenses: Partial<Record<BaselineName, DefenseRecord>> = {
+      ...(await this.getRun(id)).defenses,
+    };
+    for (const res of results)
+      defenses[res.name as BaselineName] = {
+        summary: summarizeDefense(
+          res,
+          p.truth,
+          p.probes.probeKind,
+          p.attacks,
+          p.train.labels,
+          p.numClasses,
+        ),
+        scores: res.scores,
+      };
+    const cur = await this.getRun(id);
+    const { report: _stale, ...rest } = cur;
+    return this.put({ ...rest, defenses });
+  }
+
+  /** The probationary model's penultimate features (N × D), for `--save-features`. */
+  async features(id: string): Promise<{ dim: number; values: Float32Array }> {
+    const r = await this.getRun(id);
+    return this.storedFeatures(r, await this.prepared(r));
   }
 
   /** Stores the removals at a new threshold (the Detect step's slider, applied). */
@@ -418,6 +531,18 @@ export class RunOrchestrator {
       historyDefended: retrain.history,
       fingerprint: r.prepared?.fingerprint,
       createdAt: new Date(this.deps.now()),
+      defenses: compareDefenses(
+        {
+          badloss: r.detection.summary,
+          ...Object.fromEntries(BASELINE_NAMES.map((d) => [d, r.defenses?.[d]?.summary])),
+        },
+        {
+          badloss: retrain.evaluation,
+          ...Object.fromEntries(
+            BASELINE_NAMES.map((d) => [d, r.phases[`retrain:${d}`]?.evaluation]),
+          ),
+        },
+      ),
     });
     return this.put({ ...r, report });
   }
@@ -430,20 +555,23 @@ export class RunOrchestrator {
         r = await this.prepare(id);
         call.log?.(prepareLine(r));
         break;
-      case 'probationary':
-      case 'baseline':
-      case 'retrain':
-        if (stage === 'retrain')
-          call.log?.(`retraining on ${this.retrainRows(await this.getRun(id))} rows`);
-        r = await this.train(id, stage, call);
+      case 'detect': {
+        const before = await this.getRun(id);
+        r = before.detection ? await this.detectBaselines(id) : await this.detect(id);
+        if (!before.detection) call.log?.(detectLine(r.detection!));
+        for (const d of BASELINE_NAMES)
+          if (r.defenses?.[d] && !before.defenses?.[d]) call.log?.(defenseLine(r.defenses[d]!));
         break;
-      case 'detect':
-        r = await this.detect(id);
-        call.log?.(detectLine(r.detection!));
-        break;
+      }
       case 'report':
         r = await this.report(id);
         break;
+      default:
+        if (stage !== 'probationary' && stage !== 'baseline')
+          call.log?.(
+            `${stage}: training on ${this.retrainRows(await this.getRun(id), stage)} rows`,
+          );
+        r = await this.train(id, stage, call);
     }
     call.onUpdate?.(r);
     return r;
@@ -477,18 +605,26 @@ export class RunOrchestrator {
   private trainingSplit(r: RunRecord, phase: Phase, p: Prepared): ImageSplit {
     if (phase === 'probationary') return p.train;
     if (phase === 'baseline') return p.poisoned;
-    if (!r.detection)
+    const removed = this.removedBy(r, phase);
+    if (!removed)
       throw new InvalidOptionError(
-        'run detection before retraining: retraining drops the flagged examples',
+        `run ${DEFENSE_LABELS[defenseOfPhase(phase)!]} detection before retraining: retraining drops the examples it flags`,
       );
-    return subsetSplit(p.train, keptRows(r.detection.summary.flagged, p.probes.probeKind));
+    return subsetSplit(p.train, keptRows(removed, p.probes.probeKind));
   }
 
-  private retrainRows(r: RunRecord): number | string {
+  /** The rows a retraining phase drops: its defense's removal set (undefined until detected). */
+  private removedBy(r: RunRecord, phase: Phase): number[] | undefined {
+    const d = defenseOfPhase(phase);
+    return d === 'badloss'
+      ? r.detection?.summary.flagged
+      : r.defenses?.[d as BaselineName]?.summary.flagged;
+  }
+
+  private retrainRows(r: RunRecord, phase: Phase): number | string {
+    const removed = this.removedBy(r, phase);
     const probes = r.prepared ? r.prepared.probes.backdoor + r.prepared.probes.mislabeled : 0;
-    return r.detection && r.prepared
-      ? r.prepared.trainCount - r.detection.summary.flagged.length - probes
-      : '?';
+    return removed && r.prepared ? r.prepared.trainCount - removed.length - probes : '?';
   }
 
   private storedDetection(r: RunRecord): Detection {
@@ -534,7 +670,7 @@ export class RunOrchestrator {
     const lost = stagesWithResults(r, stages);
     if (lost.length && !confirm)
       throw new ConfirmationNeededError(
-        `this discards ${lost.map((s) => STAGE_WORDS[s]).join(', ')}; confirm to go on`,
+        `this discards ${lost.map((s) => stageWords(s)).join(', ')}; confirm to go on`,
       );
   }
 
@@ -571,6 +707,15 @@ function prepareLine(r: RunRecord): string {
   const attacks =
     p.attacks.map((a) => `${a.id}: ${a.count} → class ${a.target}`).join(', ') || 'no attacks';
   return `prepared ${p.trainCount} training rows, fingerprint ${p.fingerprint.slice(0, 16)} (${attacks}; ${r.config.probes.n} probes of each kind), ${p.testCount} test images`;
+}
+
+function defenseLine(d: DefenseRecord): string {
+  const s = d.summary;
+  const aurocs =
+    Object.entries(s.auroc)
+      .map(([k, v]) => `${k} ${v.toFixed(3)}`)
+      .join(', ') || 'n/a (no ground truth)';
+  return `${s.method}: removes ${s.flagged.length}; AUROC ${aurocs}`;
 }
 
 function detectLine(d: DetectionRecord): string {

@@ -12,6 +12,7 @@ import {
   configChange,
   MemoryRunStore,
   nextStage,
+  RETRAIN_PHASES,
   stagesWithResults,
   type Checkpoint,
   type Phase,
@@ -123,13 +124,13 @@ describe('stage sequence (core)', () => {
       report: {} as RunRecord['report'],
     };
     const p = clearFrom(full, 'probationary');
-    expect(p.dropCheckpoints.sort()).toEqual(['probationary', 'retrain']);
+    expect(p.dropCheckpoints).toEqual(['probationary', 'retrain', ...RETRAIN_PHASES]);
     expect(p.run.phases.baseline).toBeDefined();
     expect(p.run.detection).toBeUndefined();
     expect(p.run.report).toBeUndefined();
     expect(p.run.prepared).toBeDefined();
     const all = clearFrom(full, 'prepare');
-    expect(all.dropCheckpoints.sort()).toEqual(['baseline', 'probationary', 'retrain']);
+    expect(all.dropCheckpoints).toEqual(['probationary', 'baseline', 'retrain', ...RETRAIN_PHASES]);
     expect(all.run.prepared).toBeUndefined();
   });
 
@@ -165,9 +166,10 @@ describe('run orchestrator', () => {
     );
     const trajA = (await idb.loadCheckpoint('run-1', 'probationary'))!.trajectories;
 
-    // Interrupted: the 3rd epoch commit (the retrained model's first) fails, then a fresh
-    // orchestrator (a reloaded tab) continues from what was stored.
-    const store = new CrashingStore(3);
+    // Interrupted: the 4th epoch commit (2 probationary epochs, the commit that adds the features,
+    // then the retrained model's first epoch) fails, and a fresh orchestrator (a reloaded tab)
+    // continues from what was stored.
+    const store = new CrashingStore(4);
     const b = orchestrator(store);
     const id = (await newRun(b)).id;
     await expect(b.runAll(id)).rejects.toThrow('simulated crash');
@@ -267,6 +269,43 @@ describe('run orchestrator', () => {
     expect(renamed.name).toBe('Monday demo');
     await runs.deleteRun(id);
     expect(await runs.listRuns()).toEqual([]);
+  }, 120_000);
+
+  it('compares defenses: one added later is computed alone, retrained with its own removals, and dropped with its model', async () => {
+    const store = new MemoryRunStore();
+    const runs = orchestrator(store);
+    const id = (await newRun(runs)).id;
+    const first = await runs.runAll(id);
+    const badlossFlagged = first.detection!.summary.flagged;
+    expect(first.report!.defenses && Object.keys(first.report!.defenses)).toEqual(['badloss']);
+    // Adding a baseline keeps BaDLoss's detection and its retrained model.
+    const added = await runs.setConfig(id, {
+      ...tinyConfig(),
+      defenses: ['spectral', 'abl'],
+      retrainDefenses: ['abl'],
+    });
+    expect(added.phases.retrain?.done).toBe(true);
+    expect(nextStage(added)).toBe('detect');
+    const done = await runs.runAll(id);
+    expect(done.detection!.summary.flagged).toEqual(badlossFlagged);
+    expect(Object.keys(done.defenses!).sort()).toEqual(['abl', 'spectral']);
+    expect(done.phases['retrain:abl']?.rows).toBe(
+      240 - done.defenses!.abl!.summary.flagged.length - 2 * 8,
+    );
+    expect(done.phases['retrain:spectral']).toBeUndefined();
+    expect(Object.keys(done.report!.defenses!)).toEqual(['badloss', 'spectral', 'abl']);
+    expect(done.report!.defenses!.abl!.averageAsr).toBeGreaterThanOrEqual(0);
+    expect(done.report!.defenses!.spectral!.averageAsr).toBeUndefined();
+    const features = (await store.loadCheckpoint(id, 'probationary'))!.features!;
+    expect(features.values.length).toBe(240 * features.dim);
+    // Dropping ABL drops its retrained model and checkpoint (asking first).
+    await expect(
+      runs.setConfig(id, { ...tinyConfig(), defenses: ['spectral'] }),
+    ).rejects.toMatchObject({ name: 'ConfirmationNeededError' });
+    const dropped = await runs.setConfig(id, { ...tinyConfig(), defenses: ['spectral'] }, true);
+    expect(dropped.phases['retrain:abl']).toBeUndefined();
+    expect(dropped.defenses!.abl).toBeUndefined();
+    expect(await store.loadCheckpoint(id, 'retrain:abl')).toBeUndefined();
   }, 120_000);
 
   it('the file store keeps runs and checkpoints across processes', async () => {

@@ -46,3 +46,22 @@ export function parseNpy(
   new Uint8Array(data.buffer).set(b.subarray(off, off + need));
   return { shape: [dims[0], dims[1]], data };
 }
+
+/**
+ * Encodes a 2-D float32 array (rows × cols, row-major) as a NumPy .npy file, version 1.0,
+ * little-endian '<f4', C order, header padded to a multiple of 64 bytes as NumPy writes it.
+ */
+export function encodeNpy(shape: [number, number], data: Float32Array): Uint8Array {
+  const [rows, cols] = shape;
+  if (data.length !== rows * cols)
+    throw new RangeError(`encodeNpy: ${data.length} values do not fill a ${rows} × ${cols} array`);
+  const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${rows}, ${cols}), }`;
+  const unpadded = 10 + dict.length + 1;
+  const header = dict + ' '.repeat((64 - (unpadded % 64)) % 64) + '\n';
+  const out = new Uint8Array(10 + header.length + data.length * 4);
+  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, header.length & 0xff, header.length >> 8]);
+  out.set(new TextEncoder().encode(header), 10);
+  // .npy is little-endian; so is every platform JavaScript runs on that we support.
+  out.set(new Uint8Array(data.buffer, data.byteOffset, data.length * 4), 10 + header.length);
+  return out;
+}
