@@ -45,12 +45,7 @@ import {
   type TrainProgress,
 } from '../core/run.ts';
 import type { Trainer } from './train.ts';
-import {
-  DEFENSE_LABELS,
-  runDefenses,
-  summarizeDefense,
-  type DefenseName,
-} from '../core/defenses/index.ts';
+import { DEFENSE_LABELS, runDefenses, summarizeDefense } from '../core/defenses/index.ts';
 
 /** Run records written by this version (IndexedDB, files). */
 export const RUN_SCHEMA = 1;
