@@ -294,6 +294,7 @@ def main(argv: list[str]) -> None:
         _atomic_write(os.path.join(args.out, "model.pt"), lambda f: torch.save(final, f))
         print(f"trajectories → {rec.trajectories_path}", file=sys.stderr)
     if distributed:
+        dist.barrier()  # leave together: a rank tearing down early can stall the others
         dist.destroy_process_group()
 
 
