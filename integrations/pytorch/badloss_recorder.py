@@ -167,7 +167,8 @@ class Recorder:
         #: The `extra` dict of the checkpoint resumed from (e.g. a trainer's history).
         self.extra: dict[str, Any] = {}
         self.trajectories = np.zeros((self.num_rows, epochs), dtype=np.float32)
-        self.counts = np.zeros((self.num_rows, epochs), dtype=np.int32)
+        # N × E int32 only when asked for (at 10 M rows × 100 epochs it would be another 4 GB)
+        self.counts = np.zeros((self.num_rows, epochs) if record_counts else (0, 0), np.int32)
         if self.rank == 0:
             os.makedirs(out_dir, exist_ok=True)
 
@@ -319,7 +320,12 @@ class Recorder:
         _set_rng_state(ckpt["rng"][self.rank])
         self.epoch = int(ckpt["epoch"])
         self.trajectories = ckpt["trajectories"].numpy().copy()
-        self.counts = ckpt["counts"].numpy().copy()
+        if self.record_counts:
+            if ckpt["counts"].numel() == 0:
+                raise RecorderError(
+                    f"{self.checkpoint_path} has no counts (recorded without record_counts)"
+                )
+            self.counts = ckpt["counts"].numpy().copy()
         self.extra = ckpt.get("extra", {})
         return self.epoch
 
@@ -340,7 +346,8 @@ class Recorder:
             raise RecorderError(f"all {self.epochs} epochs are already recorded")
         column, counts = self.losses(model)
         self.trajectories[:, self.epoch] = column
-        self.counts[:, self.epoch] = counts
+        if self.record_counts:
+            self.counts[:, self.epoch] = counts
         self.epoch += 1
         rngs = [None] * self.world_size
         if self.world_size > 1:
@@ -353,8 +360,8 @@ class Recorder:
                 "epoch": self.epoch,
                 "world_size": self.world_size,
                 "fingerprint": self.fingerprint,
-                "trajectories": torch.from_numpy(self.trajectories.copy()),
-                "counts": torch.from_numpy(self.counts.copy()),
+                "trajectories": torch.from_numpy(self.trajectories),  # shared, not copied
+                "counts": torch.from_numpy(self.counts),
                 "model": unwrap(model).state_dict(),
                 "optimizer": optimizer.state_dict() if optimizer is not None else None,
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
