@@ -131,7 +131,8 @@ class Recorder:
     epochs: E, the planned number of epochs (the width of the matrix).
     sampler: "strided" (default, ShardSampler), "distributed" (torch's DistributedSampler, which
         repeats rows to even out shards) or a Sampler over dataset positions for this rank.
-    fingerprint: the training set's SHA-256 as `poison` prints it, written to the meta file.
+    fingerprint: the training set's SHA-256 ("fingerprint" in poison's truth.json; for CIFAR-10
+        binary train_cifar.fingerprint computes it), written to the meta file.
     record_counts: also write counts.npy (results gathered per row and epoch; 1 = exactly once).
     device: where evaluation runs (default: the model's device).
     """

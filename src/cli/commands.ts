@@ -381,13 +381,19 @@ async function loadDetectionInputs(
   }
   // The recorder writes <name>.meta.json beside the trajectories with the training set's fingerprint.
   const metaPath = tPath.replace(/\.(npy|json)$/i, '') + '.meta.json';
-  if (truth && existsSync(metaPath)) {
+  if (existsSync(metaPath)) {
     const meta = parseJson(metaPath, new Uint8Array(await readFile(metaPath))) as {
       fingerprint?: unknown;
+      complete?: unknown;
+      plannedEpochs?: unknown;
     };
-    if (typeof meta.fingerprint === 'string' && meta.fingerprint !== truth.fingerprint)
+    if (truth && typeof meta.fingerprint === 'string' && meta.fingerprint !== truth.fingerprint)
       throw new UsageError(
         `${tPath} was recorded on a training set with fingerprint ${meta.fingerprint.slice(0, 16)}…, but ${v.truth} is for ${truth.fingerprint.slice(0, 16)}…: use the truth file of the data that was trained on`,
+      );
+    if (meta.complete === false)
+      process.stderr.write(
+        `note: ${metaPath} says the run is unfinished (${traj.epochs} of ${String(meta.plannedEpochs)} epochs recorded); detecting on those\n`,
       );
   }
   let probes: ProbeRows;
@@ -514,7 +520,7 @@ async function cmdReport(v: Record<string, string | boolean | undefined>): Promi
       }
     : undefined;
   const report = buildDetectionReport({
-    datasetName: basename(v.dataset ? (v.dataset as string) : (v.truth as string)),
+    datasetName: t.dataset || basename(v.dataset ? (v.dataset as string) : (v.truth as string)),
     classes: t.classes,
     fingerprint: t.fingerprint,
     trajectories: { file: basename(tPath), rows: traj.n, epochs: traj.epochs },

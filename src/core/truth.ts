@@ -117,6 +117,8 @@ export interface TruthArrays {
   classes: string[];
   probes: ProbeRows;
   fingerprint: string;
+  /** The dataset's name as poison saw it ('' when the file has none). */
+  dataset: string;
 }
 
 /**
@@ -189,5 +191,6 @@ export function readTruthFile(name: string, json: unknown): TruthArrays {
     classes,
     probes,
     fingerprint: f.fingerprint as string,
+    dataset: typeof f.dataset === 'string' ? f.dataset : '',
   };
 }

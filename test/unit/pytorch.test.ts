@@ -234,7 +234,7 @@ describe('PyTorch recorder under torchrun (2 processes, gloo)', () => {
     for (const row of rows)
       expect(Math.abs(t.data[row * EPOCHS + EPOCHS - 1] - direct[row])).toBeLessThan(1e-4);
   });
-  it('a run stopped after epoch 1 resumes to the same file, bit for bit', () => {
+  it('a run stopped after epoch 1 resumes to the same file, bit for bit', async () => {
     const out = join(dir, 'resumed');
     const stopped = torchrun(out, [], { BADLOSS_STOP_AFTER_EPOCH: '1' });
     expect(stopped.code).not.toBe(0);
@@ -245,6 +245,20 @@ describe('PyTorch recorder under torchrun (2 processes, gloo)', () => {
     expect(Array.from(partial.data)).toEqual(
       Array.from(full.data.filter((_, i) => i % EPOCHS === 0)),
     );
+    // the partial file is usable; detect says it is unfinished
+    const early = await cli(
+      'detect',
+      '--trajectories',
+      join(out, 'trajectories.npy'),
+      '--truth',
+      truthPath,
+      '--k',
+      '5',
+      '--out',
+      join(out, 'early.json'),
+    );
+    expect(early.code, early.err).toBe(0);
+    expect(early.err).toMatch(/says the run is unfinished \(1 of 2 epochs recorded\)/);
     const resumed = torchrun(out);
     expect(resumed.code, resumed.err).toBe(0);
     expect(resumed.err).toMatch(/epochs 2–2/);
