@@ -291,6 +291,7 @@ export interface DetectionReport {
   suspicious: SuspiciousRow[];
 }
 
+/** What buildDetectionReport needs: a detection, its summary against the truth file, and rows' labels. */
 export interface DetectionReportInput {
   datasetName: string;
   classes: string[];

@@ -371,6 +371,23 @@ describe('detect and report from recorded files', () => {
         .reduce((a: number, b: number) => a + b),
     ).toBe(judged.length);
     expect(s.evaluation.perClass[0].class).toBe(t.classes[0]);
+    // the truth file also serves as a probes file: same scores, no evaluation without --truth
+    const viaProbes = join(dir, 'scores-probes.json');
+    const p = await cli(
+      'detect',
+      '--trajectories',
+      traj(),
+      '--probes',
+      truthPath,
+      '--k',
+      '5',
+      '--out',
+      viaProbes,
+    );
+    expect(p.code, p.err).toBe(0);
+    const sp = JSON.parse(readFileSync(viaProbes, 'utf8'));
+    expect(sp.scores).toEqual(s.scores);
+    expect(sp.evaluation).toBeUndefined();
   });
   it('report writes a self-contained detection-only HTML page with thumbnails', async () => {
     const out = join(dir, 'report.html');
