@@ -204,7 +204,8 @@ class Recorder:
         results each row had before repeats were dropped. Raises RecorderError when a row was
         not evaluated, a row index is out of range, or a loss is not finite.
         """
-        net = unwrap(model)  # not the DDP wrapper: its forward would broadcast buffers (a collective)
+        # Not the DDP wrapper: its forward would broadcast buffers (a collective).
+        net = unwrap(model)
         was_training = net.training
         net.eval()
         device = self.device or next(net.parameters()).device

@@ -54,7 +54,8 @@ class PlaceTest(unittest.TestCase):
         np.testing.assert_array_equal(counts, [2, 1, 1, 1, 1])
 
     def test_missing_row_is_an_error(self):
-        with self.assertRaisesRegex(br.RecorderError, r"1 of 5 rows were not evaluated \(first: \[3\]\)"):
+        want = r"1 of 5 rows were not evaluated \(first: \[3\]\)"
+        with self.assertRaisesRegex(br.RecorderError, want):
             self.rec._place(np.ones(4, np.float32), np.array([0, 1, 2, 4]))
 
     def test_out_of_range_row_is_an_error(self):

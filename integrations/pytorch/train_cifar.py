@@ -116,7 +116,8 @@ class SameConv(nn.Conv2d):
 
 class ConvBn(nn.Sequential):
     def __init__(self, cin: int, cout: int, k: int, stride: int):
-        super().__init__(SameConv(cin, cout, k, stride), nn.BatchNorm2d(cout, eps=1e-5, momentum=0.1))
+        bn = nn.BatchNorm2d(cout, eps=1e-5, momentum=0.1)
+        super().__init__(SameConv(cin, cout, k, stride), bn)
 
 
 class BasicBlock(nn.Module):
@@ -162,7 +163,9 @@ class ResNet(nn.Module):
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("train_bin", help="CIFAR-10 binary training set (npm run cli -- poison --out)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--epochs", type=int, default=20)
@@ -172,7 +175,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-classes", type=int, default=None, help="default: max(10, largest label + 1)")
+    p.add_argument(
+        "--num-classes", type=int, default=None, help="default: max(10, largest label + 1)"
+    )
     p.add_argument("--eval-batch", type=int, default=512)
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers per process")
     p.add_argument("--eval-sampler", default="strided", choices=["strided", "distributed"])
