@@ -2,17 +2,40 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { labelCounts, type Dataset } from '../core/dataset.ts';
+import {
+  IMAGE_BYTES,
+  IMAGE_SIZE,
+  labelCounts,
+  splitFingerprint,
+  type Dataset,
+  type ImageSplit,
+} from '../core/dataset.ts';
 import { CancelledError, describeError, InvalidOptionError } from '../core/errors.ts';
 import { describeLimit, validateRunConfig, withinLimit, type LimitName } from '../core/config.ts';
 import { MemoryRunStore } from '../core/run.ts';
 import { loadDatasetFiles } from '../core/formats/load.ts';
-import { encodeCifar10 } from '../core/formats/cifar.ts';
+import { encodeCifar10, parseCifarBin } from '../core/formats/cifar.ts';
 import { generateDemoDataset } from '../core/demo.ts';
 import { poisonDataset, type AttackRequest } from '../core/attacks/plan.ts';
 import { ATTACK_IDS, isAttackId, type AttackId } from '../core/attacks/triggers.ts';
-import { detect, DETECT_METHODS, flaggedRows, type DetectMethod } from '../core/detect/index.ts';
-import { preset, type RunConfig } from '../core/experiment.ts';
+import {
+  detect,
+  DETECT_METHODS,
+  flaggedRows,
+  type DetectMethod,
+  type Detection,
+  type DetectOptions,
+} from '../core/detect/index.ts';
+import type { ProbeRows, Trajectories } from '../core/detect/knn.ts';
+import {
+  buildDetectionReport,
+  detectionReportHtml,
+  summarizeDetection,
+  type DetectionSummary,
+} from '../core/report.ts';
+import { encode as encodePng } from 'fast-png';
+import { prepareExperiment, preset, type RunConfig } from '../core/experiment.ts';
+import { buildTruthFile, readTruthFile, type TruthArrays, type TruthFile } from '../core/truth.ts';
 import { MODEL_NAMES, isModelName } from '../ml/resnet.ts';
 import { nodeDecoder } from './node-decoder.ts';
 import { encodeNpy, parseNpy } from '../core/formats/npy.ts';
@@ -22,8 +45,9 @@ import type { BaselineName } from '../core/run.ts';
 const USAGE = `BaDLoss Lab command line
 
   npm run cli -- info <dataset file>...
-  npm run cli -- poison <dataset file>... --attacks <id,...> [--ratio id=r,...] [--target id=c,...]
-                 [--strength id=s,...] [--seed n] --out <poisoned.bin> --truth <truth.json>
+  npm run cli -- poison <dataset file>... [--attacks <id,...>] [--ratio id=r,...] [--target id=c,...]
+                 [--strength id=s,...] [--probes n] [--probe-trigger id] [--trusted train|test]
+                 [--limit-train n] [--seed n] --out <train.bin> --truth <truth.json>
   npm run cli -- audit <dataset file>... [--attacks <id,...>] [--model ${MODEL_NAMES.join('|')}] [--epochs n]
                  [--probes n] [--method knn|clean-distance|no-probe] [--seed n] --out <report.json>
                  [--width w] [--batch b] [--lr x] [--k n] [--threshold t] [--limit-train n] [--limit-test n]
@@ -31,9 +55,15 @@ const USAGE = `BaDLoss Lab command line
                  [--engine wasm|tfjs-cpu] [--threads n]
                  [--defenses badloss,spectral,activation-clustering,frequency,abl|all]
                  [--retrain-defenses] [--save-features <features.npy>]
-  npm run cli -- detect --trajectories <file.json|file.npy> --probes <probes.json>
-                 [--method knn|clean-distance|no-probe] [--k n] [--threshold t] --out <scores.json>
+  npm run cli -- detect --trajectories <file.json|file.npy> (--probes <probes.json> | --truth <truth.json>)
+                 [--dataset <train.bin>] [--method knn|clean-distance|no-probe] [--k n] [--threshold t]
+                 --out <scores.json>
+  npm run cli -- report --trajectories <file.npy> --truth <truth.json> [--dataset <train.bin>]
+                 [--method knn|clean-distance|no-probe] [--k n] [--threshold t] --out <report.html>
 
+poison --probes n writes the training set with attacks and probes in place (rows in training order)
+and a truth file whose "probes" member is what detect --probes reads; record trajectories on it
+anywhere (integrations/pytorch/), then detect or report here.
 Dataset files: CIFAR-10/100 binary (.bin or cifar-10-binary.tar.gz), GTSRB zips (+ GT-final_test.csv),
 an image-folder zip, or the word "demo" for the built-in demo set. Attacks: ${ATTACK_IDS.join(', ')}.
 Training runs on the WebAssembly engine (--threads, default: every core) or on tfjs's CPU backend
@@ -125,37 +155,83 @@ async function cmdPoison(
   files: string[],
   v: Record<string, string | boolean | undefined>,
 ): Promise<void> {
-  if (!v.out) throw new UsageError('--out <poisoned.bin> is required');
+  if (!v.out) throw new UsageError('--out <train.bin> is required');
   if (!v.truth) throw new UsageError('--truth <truth.json> is required');
   const requests = attackRequests(v);
-  if (requests.length === 0) throw new UsageError('--attacks <id,...> is required');
+  const probesN =
+    v.probes === '0' ? 0 : (num(v.probes as string | undefined, 'probes', 'probes') ?? 0);
+  if (requests.length === 0 && probesN === 0)
+    throw new UsageError('--attacks <id,...> is required (or --probes n for an audit set)');
   const seed = num(v.seed as string | undefined, 'seed', 'seed') ?? 0;
+  const limitTrain = num(v['limit-train'] as string | undefined, 'limit-train', 'limit');
+  if (probesN === 0 && (v['probe-trigger'] !== undefined || v.trusted !== undefined))
+    throw new UsageError('--probe-trigger and --trusted need --probes n (n ≥ 1)');
+  if (probesN === 0 && limitTrain !== undefined)
+    throw new UsageError('--limit-train needs --probes n (n ≥ 1)');
   const ds = await loadDataset(files);
   const train = ds.splits.train;
   if (!train) throw new UsageError(`${files.join(', ')}: no training split to poison`);
   if (ds.classes.length > 256) throw new UsageError('CIFAR-10 binary output holds labels < 256');
-  const res = poisonDataset(train, requests, {
-    seed,
-    numClasses: ds.classes.length,
-    gtsrb: ds.format === 'gtsrb',
-  });
-  const truth = {
-    seed,
-    attacks: Object.fromEntries(
-      res.attacks.map((a) => [
-        a.id,
-        {
-          target: a.target,
-          indices: a.indices,
-          params: { ratio: a.ratio, strength: a.strength, ...a.params },
-        },
-      ]),
-    ),
-  };
-  await writeAtomic(v.out as string, encodeCifar10(res.train));
-  await writeAtomic(v.truth as string, JSON.stringify(truth) + '\n');
+  let truthFile: TruthFile;
+  let out: ImageSplit;
+  if (probesN === 0) {
+    // Attacks only, on the whole training split (the behaviour before probes existed).
+    const res = poisonDataset(train, requests, {
+      seed,
+      numClasses: ds.classes.length,
+      gtsrb: ds.format === 'gtsrb',
+    });
+    out = res.train;
+    truthFile = buildTruthFile({
+      dataset: ds.name,
+      classes: ds.classes,
+      train: res.train,
+      fingerprint: await splitFingerprint(res.train),
+      seed,
+      truth: res.truth,
+      attacks: res.attacks,
+      requests,
+      mode: 'benchmark',
+    });
+  } else {
+    const trigger = (v['probe-trigger'] as string | undefined) ?? 'patch';
+    if (!isAttackId(trigger))
+      throw new UsageError(`--probe-trigger ${trigger} is not one of ${ATTACK_IDS.join(', ')}`);
+    const trusted = (v.trusted as string | undefined) ?? (requests.length > 0 ? 'train' : 'test');
+    if (trusted !== 'train' && trusted !== 'test')
+      throw new UsageError(`--trusted ${trusted} must be train or test`);
+    const base = preset('quick');
+    // Exactly the rows an audit run would train on: the same preparation, only no training here.
+    const cfg: RunConfig = {
+      ...base,
+      mode: requests.length > 0 ? 'benchmark' : 'audit',
+      attacks: requests,
+      probes: { n: probesN, trigger, trusted: trusted === 'test' ? 'test' : 'train-untouched' },
+      limit: limitTrain ? { train: limitTrain } : undefined,
+      seed,
+    };
+    const prep = prepareExperiment(ds, cfg);
+    out = prep.train;
+    truthFile = buildTruthFile({
+      dataset: ds.name,
+      classes: ds.classes,
+      train: prep.train,
+      fingerprint: await splitFingerprint(prep.train),
+      seed,
+      truth: prep.truth,
+      attacks: prep.attacks,
+      requests,
+      mode: cfg.mode,
+      probes: { result: prep.probes, config: cfg.probes },
+      limit: cfg.limit,
+    });
+  }
+  await writeAtomic(v.out as string, encodeCifar10(out));
+  await writeAtomic(v.truth as string, JSON.stringify(truthFile) + '\n');
+  const poisoned = truthFile.rows.filter((r) => r !== null).length;
+  const probes = truthFile.probes.clean.length + truthFile.probes.anomalous.length;
   process.stderr.write(
-    `poisoned ${res.attacks.reduce((s, a) => s + a.indices.length, 0)} of ${train.count} training images → ${v.out}\n`,
+    `${out.count} training rows (${poisoned} poisoned, ${probes} probes), fingerprint ${truthFile.fingerprint.slice(0, 16)} → ${v.out}, ${v.truth}\n`,
   );
 }
 
@@ -320,14 +396,8 @@ async function nodeEngine(v: Record<string, string | boolean | undefined>) {
   throw new UsageError(`--engine ${name} is not one of wasm, tfjs-cpu`);
 }
 
-async function cmdDetect(v: Record<string, string | boolean | undefined>): Promise<void> {
-  if (!v.trajectories) throw new UsageError('--trajectories <file.json|file.npy> is required');
-  if (!v.probes) throw new UsageError('--probes <probes.json> is required');
-  if (!v.out) throw new UsageError('--out <scores.json> is required');
-  const method = (v.method as string | undefined) ?? 'knn';
-  if (!DETECT_METHODS.includes(method as DetectMethod))
-    throw new UsageError(`--method ${method} is not one of ${DETECT_METHODS.join(', ')}`);
-  const tPath = v.trajectories as string;
+/** Trajectories (N × E float32, nats) from a .npy or a {"losses": number[][]} JSON file. */
+async function loadTrajectories(tPath: string): Promise<Trajectories> {
   if (!existsSync(tPath)) throw new UsageError(`${tPath}: no such file`);
   const raw = new Uint8Array(await readFile(tPath));
   let n: number;
@@ -357,38 +427,200 @@ async function cmdDetect(v: Record<string, string | boolean | undefined>): Promi
     });
   }
   if (epochs < 1) throw new UsageError(`${tPath}: trajectories have no epochs`);
-  const pPath = v.probes as string;
-  if (!existsSync(pPath)) throw new UsageError(`${pPath}: no such file`);
-  const probes = parseJson(pPath, new Uint8Array(await readFile(pPath))) as {
-    clean?: unknown;
-    anomalous?: unknown;
-  };
-  const rowsOf = (x: unknown, key: string): number[] => {
-    if (x === undefined) return [];
-    if (!Array.isArray(x) || x.some((r) => !Number.isInteger(r) || r < 0 || r >= n))
-      throw new UsageError(`${pPath}: "${key}" must be a list of row indices in 0–${n - 1}`);
-    return x as number[];
-  };
-  const rows = {
-    clean: rowsOf(probes.clean, 'clean'),
-    anomalous: rowsOf(probes.anomalous, 'anomalous'),
-  };
-  const det = detect({ n, epochs, losses }, rows, {
+  for (let i = 0; i < losses.length; i++) {
+    if (!Number.isFinite(losses[i]))
+      throw new UsageError(
+        `${tPath}: row ${Math.floor(i / epochs)}, epoch ${i % epochs} is ${losses[i]}; every loss must be a finite number (the recorder clamps at 100) — re-record that run`,
+      );
+  }
+  return { n, epochs, losses };
+}
+
+/** Everything detect and report read: trajectories, probe rows and (optionally) ground truth. */
+interface DetectionInputs {
+  tPath: string;
+  traj: Trajectories;
+  probes: ProbeRows;
+  truth?: TruthArrays;
+  /** The training set, when --dataset was given (already checked against the truth's fingerprint). */
+  train?: ImageSplit;
+}
+
+async function loadDetectionInputs(
+  v: Record<string, string | boolean | undefined>,
+): Promise<DetectionInputs> {
+  if (!v.trajectories) throw new UsageError('--trajectories <file.json|file.npy> is required');
+  if (!v.probes && !v.truth)
+    throw new UsageError('--probes <probes.json> or --truth <truth.json> is required');
+  const tPath = v.trajectories as string;
+  const traj = await loadTrajectories(tPath);
+  const { n } = traj;
+  let truth: TruthArrays | undefined;
+  if (v.truth) {
+    const p = v.truth as string;
+    if (!existsSync(p)) throw new UsageError(`${p}: no such file`);
+    truth = readTruthFile(p, parseJson(p, new Uint8Array(await readFile(p))));
+    if (truth.count !== n)
+      throw new UsageError(
+        `${tPath} has ${n} rows but ${p} describes ${truth.count}: they belong to different training sets (record the trajectories on the --out file of the poison run that wrote this truth file)`,
+      );
+  }
+  // The recorder writes <name>.meta.json beside the trajectories with the training set's fingerprint.
+  const metaPath = tPath.replace(/\.(npy|json)$/i, '') + '.meta.json';
+  if (existsSync(metaPath)) {
+    const meta = parseJson(metaPath, new Uint8Array(await readFile(metaPath))) as {
+      fingerprint?: unknown;
+      complete?: unknown;
+      plannedEpochs?: unknown;
+    };
+    if (truth && typeof meta.fingerprint === 'string' && meta.fingerprint !== truth.fingerprint)
+      throw new UsageError(
+        `${tPath} was recorded on a training set with fingerprint ${meta.fingerprint.slice(0, 16)}…, but ${v.truth} is for ${truth.fingerprint.slice(0, 16)}…: use the truth file of the data that was trained on`,
+      );
+    if (meta.complete === false)
+      process.stderr.write(
+        `note: ${metaPath} says the run is unfinished (${traj.epochs} of ${String(meta.plannedEpochs)} epochs recorded); detecting on those\n`,
+      );
+  }
+  let probes: ProbeRows;
+  if (v.probes) {
+    const pPath = v.probes as string;
+    if (!existsSync(pPath)) throw new UsageError(`${pPath}: no such file`);
+    const json = parseJson(pPath, new Uint8Array(await readFile(pPath))) as {
+      clean?: unknown;
+      anomalous?: unknown;
+      probes?: { clean?: unknown; anomalous?: unknown };
+    };
+    // A probes file, or a truth file (its "probes" member has the same shape).
+    const src = json.probes && typeof json.probes === 'object' ? json.probes : json;
+    const rowsOf = (x: unknown, key: string): number[] => {
+      if (x === undefined) return [];
+      if (!Array.isArray(x) || x.some((r) => !Number.isInteger(r) || r < 0 || r >= n))
+        throw new UsageError(`${pPath}: "${key}" must be a list of row indices in 0–${n - 1}`);
+      return x as number[];
+    };
+    probes = { clean: rowsOf(src.clean, 'clean'), anomalous: rowsOf(src.anomalous, 'anomalous') };
+  } else {
+    probes = truth!.probes;
+  }
+  let train: ImageSplit | undefined;
+  if (v.dataset) {
+    // The file poison wrote: CIFAR-10 binary records in training order, whatever its name.
+    const dPath = v.dataset as string;
+    if (!existsSync(dPath)) throw new UsageError(`${dPath}: no such file`);
+    train = parseCifarBin(
+      { name: dPath, bytes: new Uint8Array(await readFile(dPath)) },
+      1,
+      truth ? truth.classes.length : 256,
+    );
+    if (train.count !== n)
+      throw new UsageError(`${v.dataset} has ${train.count} rows but ${tPath} has ${n}`);
+    if (truth && (await splitFingerprint(train)) !== truth.fingerprint)
+      throw new UsageError(
+        `${v.dataset} is not the training set ${v.truth} was written for (fingerprints differ): pass the --out file of that poison run`,
+      );
+  }
+  return { tPath, traj, probes, truth, train };
+}
+
+function detectOptions(v: Record<string, string | boolean | undefined>): DetectOptions {
+  const method = (v.method as string | undefined) ?? 'knn';
+  if (!DETECT_METHODS.includes(method as DetectMethod))
+    throw new UsageError(`--method ${method} is not one of ${DETECT_METHODS.join(', ')}`);
+  return {
     method: method as DetectMethod,
     k: num(v.k as string | undefined, 'k', 'k') ?? 'auto',
     threshold: num(v.threshold as string | undefined, 'threshold', 'threshold'),
-  });
+  };
+}
+
+function summarize(det: Detection, truth: TruthArrays): DetectionSummary {
+  return summarizeDetection(
+    det,
+    truth.truth,
+    truth.probeKind,
+    truth.attacks,
+    truth.labels,
+    truth.classes.length,
+  );
+}
+
+async function cmdDetect(v: Record<string, string | boolean | undefined>): Promise<void> {
+  if (!v.out) throw new UsageError('--out <scores.json> is required');
+  const opts = detectOptions(v);
+  const { traj, probes, truth } = await loadDetectionInputs(v);
+  const det = detect(traj, probes, opts);
   const scores = Array.from(det.scores, (s) => (Number.isNaN(s) ? null : s));
+  const summary = truth ? summarize(det, truth) : undefined;
   const out = {
     k: det.k ?? null,
     method: det.method,
     threshold: det.threshold,
     scores,
     flagged: flaggedRows(det.scores, det.threshold),
+    ...(summary && truth
+      ? {
+          // Ground truth given: per-attack AUROC (NaN → null when a group is empty) and removals.
+          evaluation: {
+            auroc: Object.fromEntries(
+              Object.entries(summary.auroc).map(([k, a]) => [k, Number.isNaN(a) ? null : a]),
+            ),
+            removed: summary.removed,
+            removedFraction: summary.removedFraction,
+            perClass: summary.perClass.map((c, i) => ({ class: truth.classes[i], ...c })),
+          },
+        }
+      : {}),
   };
   await writeAtomic(v.out as string, JSON.stringify(out) + '\n');
+  const aurocLine = summary
+    ? `; AUROC ${Object.entries(summary.auroc)
+        .map(([k, a]) => `${k} ${Number.isNaN(a) ? '—' : a.toFixed(3)}`)
+        .join(', ')}`
+    : '';
   process.stderr.write(
-    `flagged ${out.flagged.length} of ${n - rows.clean.length - rows.anomalous.length} rows${det.k ? ` (k = ${det.k})` : ''} → ${v.out}\n`,
+    `flagged ${out.flagged.length} of ${traj.n - probes.clean.length - probes.anomalous.length} rows${det.k ? ` (k = ${det.k})` : ''}${aurocLine} → ${v.out}\n`,
+  );
+}
+
+/** Thumbnails shown in the report: the most suspicious rows. */
+const REPORT_THUMBNAILS = 48;
+
+async function cmdReport(v: Record<string, string | boolean | undefined>): Promise<void> {
+  if (!v.out) throw new UsageError('--out <report.html> is required');
+  if (!v.truth) throw new UsageError('--truth <truth.json> is required');
+  const opts = detectOptions(v);
+  const { tPath, traj, probes, truth, train } = await loadDetectionInputs(v);
+  const t = truth!;
+  const det = detect(traj, probes, opts);
+  const summary = summarize(det, t);
+  const thumbnail = train
+    ? (row: number) => {
+        const png = encodePng({
+          width: IMAGE_SIZE,
+          height: IMAGE_SIZE,
+          data: train.images.subarray(row * IMAGE_BYTES, (row + 1) * IMAGE_BYTES),
+          channels: 3,
+        });
+        return `data:image/png;base64,${Buffer.from(png).toString('base64')}`;
+      }
+    : undefined;
+  const report = buildDetectionReport({
+    datasetName: t.dataset || basename(v.dataset ? (v.dataset as string) : (v.truth as string)),
+    classes: t.classes,
+    fingerprint: t.fingerprint,
+    trajectories: { file: basename(tPath), rows: traj.n, epochs: traj.epochs },
+    probes,
+    summary,
+    scores: det.scores,
+    labels: t.labels,
+    truthOf: (i) => (t.truth[i] >= 0 ? t.attacks[t.truth[i]].id : null),
+    top: REPORT_THUMBNAILS,
+    thumbnail,
+  });
+  await writeAtomic(v.out as string, detectionReportHtml(report));
+  process.stderr.write(
+    `report of ${summary.flagged.length} flagged rows${thumbnail ? ' with thumbnails' : ''} → ${v.out}\n`,
   );
 }
 
@@ -436,6 +668,8 @@ export async function main(argv: string[]): Promise<number> {
     defenses: { type: 'string' },
     'retrain-defenses': { type: 'boolean' },
     'save-features': { type: 'string' },
+    'probe-trigger': { type: 'string' },
+    dataset: { type: 'string' },
   } as const;
   try {
     let parsed;
@@ -456,14 +690,17 @@ export async function main(argv: string[]): Promise<number> {
         await cmdAudit(positionals, values);
         break;
       case 'detect':
+      case 'report':
         if (positionals.length > 0)
           throw new UsageError(
-            `detect takes no positional arguments (got ${positionals.join(' ')})`,
+            `${command} takes no positional arguments (got ${positionals.join(' ')})`,
           );
-        await cmdDetect(values);
+        await (command === 'detect' ? cmdDetect(values) : cmdReport(values));
         break;
       default:
-        throw new UsageError(`unknown command "${command}"; commands: info, poison, audit, detect`);
+        throw new UsageError(
+          `unknown command "${command}"; commands: info, poison, audit, detect, report`,
+        );
     }
     return 0;
   } catch (e) {

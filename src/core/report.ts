@@ -294,3 +294,147 @@ export function reportHtml(r: Report): string {
 </body></html>
 `;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Detection-only report: trajectories recorded outside the app (e.g. a PyTorch DDP run, see
+// integrations/pytorch/) and scored here. No model was trained or evaluated by us, so there is no
+// clean accuracy or ASR: the report says so instead of showing blanks.
+
+/** One of the most suspicious rows, for the report's gallery. */
+export interface SuspiciousRow {
+  row: number;
+  score: number;
+  label: number;
+  class: string;
+  /** The attack that poisoned it (ground truth), or null. */
+  truth: string | null;
+  /** A data: URI of the image (PNG), when the training set was given. */
+  thumbnail?: string;
+}
+
+/** The report of a detection on trajectories recorded elsewhere (rates in [0, 1]). */
+export interface DetectionReport {
+  tool: 'BaDLoss Lab';
+  kind: 'detection-only';
+  createdAt: string;
+  dataset: { name: string; classes: string[]; train: number; fingerprint: string };
+  trajectories: { file: string; rows: number; epochs: number };
+  probes: { clean: number; anomalous: number };
+  detection: Report['detection'];
+  /** Poisoned rows per attack id (ground truth). */
+  attackCounts: Record<string, number>;
+  /** Non-probe rows with the highest scores, most suspicious first. */
+  suspicious: SuspiciousRow[];
+}
+
+/** What buildDetectionReport needs: a detection, its summary against the truth file, and rows' labels. */
+export interface DetectionReportInput {
+  datasetName: string;
+  classes: string[];
+  fingerprint: string;
+  trajectories: { file: string; rows: number; epochs: number };
+  probes: { clean: number[]; anomalous: number[] };
+  summary: DetectionSummary;
+  /** Per row, NaN for probes. */
+  scores: Float32Array;
+  labels: Uint8Array;
+  truthOf: (row: number) => string | null;
+  /** How many of the most suspicious rows to list (default 48). */
+  top?: number;
+  thumbnail?: (row: number) => string;
+  createdAt?: Date;
+}
+
+/** Assembles a detection-only report; the most suspicious rows are ordered by score, then row. */
+export function buildDetectionReport(r: DetectionReportInput): DetectionReport {
+  const s = r.summary;
+  const judged: number[] = [];
+  for (let i = 0; i < r.scores.length; i++) if (!Number.isNaN(r.scores[i])) judged.push(i);
+  judged.sort((a, b) => r.scores[b] - r.scores[a] || a - b);
+  const attackCounts: Record<string, number> = {};
+  for (let i = 0; i < r.labels.length; i++) {
+    const t = r.truthOf(i);
+    if (t !== null) attackCounts[t] = (attackCounts[t] ?? 0) + 1;
+  }
+  return {
+    tool: 'BaDLoss Lab',
+    kind: 'detection-only',
+    createdAt: (r.createdAt ?? new Date()).toISOString(),
+    dataset: {
+      name: r.datasetName,
+      classes: r.classes,
+      train: r.trajectories.rows,
+      fingerprint: r.fingerprint,
+    },
+    trajectories: r.trajectories,
+    probes: { clean: r.probes.clean.length, anomalous: r.probes.anomalous.length },
+    detection: {
+      method: s.method,
+      k: s.k,
+      threshold: s.threshold,
+      auroc: s.auroc,
+      removed: s.removed,
+      removedFraction: s.removedFraction,
+      perClass: s.perClass.map((c, i) => ({ class: r.classes[i] ?? String(i), ...c })),
+      flaggedCount: s.flagged.length,
+    },
+    attackCounts,
+    suspicious: judged.slice(0, r.top ?? 48).map((row) => ({
+      row,
+      score: r.scores[row],
+      label: r.labels[row],
+      class: r.classes[r.labels[row]] ?? String(r.labels[row]),
+      truth: r.truthOf(row),
+      ...(r.thumbnail ? { thumbnail: r.thumbnail(row) } : {}),
+    })),
+  };
+}
+
+/** A self-contained HTML page (inline CSS and images, no scripts) of a detection-only report. */
+export function detectionReportHtml(r: DetectionReport): string {
+  const d = r.detection;
+  const groups = Object.keys(d.removed).filter((k) => k !== 'total');
+  const groupRows = groups
+    .map((k) => {
+      const a = d.auroc[k];
+      const size = k === 'clean' ? undefined : r.attackCounts[k];
+      return `<tr><th>${esc(k)}</th><td>${a === undefined || Number.isNaN(a) ? '—' : a.toFixed(3)}</td><td>${d.removed[k] ?? 0}${size !== undefined ? ` of ${size}` : ''}</td><td>${pct(d.removedFraction[k])}</td></tr>`;
+    })
+    .join('');
+  const overall =
+    d.auroc.all !== undefined
+      ? `<tr><th>all poisons</th><td>${Number.isNaN(d.auroc.all) ? '—' : d.auroc.all.toFixed(3)}</td><td></td><td></td></tr>`
+      : '';
+  const perClass = d.perClass
+    .map(
+      (c) =>
+        `<tr><th>${esc(c.class)}</th><td>${c.removed}</td><td>${c.total}</td><td>${pct(c.total ? c.removed / c.total : 0)}</td></tr>`,
+    )
+    .join('');
+  const gallery = r.suspicious
+    .map(
+      (s) =>
+        `<figure>${s.thumbnail ? `<img src="${s.thumbnail}" width="64" height="64" alt="row ${s.row}">` : ''}<figcaption>#${s.row} · ${s.score.toFixed(3)}<br>${esc(s.class)}${s.truth ? ` · <b>${esc(s.truth)}</b>` : ''}</figcaption></figure>`,
+    )
+    .join('');
+  const thumbNote = r.suspicious.some((s) => s.thumbnail)
+    ? ''
+    : '<p>No images: pass <code>--dataset &lt;train.bin&gt;</code> to show thumbnails.</p>';
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>BaDLoss Lab detection report — ${esc(r.dataset.name)}</title>
+<style>body{font:15px system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#1b2430}table{border-collapse:collapse;margin:0.5rem 0 1.5rem}th,td{padding:.3rem .7rem;border-bottom:1px solid #d9dee5;text-align:right}th:first-child{text-align:left}.note{background:#fff6e0;border-left:4px solid #e0a800;padding:.6rem 1rem}.gallery{display:flex;flex-wrap:wrap;gap:.5rem}figure{margin:0;width:7rem;font-size:12px}img{image-rendering:pixelated;display:block}</style>
+</head><body>
+<h1>BaDLoss Lab detection report</h1>
+<p>${esc(r.dataset.name)} · ${r.dataset.train} training rows · trajectories ${esc(r.trajectories.file)} (${r.trajectories.rows} × ${r.trajectories.epochs} epochs) · ${r.probes.clean} clean and ${r.probes.anomalous} anomalous probes · ${esc(r.createdAt)}</p>
+<p class="note">Detection only: the model was trained outside BaDLoss Lab, so this report has no clean accuracy and no attack success rate. To measure them, retrain without the flagged rows and evaluate on a clean and a triggered test set.</p>
+<h2>Detection (${esc(d.method)}${d.k ? `, k = ${d.k}` : ''}, threshold ${d.threshold})</h2>
+<p>${d.flaggedCount} rows flagged.</p>
+<table><tr><th>group</th><th>AUROC</th><th>removed</th><th>fraction</th></tr>${groupRows}${overall}</table>
+<h2>Removal per class</h2>
+<table><tr><th>class</th><th>removed</th><th>of</th><th>fraction</th></tr>${perClass}</table>
+<h2>Most suspicious rows</h2>
+${thumbNote}<div class="gallery">${gallery}</div>
+<p>Training-set fingerprint (SHA-256): <code>${esc(r.dataset.fingerprint)}</code></p>
+</body></html>
+`;
+}
