@@ -3,7 +3,14 @@ import { preset, type PresetName, type RunConfig } from '../core/experiment.ts';
 import type { DetectionSummary } from '../core/report.ts';
 import type { DetectOptions } from '../core/detect/index.ts';
 import { describeError } from '../core/errors.ts';
-import type { DetectionContext, Phase, RunRecord, TrainProgress } from '../core/run.ts';
+import {
+  BASELINE_NAMES,
+  type BaselineName,
+  type DetectionContext,
+  type Phase,
+  type RunRecord,
+  type TrainProgress,
+} from '../core/run.ts';
 import { cancellable, cancelTrainer, trainer } from './compute.ts';
 import { decodeConfig, encodeConfig } from './url-state.ts';
 
@@ -303,6 +310,34 @@ export class RunState {
         // A newer value arrived while the worker counted: count that one too.
         if (this.threshold !== null && this.threshold !== threshold) this.explore(this.threshold);
       });
+  }
+
+  /**
+   * Chooses the defenses compared beside BaDLoss and the ones retrained (asking before a
+   * retrained model is discarded), then computes the verdicts still missing.
+   */
+  async setDefenses(defenses: BaselineName[], retrain: BaselineName[]): Promise<void> {
+    const rec = this.record;
+    if (!rec) return;
+    const next: RunConfig = {
+      ...rec.config,
+      defenses: BASELINE_NAMES.filter((d) => defenses.includes(d)),
+      retrainDefenses: BASELINE_NAMES.filter((d) => retrain.includes(d) && defenses.includes(d)),
+    };
+    const r = await this.confirming(
+      (confirm) => trainer().setConfig(rec.id, next, confirm),
+      'Change the compared defenses?',
+    );
+    if (!r) return this.show(await this.fetch(rec.id));
+    this.show(r);
+    if (r.detection && (r.config.defenses ?? []).some((d) => !r.defenses?.[d])) {
+      this.busy = 'Running the other defenses…';
+      try {
+        this.show(await trainer().compareDefenses(r.id));
+      } finally {
+        this.busy = null;
+      }
+    }
   }
 
   async applyThreshold(): Promise<void> {

@@ -102,6 +102,8 @@ export function createTrainerApi(deps: TrainerApiDeps) {
     resetPhase: (id: string, phase: Phase): Promise<RunRecord> => runs.resetPhase(id, phase),
     detect: (id: string, options?: DetectOptions, confirm = false): Promise<RunRecord> =>
       runs.detect(id, options, confirm),
+    /** Runs the compared defenses the run lists and has no verdict from yet. */
+    compareDefenses: (id: string): Promise<RunRecord> => runs.detectBaselines(id),
     setThreshold: (id: string, threshold: number, confirm = false): Promise<RunRecord> =>
       runs.setThreshold(id, threshold, confirm),
     summarizeAt: (id: string, threshold: number): Promise<DetectionSummary> =>
