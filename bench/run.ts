@@ -18,6 +18,7 @@ import { measureThroughput } from '../src/ml/benchmark.ts';
 import { Trainer } from '../src/ml/train.ts';
 import { generateDemoDataset } from '../src/core/demo.ts';
 import { knnScores } from '../src/core/detect/knn.ts';
+import { wasmNearest } from '../src/ml/fast-knn.ts';
 import { Rng } from '../src/core/rng.ts';
 import { cifarBytes } from '../test/unit/fixtures.ts';
 
@@ -82,7 +83,13 @@ function detection() {
   const clean = [...Array(250).keys()];
   const anomalous = [...Array(500).keys()].map((i) => 250 + i);
   const t0 = performance.now();
-  const res = knnScores({ n, epochs, losses }, { clean, anomalous }, 'auto');
+  const res = knnScores(
+    { n, epochs, losses },
+    { clean, anomalous },
+    'auto',
+    undefined,
+    wasmNearest,
+  );
   const s = (performance.now() - t0) / 1000;
   results.detectSeconds = s;
   log(

@@ -14,6 +14,7 @@ import { preset, type RunConfig } from '../core/experiment.ts';
 import { MODEL_NAMES, isModelName } from '../ml/resnet.ts';
 import { nodeDecoder } from './node-decoder.ts';
 import { parseNpy } from '../core/formats/npy.ts';
+import { wasmNearest } from '../ml/fast-knn.ts';
 
 const USAGE = `BaDLoss Lab command line
 
@@ -285,11 +286,16 @@ async function cmdDetect(v: Record<string, string | boolean | undefined>): Promi
     clean: rowsOf(probes.clean, 'clean'),
     anomalous: rowsOf(probes.anomalous, 'anomalous'),
   };
-  const det = detect({ n, epochs, losses }, rows, {
-    method: method as DetectMethod,
-    k: num(v.k as string | undefined, 'k', { int: true, min: 1 }) ?? 'auto',
-    threshold: num(v.threshold as string | undefined, 'threshold', { min: 0, max: 1 }),
-  });
+  const det = detect(
+    { n, epochs, losses },
+    rows,
+    {
+      method: method as DetectMethod,
+      k: num(v.k as string | undefined, 'k', { int: true, min: 1 }) ?? 'auto',
+      threshold: num(v.threshold as string | undefined, 'threshold', { min: 0, max: 1 }),
+    },
+    wasmNearest,
+  );
   const scores = Array.from(det.scores, (s) => (Number.isNaN(s) ? null : s));
   const out = {
     k: det.k ?? null,

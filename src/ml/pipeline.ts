@@ -12,6 +12,7 @@ import {
   type Report,
 } from '../core/report.ts';
 import { Trainer, type TrainConfig, type TrainProgress } from './train.ts';
+import { wasmNearest } from './fast-knn.ts';
 
 type Tf = typeof tfType;
 
@@ -134,6 +135,7 @@ export async function runPipeline(
     { n: prep.train.count, epochs: cfg.train.epochs, losses: trajectories },
     probeRowsFromKinds(prep.probes.probeKind),
     cfg.detect,
+    wasmNearest,
   );
   const summary = summarizeDetection(
     det,

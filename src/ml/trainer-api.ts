@@ -26,6 +26,7 @@ import { selectBackend, type BackendInfo, type BackendName } from './backend.ts'
 import { registerFastCpuKernels } from './fast-cpu.ts';
 import { evaluateEpoch, evaluateModel, trainConfigOf } from './pipeline.ts';
 import { runSelfTest, type SelfTestResult } from './self-test.ts';
+import { wasmNearest } from './fast-knn.ts';
 import { measureThroughput, type Throughput } from './benchmark.ts';
 import { isModelName } from './resnet.ts';
 import { Trainer, type TrainProgress } from './train.ts';
@@ -298,6 +299,7 @@ export function createTrainerApi() {
         { n: p.train.count, epochs: ckpt.config.epochs, losses: ckpt.trajectories },
         probeRowsFromKinds(p.probes.probeKind),
         options,
+        wasmNearest,
       );
       const summary = summarizeFor(p, det, det.threshold);
       const record: DetectionRecord = {
