@@ -1,6 +1,7 @@
 import { wrap, type Remote } from 'comlink';
 import type { TrainerApi } from '../../workers/trainer.worker.ts';
 import type { DataApi } from '../../workers/data.worker.ts';
+import type { ChooseOptions } from '../ml/backend-select.ts';
 
 /** A fresh data worker for one import; the caller terminates it when done or cancelled. */
 export function createDataWorker(): { worker: Worker; api: Remote<DataApi> } {
@@ -17,6 +18,15 @@ export function createDataWorker(): { worker: Worker; api: Remote<DataApi> } {
  */
 let worker: Worker | null = null;
 let api: Remote<TrainerApi> | null = null;
+let initOptions: ChooseOptions | null = null;
+
+/**
+ * How a restarted worker starts compute: the same forced backend and the measurement already
+ * taken, so a cancel does not measure every backend again.
+ */
+export function setTrainerInit(opts: ChooseOptions): void {
+  initOptions = opts;
+}
 
 export function trainer(): Remote<TrainerApi> {
   if (!api) {
@@ -25,6 +35,8 @@ export function trainer(): Remote<TrainerApi> {
       name: 'trainer',
     });
     api = wrap<TrainerApi>(worker);
+    // Messages are handled in order, so this init is the one every later call waits for.
+    if (initOptions) void api.init(initOptions).catch(() => undefined);
   }
   return api;
 }

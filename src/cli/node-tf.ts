@@ -1,12 +1,19 @@
 import * as tf from '@tensorflow/tfjs';
-import { registerFastCpuKernels } from '../ml/fast-cpu.ts';
+import { nodeCandidates, selectBackend, type BackendInfo } from '../ml/backend.ts';
 
-/** tfjs's CPU backend with our fast kernels; silences the "install tfjs-node" banner. */
+/**
+ * tfjs on the fastest backend Node has, chosen the same way as in the browser
+ * (`nodeCandidates`: tfjs CPU with our fast kernels today; a lone candidate is not timed).
+ * Silences the "install tfjs-node" banner.
+ */
 export async function setupNodeTf(): Promise<typeof tf> {
+  await setupNodeCompute();
+  return tf;
+}
+
+/** As `setupNodeTf`, saying which backend was chosen and on what figures. */
+export async function setupNodeCompute(): Promise<BackendInfo> {
   tf.env().set('IS_NODE', false);
   tf.env().set('PROD', true);
-  await tf.setBackend('cpu');
-  await tf.ready();
-  registerFastCpuKernels(tf);
-  return tf;
+  return selectBackend(tf, {}, nodeCandidates(tf));
 }

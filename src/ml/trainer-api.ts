@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { wrap } from 'comlink';
 import '@tensorflow/tfjs-backend-webgpu';
 import { InvalidOptionError } from '../core/errors.ts';
 import { splitFingerprint, subsetSplit, type ImageSplit } from '../core/dataset.ts';
@@ -22,14 +23,42 @@ import {
   type PreparedSummary,
   type RunRecord,
 } from '../storage/runs.ts';
-import { selectBackend, type BackendInfo, type BackendName } from './backend.ts';
-import { registerFastCpuKernels } from './fast-cpu.ts';
+import { selectBackend, type BackendInfo, type MeasureApi } from './backend.ts';
+import type { ChooseOptions, IsolatedTimer } from './backend-select.ts';
 import { evaluateEpoch, evaluateModel, trainConfigOf } from './pipeline.ts';
 import { runSelfTest, type SelfTestResult } from './self-test.ts';
 import { wasmNearest } from './fast-knn.ts';
 import { measureThroughput, type Throughput } from './benchmark.ts';
 import { isModelName } from './resnet.ts';
 import { Trainer, type TrainProgress } from './train.ts';
+
+/**
+ * Times a candidate in a nested, throwaway worker and terminates it at the deadline: a WebGL or
+ * WebGPU warm-up cannot be interrupted otherwise, and an abandoned step must not keep running
+ * beside the trainer. Without nested workers, candidates are timed in place.
+ */
+const isolatedTimer: IsolatedTimer | undefined =
+  typeof Worker === 'undefined'
+    ? undefined
+    : async (name, budget, deadlineMs) => {
+        const w = new Worker(new URL('../../workers/measure.worker.ts', import.meta.url), {
+          type: 'module',
+          name: `measure-${name}`,
+        });
+        try {
+          const api = wrap<MeasureApi>(w);
+          await api.ready();
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const late = new Promise<null>((r) => (timer = setTimeout(() => r(null), deadlineMs)));
+          try {
+            return await Promise.race([api.time(name, budget), late]);
+          } finally {
+            clearTimeout(timer);
+          }
+        } finally {
+          w.terminate();
+        }
+      };
 
 /** Progress reported across the worker boundary (a comlink proxy on the page side). */
 export type StepProgress = (done: number, total: number) => void;
@@ -53,11 +82,11 @@ export interface DetectionContext {
  */
 export function createTrainerApi() {
   let backend: Promise<BackendInfo> | null = null;
-  const ensure = (preferred?: BackendName) =>
-    (backend ??= selectBackend(tf, preferred).then((b) => {
-      if (b.name === 'cpu') registerFastCpuKernels(tf);
-      return b;
-    }));
+  let forced: string | undefined;
+  const ensure = (opts?: ChooseOptions) => {
+    if (!backend) forced = opts?.forced;
+    return (backend ??= selectBackend(tf, { ...opts, isolated: isolatedTimer }));
+  };
   let session: { runId: string; prepared: Prepared } | null = null;
   let pauseRequested = false;
 
@@ -137,9 +166,25 @@ export function createTrainerApi() {
   }
 
   return {
-    /** Starts tfjs on the best backend (or from `preferred` down) and says which and why. */
-    async init(preferred?: BackendName): Promise<BackendInfo> {
-      return ensure(preferred);
+    /**
+     * Starts compute on the fastest backend here — `opts.forced` if it can run, else the page's
+     * cached measurement for this device, else measured now (a few seconds) — and says which,
+     * why the others were not, and the figures (the page caches a new measurement).
+     */
+    async init(opts?: ChooseOptions): Promise<BackendInfo> {
+      return ensure(opts);
+    },
+
+    /**
+     * Measures every backend again and switches to the fastest — or stays on a forced one
+     * (Diagnostics, "Re-measure"). Not while training: the measurement switches tfjs backends.
+     */
+    async remeasure(): Promise<BackendInfo> {
+      const prev = backend;
+      backend = (prev ?? Promise.resolve(null))
+        .catch(() => null)
+        .then(() => selectBackend(tf, { remeasure: true, forced, isolated: isolatedTimer }));
+      return backend;
     },
 
     /** A small known computation on the active backend (n ≥ 1), with progress. */

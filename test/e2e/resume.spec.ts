@@ -11,7 +11,10 @@ test('a WebGPU training run in the worker records a trajectory column, survives 
   cfg.train = { ...cfg.train, epochs: 4, width: 0.25, batchSize: 16 };
   cfg.limit = { train: 96, test: 20 };
   cfg.probes.n = 4;
-  await openApp(page, `./#cfg=${Buffer.from(JSON.stringify(cfg)).toString('base64url')}`);
+  await openApp(
+    page,
+    `./?backend=webgpu#cfg=${Buffer.from(JSON.stringify(cfg)).toString('base64url')}`,
+  );
   await expect(page.getByTestId('backend')).toContainText('WebGPU');
   await expect(page.getByTestId('dataset-list')).toContainText('Demo shapes');
   const nav = (name: string) =>
