@@ -6,6 +6,7 @@ import { splitFingerprint, subsetSplit, type ImageSplit } from '../core/dataset.
 import { prepareExperiment, keptRows, type Prepared } from '../core/experiment.ts';
 import { detect, type Detection } from '../core/detect/index.ts';
 import { probeRowsFromKinds } from '../core/detect/knn.ts';
+import { pca2 } from '../core/embed.ts';
 import { buildReport, summarizeDetection } from '../core/report.ts';
 import { ATTACK_NAMES, type AttackId } from '../core/attacks/triggers.ts';
 import { labelCounts } from '../core/dataset.ts';
@@ -72,6 +73,11 @@ export interface DetectionContext {
   probeKind: Uint8Array;
   labels: Uint8Array;
   attackIds: AttackId[];
+  /**
+   * 2-D PCA of the trajectories over the epochs trained (N × 2, row-major) and the variance
+   * each axis explains: computed here, not on the page (50,000 × 100 takes a while).
+   */
+  embedding: { coords: Float32Array; explained: [number, number] };
 }
 
 /**
@@ -322,9 +328,15 @@ export function createTrainerApi() {
       const ckpt = await loadCheckpoint(runId, 'probationary');
       if (!ckpt)
         throw new InvalidOptionError('no trajectories yet: train the probationary model first');
+      const E = ckpt.config.epochs;
+      const done = Math.max(1, ckpt.epoch);
+      const filled = new Float32Array(p.train.count * done);
+      for (let i = 0; i < p.train.count; i++)
+        filled.set(ckpt.trajectories.subarray(i * E, i * E + done), i * done);
       return {
         n: p.train.count,
         epochs: ckpt.config.epochs,
+        embedding: pca2(filled, p.train.count, done),
         trajectories: ckpt.trajectories,
         truth: p.truth,
         probeKind: p.probes.probeKind,

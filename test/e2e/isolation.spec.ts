@@ -56,7 +56,7 @@ test('served as `npm start` serves it, the page is cross-origin isolated and tra
   await expect(backend).toContainText('fastest here:');
 
   // Diagnostics sits beside the workflow and can measure again
-  await page.getByRole('button', { name: 'Diagnostics' }).click();
+  await page.getByRole('button', { name: 'Diagnostics', exact: true }).click();
   const panel = page.getByRole('complementary', { name: 'Diagnostics' });
   await expect(panel.getByTestId('backend-table')).toContainText('CPU');
   const main = await page.locator('main').boundingBox();

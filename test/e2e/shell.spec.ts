@@ -30,7 +30,7 @@ test('an error thrown inside the worker reaches the page with its name and messa
   page,
 }) => {
   await openApp(page);
-  await page.getByText('Diagnostics').click();
+  await page.getByRole('button', { name: 'Diagnostics', exact: true }).click();
   await page.getByLabel('Compute check size').fill('0');
   await page.getByRole('button', { name: 'Run check' }).click();
   const alert = page.getByRole('alert');
