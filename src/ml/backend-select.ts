@@ -331,7 +331,11 @@ export async function chooseBackend(
   }
   if (cached && !opts.remeasure) {
     const r = await tryUse(cached.chosen);
-    if (r) return { chosen: r, forced: false, measurement: cached, measuredNow: false, reasons };
+    if (r) {
+      for (const x of cached.results)
+        if (x.unavailable) reasons.push(`${x.name.toUpperCase()}: ${x.unavailable}`);
+      return { chosen: r, forced: false, measurement: cached, measuredNow: false, reasons };
+    }
   }
   const results =
     candidates.length === 1
