@@ -4,13 +4,23 @@ import type { BackendMeasurement } from '../ml/backend-select.ts';
 // it to the worker's init; the worker uses it only if its own device key matches.
 const PREFIX = 'badloss-backend:';
 
-export function loadMeasurement(key: string): BackendMeasurement | null {
+/** Every device's cached measurement (usually one); the worker picks the one for its key. */
+export function loadMeasurements(): BackendMeasurement[] {
+  const out: BackendMeasurement[] = [];
   try {
-    const s = localStorage.getItem(PREFIX + key);
-    return s ? (JSON.parse(s) as BackendMeasurement) : null;
+    for (let i = 0; i < localStorage.length; i++) {
+      const k = localStorage.key(i);
+      if (!k?.startsWith(PREFIX)) continue;
+      try {
+        out.push(JSON.parse(localStorage.getItem(k)!) as BackendMeasurement);
+      } catch {
+        localStorage.removeItem(k); // a corrupt entry: that device measures again
+      }
+    }
   } catch {
-    return null; // storage disabled or a corrupt entry: measure again
+    // storage disabled: measure every time
   }
+  return out;
 }
 
 export function saveMeasurement(m: BackendMeasurement): void {

@@ -1,10 +1,9 @@
 import { proxy } from 'comlink';
 import type { BackendInfo } from '../ml/backend.ts';
 import type { SelfTestResult } from '../ml/self-test.ts';
-import { deviceFacts, deviceKey } from '../ml/backend-select.ts';
 import { describeError } from '../core/errors.ts';
 import { setTrainerInit, trainer } from './compute.ts';
-import { loadMeasurement, saveMeasurement } from './backend-cache.ts';
+import { loadMeasurements, saveMeasurement } from './backend-cache.ts';
 import { DataState } from './data.svelte.ts';
 import { RunState } from './run.svelte.ts';
 
@@ -73,7 +72,7 @@ export class Lab {
   async startCompute(forced?: string): Promise<void> {
     this.forced = forced;
     try {
-      const cached = loadMeasurement(deviceKey(await deviceFacts()));
+      const cached = loadMeasurements();
       this.backend = await trainer().init({ forced, cached });
       this.remember(this.backend, cached);
       this.backendError = null;
@@ -88,7 +87,7 @@ export class Lab {
     this.remeasuring = true;
     try {
       this.backend = await trainer().remeasure();
-      this.remember(this.backend, null);
+      this.remember(this.backend, []);
     } catch (e) {
       this.report(e);
     } finally {
@@ -96,9 +95,9 @@ export class Lab {
     }
   }
 
-  private remember(b: BackendInfo, cached: BackendInfo['measurement'] | null): void {
+  private remember(b: BackendInfo, cached: NonNullable<BackendInfo['measurement']>[]): void {
     if (b.measuredNow && b.measurement) saveMeasurement(b.measurement);
-    setTrainerInit({ forced: this.forced, cached: b.measurement ?? cached });
+    setTrainerInit({ forced: this.forced, cached: b.measurement ? [b.measurement] : cached });
   }
 
   /** The compute self-test in the worker (n ≥ 1); the status bar shows its result. */

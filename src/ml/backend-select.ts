@@ -125,13 +125,12 @@ export function deviceKey(f: DeviceFacts): string {
 }
 
 /**
- * The facts that key the per-device cache, read in this context (worker, page or Node: the
- * page reads them too, to find its cached measurement before the worker starts).
+ * The facts that key the per-device cache, read in this context (the worker, or Node).
  */
 export async function deviceFacts(): Promise<DeviceFacts> {
   const nav = globalThis.navigator as Navigator | undefined;
   let adapter = '';
-  const info = (await nav?.gpu?.requestAdapter().catch(() => null))?.info;
+  const info = (await gpuAdapter())?.info;
   if (info)
     adapter = [info.vendor, info.architecture, info.device, info.description]
       .filter((s) => s && s.length > 0)
@@ -142,6 +141,14 @@ export async function deviceFacts(): Promise<DeviceFacts> {
     crossOriginIsolated: globalThis.crossOriginIsolated === true,
     adapter,
   };
+}
+
+let adapter: Promise<GPUAdapter | null> | null = null;
+
+/** This context's WebGPU adapter, requested once (each request is a round trip to the GPU process). */
+export function gpuAdapter(): Promise<GPUAdapter | null> {
+  const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
+  return (adapter ??= gpu ? gpu.requestAdapter().catch(() => null) : Promise.resolve(null));
 }
 
 /** A cached measurement is used only for the same device key, version and candidate list. */
@@ -282,8 +289,12 @@ export interface BackendChoice {
 export interface ChooseOptions {
   /** Use this candidate if it can run (else measure and say why not). */
   forced?: string;
-  /** A measurement cached for this device: used when `cacheUsable`. */
-  cached?: BackendMeasurement | null;
+  /**
+   * Measurements the page has cached (one per device key it has seen): the one `cacheUsable`
+   * for this device, if any, is used. The page passes them all, so it need not compute the key
+   * itself (that would mean asking for a GPU adapter on the main thread).
+   */
+  cached?: BackendMeasurement[];
   /** Ignore the cache and measure again. */
   remeasure?: boolean;
   capMs?: number;
@@ -303,7 +314,7 @@ export async function chooseBackend(
 ): Promise<BackendChoice> {
   const names = candidates.map((c) => c.name);
   const reasons: string[] = [];
-  const cached = cacheUsable(opts.cached, key, names) ? opts.cached : undefined;
+  const cached = opts.cached?.find((m) => cacheUsable(m, key, names));
   const tryUse = async (name: string): Promise<CandidateResult | null> => {
     const c = candidates.find((x) => x.name === name);
     if (!c) {

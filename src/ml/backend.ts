@@ -5,6 +5,7 @@ import {
   chooseBackend,
   deviceFacts,
   deviceKey,
+  gpuAdapter,
   type BackendCandidate,
   type BackendMeasurement,
   type ChooseOptions,
@@ -183,7 +184,7 @@ export async function selectBackend(
 }
 
 async function isSoftwareAdapter(): Promise<boolean> {
-  const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
+  const adapter = await gpuAdapter();
   if (!adapter) return false;
   const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
   const text = [info.vendor, info.architecture, info.device, info.description].join(' ');
@@ -194,7 +195,7 @@ async function tryBackend(tf: typeof tfType, name: BackendName): Promise<string 
   if (name === 'webgpu') {
     const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
     if (!gpu) return 'navigator.gpu is missing (this browser or context has no WebGPU)';
-    const adapter = await gpu.requestAdapter().catch(() => null);
+    const adapter = await gpuAdapter();
     if (!adapter) return 'no WebGPU adapter (the GPU is blocklisted or WebGPU is disabled)';
   }
   if (!tf.findBackendFactory(name)) return 'backend not registered in this build';
@@ -215,7 +216,7 @@ async function tryBackend(tf: typeof tfType, name: BackendName): Promise<string 
 
 async function describeDevice(tf: typeof tfType, name: BackendName): Promise<string | undefined> {
   if (name === 'webgpu') {
-    const adapter = await navigator.gpu.requestAdapter().catch(() => null);
+    const adapter = await gpuAdapter();
     const info = adapter?.info;
     if (!info) return undefined;
     return (

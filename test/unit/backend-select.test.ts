@@ -177,18 +177,18 @@ describe('chooseBackend', () => {
     const first = await chooseBackend(cs, key);
     expect(first.chosen.name).toBe('webgl');
     const again = [fake('cpu', 30), fake('webgl', 80)];
-    const c = await chooseBackend(again, key, { cached: first.measurement });
+    const c = await chooseBackend(again, key, { cached: [first.measurement!] });
     expect(c.measuredNow).toBe(false);
     expect(c.chosen.name).toBe('webgl');
     expect(again.flatMap((x) => x.log)).toEqual(['activate']);
     // what could not run last time is still said
     const gone = [fake('cpu', 30), fake('webgpu', 0, { unavailable: 'no adapter' })];
     const m = (await chooseBackend(gone, key)).measurement;
-    const c2 = await chooseBackend(gone, key, { cached: m });
+    const c2 = await chooseBackend(gone, key, { cached: [m!] });
     expect(c2).toMatchObject({ measuredNow: false, reasons: ['WEBGPU: no adapter'] });
     // another device measures afresh
     const other = await chooseBackend(again, deviceKey({ ...facts, threads: 16 }), {
-      cached: first.measurement,
+      cached: [first.measurement!],
     });
     expect(other.measuredNow).toBe(true);
   });
