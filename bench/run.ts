@@ -6,9 +6,15 @@
  *     node-wasm = our WebAssembly engine on every core, node-wasm-1t on one, node-cpu = tfjs CPU)
  *   detectSeconds                       k-NN scores of 50,000 × 100 trajectories against 750 probes
  *   importMBps                          a 50,000-record CIFAR file (153.6 MB) into IndexedDB in Chromium
- * Set BENCH_NODE=0 or BENCH_BROWSER=0 to skip a part, BENCH_STEPS to change the browser's step count.
+ *   pytorch                             bench/pytorch_ref.py: the same ResNets in PyTorch on this CPU
+ *   vsPytorch.train|record[backend]     our images/s ÷ PyTorch's, per model, for every node-* and
+ *                                       chromium-* backend measured
+ * Set BENCH_NODE=0, BENCH_BROWSER=0, BENCH_PYTORCH=0 or BENCH_IMPORT=0 to skip a part,
+ * BENCH_STEPS to change the browser's step count, BENCH_BROWSER_BACKENDS for the browser's
+ * backends (comma-separated; default "auto,cpu,wasm": the app's measured choice, then the CPU
+ * backends; add webgl,webgpu for the GPU ones — slow with software adapters).
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +28,7 @@ import { createWasmEngine } from '../src/ml/wasm-engine-node.ts';
 import { availableParallelism } from 'node:os';
 import { generateDemoDataset } from '../src/core/demo.ts';
 import { knnScores } from '../src/core/detect/knn.ts';
+import { wasmNearest } from '../src/ml/fast-knn.ts';
 import { Rng } from '../src/core/rng.ts';
 import { cifarBytes } from '../test/unit/fixtures.ts';
 
@@ -32,7 +39,21 @@ const results: {
   detectSeconds?: number;
   importMBps?: number;
   demoGenerateSeconds?: number;
+  pytorch?: PytorchRef;
+  vsPytorch?: {
+    train: Record<string, Record<string, number>>;
+    record: Record<string, Record<string, number>>;
+  };
 } = { trainImagesPerSecond: {}, recordImagesPerSecond: {} };
+
+interface PytorchRef {
+  python: string;
+  torch: string;
+  threads: number;
+  batchSize: number;
+  trainImagesPerSecond: Record<string, number>;
+  recordImagesPerSecond: Record<string, number>;
+}
 const log = (s: string) => process.stdout.write(s + '\n');
 
 async function cpuKernels() {
@@ -114,7 +135,13 @@ function detection() {
   const clean = [...Array(250).keys()];
   const anomalous = [...Array(500).keys()].map((i) => 250 + i);
   const t0 = performance.now();
-  const res = knnScores({ n, epochs, losses }, { clean, anomalous }, 'auto');
+  const res = knnScores(
+    { n, epochs, losses },
+    { clean, anomalous },
+    'auto',
+    undefined,
+    wasmNearest,
+  );
   const s = (performance.now() - t0) / 1000;
   results.detectSeconds = s;
   log(
@@ -126,6 +153,61 @@ function detection() {
   log(
     `Demo dataset (5,000 + 1,000 images) generated in ${results.demoGenerateSeconds.toFixed(2)} s`,
   );
+}
+
+/** A Python with torch: Debian's /usr/bin/python3 first (a pyenv python3 on PATH may lack it). */
+function findTorchPython(): string | null {
+  for (const py of ['/usr/bin/python3', 'python3']) {
+    const r = spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' });
+    if (r.status === 0) return py;
+  }
+  return null;
+}
+
+function pytorch() {
+  const py = findTorchPython();
+  if (!py) {
+    log(
+      'PyTorch reference: skipped (no python3 with torch; Debian: apt-get install python3-torch)',
+    );
+    return;
+  }
+  const out = execFileSync(py, ['bench/pytorch_ref.py'], { encoding: 'utf8' });
+  const ref = JSON.parse(out.trim().split('\n').at(-1)!) as Omit<PytorchRef, 'python'>;
+  results.pytorch = { python: py, ...ref };
+  for (const m of Object.keys(ref.trainImagesPerSecond))
+    log(
+      `PyTorch ${ref.torch} CPU (${ref.threads} threads) ${m}: train ${ref.trainImagesPerSecond[m].toFixed(1)} img/s, record ${ref.recordImagesPerSecond[m].toFixed(1)} img/s`,
+    );
+}
+
+/** Our images/s ÷ PyTorch's for every backend and model measured. */
+function ratios() {
+  const ref = results.pytorch;
+  if (!ref) return;
+  const of = (ours: Record<string, Record<string, number>>, theirs: Record<string, number>) =>
+    Object.fromEntries(
+      Object.entries(ours).map(([backend, byModel]) => [
+        backend,
+        Object.fromEntries(
+          Object.entries(byModel)
+            .filter(([m]) => theirs[m] > 0)
+            .map(([m, v]) => [m, v / theirs[m]]),
+        ),
+      ]),
+    );
+  results.vsPytorch = {
+    train: of(results.trainImagesPerSecond, ref.trainImagesPerSecond),
+    record: of(results.recordImagesPerSecond, ref.recordImagesPerSecond),
+  };
+  for (const [k, v] of Object.entries(results.vsPytorch.train))
+    log(
+      `vs PyTorch, ${k}: train ${Object.entries(v)
+        .map(([m, r]) => `${m} ${r.toFixed(3)}×`)
+        .join(', ')}; record ${Object.entries(results.vsPytorch.record[k] ?? {})
+        .map(([m, r]) => `${m} ${r.toFixed(3)}×`)
+        .join(', ')}`,
+    );
 }
 
 async function browser() {
@@ -151,17 +233,43 @@ async function browser() {
       ],
     });
     const steps = Number(process.env.BENCH_STEPS ?? 1);
-    for (const backend of ['webgpu', 'webgl', 'cpu']) {
-      const page = await browserApp.newPage();
+    const wanted = (process.env.BENCH_BROWSER_BACKENDS ?? 'auto,cpu,wasm')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    const done = new Set<string>();
+    // One browser context: the app's measurement is cached in localStorage after the first page.
+    const context = await browserApp.newContext();
+    for (const backend of wanted) {
+      const page = await context.newPage();
       await page.goto(
-        `http://127.0.0.1:${port}/${backend === 'webgpu' ? '' : `?backend=${backend}`}`,
+        `http://127.0.0.1:${port}/${backend === 'auto' ? '' : `?backend=${backend}`}`,
       );
       await page
         .getByTestId('compute-check')
         .filter({ hasText: 'check passed' })
-        .waitFor({ timeout: 120_000 });
-      const label = (await page.getByTestId('backend').textContent())?.trim();
-      await page.getByText('Diagnostics').click();
+        .waitFor({ timeout: 180_000 });
+      const label = (await page.getByTestId('backend').textContent())?.replace(/\s+/g, ' ').trim();
+      if (backend === 'auto') log(`Chromium chooses: ${label}`);
+      else if (!label?.includes(`chosen by ?backend=${backend}`)) {
+        log(`Chromium ${backend}: not available here, skipped (${label})`);
+        await page.close();
+        continue;
+      }
+      const name =
+        backend === 'auto'
+          ? await page.evaluate(() => {
+              const k = Object.keys(localStorage).find((x) => x.startsWith('badloss-backend:'));
+              return k ? (JSON.parse(localStorage.getItem(k)!) as { chosen: string }).chosen : '';
+            })
+          : backend;
+      if (done.has(name)) {
+        log(`Chromium ${backend}: measured already (the app's choice)`);
+        await page.close();
+        continue;
+      }
+      done.add(name);
+      await page.getByRole('button', { name: 'Diagnostics', exact: true }).click();
       for (const model of ['resnet8', 'resnet20']) {
         await page.getByLabel('Speed test model').selectOption(model);
         await page.getByLabel('Speed test steps').fill(String(steps));
@@ -178,6 +286,11 @@ async function browser() {
         await page.evaluate(() => document.querySelector('[data-testid=speed-result]')?.remove());
       }
       await page.close();
+    }
+    await context.close();
+    if (process.env.BENCH_IMPORT === '0') {
+      await browserApp.close();
+      return;
     }
     // Import throughput: 50,000 CIFAR records through the file picker into IndexedDB.
     const dir = mkdtempSync(join(tmpdir(), 'badloss-bench-'));
@@ -209,5 +322,7 @@ if (process.env.BENCH_NODE !== '0') {
   await wasmEngine();
   detection();
 }
+if (process.env.BENCH_PYTORCH !== '0') pytorch();
 if (process.env.BENCH_BROWSER !== '0') await browser();
+ratios();
 log(JSON.stringify(results));

@@ -1,8 +1,8 @@
 import { wrap, type Remote } from 'comlink';
 import { CancelledError } from '../core/errors.ts';
-import type { BackendInfo, BackendName } from '../ml/backend.ts';
 import type { TrainerApi } from '../../workers/trainer.worker.ts';
 import type { DataApi } from '../../workers/data.worker.ts';
+import type { ChooseOptions } from '../ml/backend-select.ts';
 
 /** A fresh data worker for one import; the caller terminates it when done or cancelled. */
 export function createDataWorker(): { worker: Worker; api: Remote<DataApi> } {
@@ -20,7 +20,15 @@ export function createDataWorker(): { worker: Worker; api: Remote<DataApi> } {
  */
 let worker: Worker | null = null;
 let api: Remote<TrainerApi> | null = null;
-let backendName: BackendName | undefined;
+let initOptions: ChooseOptions | null = null;
+
+/**
+ * How a restarted worker starts compute: the same forced backend and the measurement already
+ * taken, so a cancel does not measure every backend again.
+ */
+export function setTrainerInit(opts: ChooseOptions): void {
+  initOptions = opts;
+}
 /** Rejecters of the calls in flight on the current worker: a terminated worker never answers. */
 const inFlight = new Set<(e: Error) => void>();
 
@@ -31,15 +39,10 @@ export function trainer(): Remote<TrainerApi> {
       name: 'trainer',
     });
     api = wrap<TrainerApi>(worker);
+    // Messages are handled in order, so this init is the one every later call waits for.
+    if (initOptions) void api.init(initOptions).catch(() => undefined);
   }
   return api;
-}
-
-/** Starts the worker's compute backend (`preferred` first, when given) and remembers the choice. */
-export async function initCompute(preferred?: BackendName): Promise<BackendInfo> {
-  const info = await trainer().init(preferred);
-  backendName = info.name;
-  return info;
 }
 
 /**
@@ -63,5 +66,6 @@ export async function cancelTrainer(what = 'the operation'): Promise<void> {
   api = null;
   for (const reject of inFlight) reject(new CancelledError(`${what} was cancelled`));
   inFlight.clear();
-  await trainer().init(backendName);
+  // The fresh worker starts on the same backend with the measurement already taken (setTrainerInit).
+  await trainer().memory();
 }

@@ -1,7 +1,9 @@
 import { proxy } from 'comlink';
-import type { BackendInfo, BackendName } from '../ml/backend.ts';
+import type { BackendInfo } from '../ml/backend.ts';
+import type { SelfTestResult } from '../ml/self-test.ts';
 import { describeError } from '../core/errors.ts';
-import { initCompute, trainer } from './compute.ts';
+import { setTrainerInit, trainer } from './compute.ts';
+import { loadMeasurements, saveMeasurement } from './backend-cache.ts';
 import { DataState } from './data.svelte.ts';
 import { RunState } from './run.svelte.ts';
 
@@ -38,6 +40,15 @@ export class Lab {
   showRuns = $state(false);
   backend = $state<BackendInfo | null>(null);
   backendError = $state<string | null>(null);
+  /** Measuring every backend again (Diagnostics). */
+  remeasuring = $state(false);
+  /** The Diagnostics drawer is open. */
+  diagnosticsOpen = $state(false);
+  /** The last compute self-test, shown in the status bar. */
+  check = $state<SelfTestResult | null>(null);
+  checking = $state(false);
+  /** `?backend=` from the URL: used when it can run, instead of the measured fastest. */
+  forced: string | undefined;
   storage = $state<StorageStatus | null>(null);
   notices = $state<Notice[]>([]);
   readonly data = new DataState();
@@ -57,14 +68,49 @@ export class Lab {
     sessionStorage.setItem('badloss-step', step);
   }
 
-  /** Starts the trainer worker and records which backend it chose. */
-  async startCompute(preferred?: BackendName): Promise<void> {
+  /**
+   * Starts the trainer worker on the fastest backend for this device (measured on first start,
+   * then remembered per device in localStorage), or on `forced` when it can run.
+   */
+  async startCompute(forced?: string): Promise<void> {
+    this.forced = forced;
     try {
-      this.backend = await initCompute(preferred);
+      const cached = loadMeasurements();
+      this.backend = await trainer().init({ forced, cached });
+      this.remember(this.backend, cached);
       this.backendError = null;
     } catch (e) {
       this.backendError = describeError(e).message;
       this.report(e);
+    }
+  }
+
+  /** Measures every backend again and switches to the fastest (or stays on a forced one). */
+  async remeasure(): Promise<void> {
+    this.remeasuring = true;
+    try {
+      this.backend = await trainer().remeasure();
+      this.remember(this.backend, []);
+    } catch (e) {
+      this.report(e);
+    } finally {
+      this.remeasuring = false;
+    }
+  }
+
+  private remember(b: BackendInfo, cached: NonNullable<BackendInfo['measurement']>[]): void {
+    if (b.measuredNow && b.measurement) saveMeasurement(b.measurement);
+    setTrainerInit({ forced: this.forced, cached: b.measurement ? [b.measurement] : cached });
+  }
+
+  /** The compute self-test in the worker (n ≥ 1); the status bar shows its result. */
+  async runCheck(n: number): Promise<void> {
+    this.checking = true;
+    this.check = null;
+    try {
+      this.check = await this.selfTest(n, () => {});
+    } finally {
+      this.checking = false;
     }
   }
 

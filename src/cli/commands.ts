@@ -41,6 +41,7 @@ import { nodeDecoder } from './node-decoder.ts';
 import { encodeNpy, parseNpy } from '../core/formats/npy.ts';
 import { parseDefenseList } from '../core/defenses/index.ts';
 import type { BaselineName } from '../core/run.ts';
+import { wasmNearest } from '../ml/fast-knn.ts';
 
 const USAGE = `BaDLoss Lab command line
 
@@ -52,7 +53,7 @@ const USAGE = `BaDLoss Lab command line
                  [--probes n] [--method knn|clean-distance|no-probe] [--seed n] --out <report.json>
                  [--width w] [--batch b] [--lr x] [--k n] [--threshold t] [--limit-train n] [--limit-test n]
                  [--separate-baseline] [--trusted train|test] [--eval-each-epoch] [--state <dir>]
-                 [--engine wasm|tfjs-cpu] [--threads n]
+                 [--engine auto|wasm|tfjs-cpu] [--threads n]
                  [--defenses badloss,spectral,activation-clustering,frequency,abl|all]
                  [--retrain-defenses] [--save-features <features.npy>]
   npm run cli -- detect --trajectories <file.json|file.npy> (--probes <probes.json> | --truth <truth.json>)
@@ -378,10 +379,23 @@ async function cmdAudit(
   }
 }
 
-/** The training engine named by --engine (default wasm) with --threads threads. */
+/**
+ * The training engine: --engine wasm or tfjs-cpu, or by default the faster of the two on this
+ * machine, measured on one small step each (as the tab chooses its backend).
+ */
 async function nodeEngine(v: Record<string, string | boolean | undefined>) {
-  const name = (v.engine as string | undefined) ?? 'wasm';
+  const name = (v.engine as string | undefined) ?? 'auto';
   const threads = num(v.threads as string | undefined, 'threads', 'threads');
+  if (name === 'auto') {
+    const { nodeEngineByMeasurement } = await import('./node-tf.ts');
+    const { engine, info } = await nodeEngineByMeasurement(threads);
+    const figures = (info.measurement?.results ?? [])
+      .filter((r) => r.imagesPerSecond)
+      .map((r) => `${r.label} ${r.imagesPerSecond!.toFixed(0)} img/s`)
+      .join(', ');
+    process.stderr.write(`engine: ${info.label}, the faster here (${figures})\n`);
+    return engine;
+  }
   if (name === 'wasm') {
     const { createWasmEngine } = await import('../ml/wasm-engine-node.ts');
     return createWasmEngine({ threads });
@@ -393,7 +407,7 @@ async function nodeEngine(v: Record<string, string | boolean | undefined>) {
     const { createTfjsEngine } = await import('../ml/tfjs-engine.ts');
     return createTfjsEngine(await setupNodeTf());
   }
-  throw new UsageError(`--engine ${name} is not one of wasm, tfjs-cpu`);
+  throw new UsageError(`--engine ${name} is not one of auto, wasm, tfjs-cpu`);
 }
 
 /** Trajectories (N × E float32, nats) from a .npy or a {"losses": number[][]} JSON file. */
@@ -549,7 +563,7 @@ async function cmdDetect(v: Record<string, string | boolean | undefined>): Promi
   if (!v.out) throw new UsageError('--out <scores.json> is required');
   const opts = detectOptions(v);
   const { traj, probes, truth } = await loadDetectionInputs(v);
-  const det = detect(traj, probes, opts);
+  const det = detect(traj, probes, opts, wasmNearest);
   const scores = Array.from(det.scores, (s) => (Number.isNaN(s) ? null : s));
   const summary = truth ? summarize(det, truth) : undefined;
   const out = {

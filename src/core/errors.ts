@@ -36,6 +36,11 @@ export class NotFoundError extends LabError {
   override name = 'NotFoundError';
 }
 
+/** No compute backend can run here (every one failed); says why each failed. */
+export class BackendUnavailableError extends LabError {
+  override name = 'BackendUnavailableError';
+}
+
 /** Error name and message, also for values thrown that are not Errors. */
 export function describeError(err: unknown): { name: string; message: string } {
   if (err instanceof Error) return { name: err.name, message: err.message };

@@ -148,6 +148,13 @@ export interface DetectionContext {
   probeKind: Uint8Array;
   labels: Uint8Array;
   attackIds: string[];
+  /** Epochs whose trajectory column is filled (the rest are zero). */
+  epochsDone: number;
+  /**
+   * 2-D PCA of the filled trajectory columns (n × 2, row-major) and the variance each axis
+   * explains (computed in the worker: heavy for 50,000 rows).
+   */
+  embedding: { coords: Float32Array; explained: [number, number] };
 }
 
 /** A run: its configuration, dataset, and the result of every stage so far. */

@@ -7,12 +7,13 @@ import {
   type ImageSplit,
 } from '../core/dataset.ts';
 import { detect, type Detection, type DetectOptions } from '../core/detect/index.ts';
-import { probeRowsFromKinds } from '../core/detect/knn.ts';
+import { nearestNeighbours, probeRowsFromKinds, type NearestFn } from '../core/detect/knn.ts';
 import { CancelledError, InvalidOptionError, LabError } from '../core/errors.ts';
 import { keptRows, prepareExperiment, type Prepared, type RunConfig } from '../core/experiment.ts';
 import { ATTACK_NAMES } from '../core/attacks/triggers.ts';
 import type { TriggeredTestSet } from '../core/attacks/plan.ts';
 import { accuracy } from '../core/metrics.ts';
+import { pca2 } from '../core/embed.ts';
 import { compareDefenses } from '../core/comparison.ts';
 import {
   buildReport,
@@ -68,6 +69,8 @@ export interface RunDeps {
   store: RunStore;
   loadDataset: (id: string) => Promise<Dataset>;
   createTrainer: TrainerFactory;
+  /** The k-nearest-neighbour kernel of detection (core's pure one when absent). */
+  nearest?: NearestFn;
   newId?: () => string;
   now?: () => number;
 }
@@ -180,6 +183,7 @@ export class RunOrchestrator {
 
   constructor(deps: RunDeps) {
     this.deps = {
+      nearest: nearestNeighbours,
       newId: () => crypto.randomUUID(),
       now: () => Date.now(),
       ...deps,
@@ -401,6 +405,7 @@ export class RunOrchestrator {
       { n: p.train.count, epochs: ck.config.epochs, losses: ck.trajectories },
       probeRowsFromKinds(p.probes.probeKind),
       r.config.detect,
+      this.deps.nearest,
     );
     const stored = await this.storeDetection(r, p, det, det.threshold);
     return this.detectBaselines(stored.id);
@@ -487,7 +492,14 @@ export class RunOrchestrator {
     const ck = await this.deps.store.loadCheckpoint(id, 'probationary');
     if (!ck)
       throw new InvalidOptionError('no trajectories yet: train the probationary model first');
+    // The map of the epochs trained so far (the Detect step's Figure-3b picture).
+    const E = ck.config.epochs;
+    const done = Math.max(1, ck.epoch);
+    const filled = new Float32Array(p.train.count * done);
+    for (let i = 0; i < p.train.count; i++)
+      filled.set(ck.trajectories.subarray(i * E, i * E + done), i * done);
     return {
+      embedding: pca2(filled, p.train.count, done),
       n: p.train.count,
       epochs: ck.config.epochs,
       trajectories: ck.trajectories,
@@ -495,6 +507,7 @@ export class RunOrchestrator {
       probeKind: p.probes.probeKind,
       labels: p.train.labels,
       attackIds: p.attacks.map((a) => a.id),
+      epochsDone: ck.epoch,
     };
   }
 

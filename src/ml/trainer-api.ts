@@ -1,20 +1,51 @@
 import * as tf from '@tensorflow/tfjs';
+import { wrap } from 'comlink';
 import '@tensorflow/tfjs-backend-webgpu';
 import { transfer } from 'comlink';
-import { pca2 } from '../core/embed.ts';
 import { InvalidOptionError } from '../core/errors.ts';
 import type { Dataset } from '../core/dataset.ts';
 import type { DetectOptions } from '../core/detect/index.ts';
 import type { DetectionSummary } from '../core/report.ts';
 import type { DetectionContext, Phase, RunRecord, RunStore, TrainProgress } from '../core/run.ts';
-import { selectBackend, type BackendInfo, type BackendName } from './backend.ts';
-import { registerFastCpuKernels } from './fast-cpu.ts';
+import { selectBackend, trainerCandidates, type BackendInfo, type MeasureApi } from './backend.ts';
+import type { TrainingEngine } from './engine.ts';
+import { createWasmEngine } from './wasm-engine-web.ts';
+import type { ChooseOptions, IsolatedTimer } from './backend-select.ts';
+import { wasmNearest } from './fast-knn.ts';
 import { measureThroughput, type Throughput } from './benchmark.ts';
 import { isModelName } from './resnet.ts';
 import { runSelfTest, type SelfTestResult } from './self-test.ts';
 import { RunOrchestrator } from './run.ts';
 import { Trainer } from './train.ts';
 import { createTfjsEngine } from './tfjs-engine.ts';
+
+/**
+ * Times a candidate in a nested, throwaway worker and terminates it at the deadline: a WebGL or
+ * WebGPU warm-up cannot be interrupted otherwise, and an abandoned step must not keep running
+ * beside the trainer. Without nested workers, candidates are timed in place.
+ */
+const isolatedTimer: IsolatedTimer | undefined =
+  typeof Worker === 'undefined'
+    ? undefined
+    : async (name, budget, deadlineMs) => {
+        const w = new Worker(new URL('../../workers/measure.worker.ts', import.meta.url), {
+          type: 'module',
+          name: `measure-${name}`,
+        });
+        try {
+          const api = wrap<MeasureApi>(w);
+          await api.ready();
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const late = new Promise<null>((r) => (timer = setTimeout(() => r(null), deadlineMs)));
+          try {
+            return await Promise.race([api.time(name, budget), late]);
+          } finally {
+            clearTimeout(timer);
+          }
+        } finally {
+          w.terminate();
+        }
+      };
 
 /** Progress reported across the worker boundary (a comlink proxy on the page side). */
 export type StepProgress = (done: number, total: number) => void;
@@ -23,13 +54,6 @@ export type StepProgress = (done: number, total: number) => void;
 export interface TrainerApiDeps {
   store: RunStore;
   loadDataset: (id: string) => Promise<Dataset>;
-}
-
-/** A 2-D map of the trajectories (PCA over the first `epochs` columns), n × 2 row-major. */
-export interface EmbeddingView {
-  coords: Float32Array;
-  explained: [number, number];
-  epochs: number;
 }
 
 /**
@@ -41,22 +65,55 @@ export interface EmbeddingView {
  */
 export function createTrainerApi(deps: TrainerApiDeps) {
   let backend: Promise<BackendInfo> | null = null;
-  const ensure = (preferred?: BackendName) =>
-    (backend ??= selectBackend(tf, preferred).then((b) => {
-      if (b.name === 'cpu') registerFastCpuKernels(tf);
-      return b;
-    }));
+  let forced: string | undefined;
+  const ensure = (opts?: ChooseOptions) => {
+    if (!backend) forced = opts?.forced;
+    return (backend ??= selectBackend(
+      tf,
+      { ...opts, isolated: isolatedTimer },
+      trainerCandidates(tf, wasmEngine),
+    ));
+  };
+  /** Our WebAssembly engine, built once (its helper threads live as long as this worker). */
+  let wasm: TrainingEngine | null = null;
+  const wasmEngine = () => (wasm ??= createWasmEngine());
+  /** The engine of the chosen backend: ours for 'wasm', else tfjs on the backend tfjs runs on. */
+  const engine = async (): Promise<TrainingEngine> =>
+    (await ensure()).name === 'wasm' ? wasmEngine() : createTfjsEngine(tf);
   const runs = new RunOrchestrator({
     ...deps,
-    createTrainer: (cfg, split, numClasses, ckpt) =>
-      Trainer.create(createTfjsEngine(tf), cfg, split, numClasses, ckpt),
+    createTrainer: async (cfg, split, numClasses, ckpt) =>
+      Trainer.create(await engine(), cfg, split, numClasses, ckpt),
+    nearest: wasmNearest,
   });
   const pauses = new Set<string>();
 
   return {
-    /** Starts tfjs on the best backend (or from `preferred` down) and says which and why. */
-    async init(preferred?: BackendName): Promise<BackendInfo> {
-      return ensure(preferred);
+    /**
+     * Starts compute on the fastest backend here — `opts.forced` if it can run, else the page's
+     * cached measurement for this device, else measured now (a few seconds) — and says which,
+     * why the others were not, and the figures (the page caches a new measurement).
+     */
+    async init(opts?: ChooseOptions): Promise<BackendInfo> {
+      return ensure(opts);
+    },
+
+    /**
+     * Measures every backend again and switches to the fastest — or stays on a forced one
+     * (Diagnostics, "Re-measure"). Not while training: the measurement switches tfjs backends.
+     */
+    async remeasure(): Promise<BackendInfo> {
+      const prev = backend;
+      backend = (prev ?? Promise.resolve(null))
+        .catch(() => null)
+        .then(() =>
+          selectBackend(
+            tf,
+            { remeasure: true, forced, isolated: isolatedTimer },
+            trainerCandidates(tf, wasmEngine),
+          ),
+        );
+      return backend;
     },
 
     /** A small known computation on the active backend (n ≥ 1), with progress. */
@@ -72,7 +129,7 @@ export function createTrainerApi(deps: TrainerApiDeps) {
       if (!isModelName(model)) throw new InvalidOptionError(`unknown model "${model}"`);
       await ensure();
       return measureThroughput(
-        createTfjsEngine(tf),
+        await engine(),
         model,
         batchSize,
         steps,
@@ -140,6 +197,7 @@ export function createTrainerApi(deps: TrainerApiDeps) {
       // The prepared arrays are cached here: send copies, transfer those.
       const out: DetectionContext = {
         ...c,
+        embedding: { ...c.embedding, coords: c.embedding.coords.slice() },
         trajectories: c.trajectories.slice(),
         truth: c.truth.slice(),
         probeKind: c.probeKind.slice(),
@@ -150,18 +208,8 @@ export function createTrainerApi(deps: TrainerApiDeps) {
         out.truth.buffer,
         out.probeKind.buffer,
         out.labels.buffer,
+        out.embedding.coords.buffer,
       ]);
-    },
-
-    /** The PCA map of the first `epochs` trajectory columns, computed here, off the page's thread. */
-    async embedding(id: string, epochs: number): Promise<EmbeddingView> {
-      const c = await runs.detectionContext(id);
-      const e = Math.max(1, Math.min(c.epochs, Math.round(epochs)));
-      const cols = new Float32Array(c.n * e);
-      for (let i = 0; i < c.n; i++)
-        cols.set(c.trajectories.subarray(i * c.epochs, i * c.epochs + e), i * e);
-      const { coords, explained } = pca2(cols, c.n, e);
-      return transfer({ coords, explained, epochs: e }, [coords.buffer]);
     },
 
     /** Images and labels of some training rows (galleries of suspicious examples). */

@@ -89,7 +89,7 @@ export async function importUrl(url: string, onProgress?: ImportProgress): Promi
     res = await fetch(parsed, { mode: 'cors', credentials: 'omit' });
   } catch {
     throw new DatasetFormatError(
-      `${url} could not be fetched: the server refused the request from this page (no CORS permission) or is unreachable. Download the file with your browser, then drop it here.`,
+      `${url} could not be fetched: the server is unreachable or does not allow this page to read it (it must send Access-Control-Allow-Origin; this page is cross-origin isolated for multithreaded training, so files from other sites need CORS). Download the file with your browser, then drop it here.`,
     );
   }
   if (!res.ok)

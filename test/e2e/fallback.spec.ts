@@ -1,7 +1,9 @@
 import { expect, test } from '@playwright/test';
 import { openApp, watchConsole } from './helpers.ts';
 
-test('without WebGPU the worker falls back and says why', async ({ page }) => {
+test('without WebGPU the worker chooses among the others and says why WebGPU is missing', async ({
+  page,
+}) => {
   const console = watchConsole(page);
   await openApp(page);
   const backend = page.getByTestId('backend');

@@ -1,7 +1,9 @@
 import { expect, test } from '@playwright/test';
 import { openApp, watchConsole } from './helpers.ts';
 
-test('the shell loads, the worker runs a checked tfjs computation on WebGPU', async ({ page }) => {
+test('the shell loads, the worker runs a checked tfjs computation on the chosen backend', async ({
+  page,
+}) => {
   const console = watchConsole(page);
   await openApp(page);
   await expect(page.getByRole('heading', { name: 'BaDLoss Lab' })).toBeVisible();
@@ -13,8 +15,9 @@ test('the shell loads, the worker runs a checked tfjs computation on WebGPU', as
         .filter({ hasText: new RegExp(`^\\d+\\s*${step}$`) }),
     ).toBeVisible();
   }
-  await expect(page.getByTestId('backend')).toContainText('WebGPU');
-  await expect(page.getByTestId('backend')).toContainText('swiftshader');
+  // every backend was timed; the software WebGPU adapter is among them
+  await expect(page.getByTestId('backend')).toContainText('fastest here:');
+  await expect(page.getByTestId('backend')).toContainText('WebGPU (software)');
   // the self-test ran inside the worker and its checksum equals the closed form n·n(n+1)/2
   await expect(page.getByTestId('compute-check')).toContainText('check passed');
   await expect(page.getByTestId('storage')).toContainText(/used of/);
@@ -27,7 +30,7 @@ test('an error thrown inside the worker reaches the page with its name and messa
   page,
 }) => {
   await openApp(page);
-  await page.getByText('Diagnostics').click();
+  await page.getByRole('button', { name: 'Diagnostics', exact: true }).click();
   await page.getByLabel('Compute check size').fill('0');
   await page.getByRole('button', { name: 'Run check' }).click();
   const alert = page.getByRole('alert');

@@ -1,16 +1,18 @@
 import { InvalidOptionError } from '../errors.ts';
-import { kNearest, squaredDistances, type Trajectories } from './knn.ts';
+import { nearestNeighbours, type NearestFn, type Trajectories } from './knn.ts';
 
 /**
  * The clean-distance detector (the published code's later version): d = mean Euclidean distance
  * to the `neighbours` (50) nearest clean-probe trajectories (a clean probe excludes itself);
  * s = log(0.01 + d); min-max normalized; converted to ranks in [0, 1] (ties share their mean
  * rank). Scores are returned for every row, probes included; callers ignore probe rows.
+ * `nearest` finds the nearest clean probes (default: the pure `nearestNeighbours`).
  */
 export function cleanDistanceScores(
   t: Trajectories,
   cleanRows: number[],
   neighbours = 50,
+  nearest: NearestFn = nearestNeighbours,
 ): Float32Array {
   if (cleanRows.length < 2)
     throw new InvalidOptionError('the clean-distance detector needs at least 2 clean probes');
@@ -21,12 +23,11 @@ export function cleanDistanceScores(
   const all = [...Array(t.n).keys()];
   for (let s = 0; s < t.n; s += CHUNK) {
     const qs = all.slice(s, s + CHUNK);
-    const d = squaredDistances(t, qs, cleanRows);
     const skip = Int32Array.from(qs, (q) => rowToRef.get(q) ?? -1);
-    const nn = kNearest(d, qs.length, cleanRows.length, k, skip);
+    const { sqDist } = nearest(t, qs, cleanRows, k, skip);
     for (let j = 0; j < qs.length; j++) {
       let sum = 0;
-      for (let m = 0; m < k; m++) sum += Math.sqrt(d[j * cleanRows.length + nn[j * k + m]]);
+      for (let m = 0; m < k; m++) sum += Math.sqrt(sqDist[j * k + m]);
       raw[qs[j]] = Math.log(0.01 + sum / k);
     }
   }

@@ -1,6 +1,12 @@
 import { InvalidOptionError } from '../errors.ts';
 import { cleanDistanceScores, mahalanobisScores } from './clean-distance.ts';
-import { knnScores, type ProbeRows, type Trajectories } from './knn.ts';
+import {
+  knnScores,
+  nearestNeighbours,
+  type NearestFn,
+  type ProbeRows,
+  type Trajectories,
+} from './knn.ts';
 
 export type DetectMethod = 'knn' | 'clean-distance' | 'no-probe';
 export const DETECT_METHODS: readonly DetectMethod[] = ['knn', 'clean-distance', 'no-probe'];
@@ -29,9 +35,16 @@ export interface Detection {
 /**
  * Runs a detector over trajectories. Probe rows get NaN scores (they are dropped or kept by
  * their kind, not judged). For rank-based methods the threshold is 1 − rejectFraction, so
- * "score > threshold" rejects the top fraction.
+ * "score > threshold" rejects the top fraction. `nearest` is the nearest-neighbour kernel of the
+ * k-NN and clean-distance methods (default: the pure one; the CLI and the worker pass the
+ * WebAssembly SIMD kernel of src/ml/fast-knn.ts).
  */
-export function detect(t: Trajectories, probes: ProbeRows, opts: DetectOptions): Detection {
+export function detect(
+  t: Trajectories,
+  probes: ProbeRows,
+  opts: DetectOptions,
+  nearest: NearestFn = nearestNeighbours,
+): Detection {
   if (t.losses.length !== t.n * t.epochs) {
     throw new InvalidOptionError(
       `trajectory matrix has ${t.losses.length} values, expected ${t.n} × ${t.epochs}`,
@@ -43,7 +56,7 @@ export function detect(t: Trajectories, probes: ProbeRows, opts: DetectOptions):
       throw new InvalidOptionError(`probe row ${r} is outside 0–${t.n - 1}`);
   if (opts.method === 'knn') {
     const threshold = opts.threshold ?? 0.1;
-    const res = knnScores(t, probes, opts.k ?? 'auto');
+    const res = knnScores(t, probes, opts.k ?? 'auto', undefined, nearest);
     return { method: 'knn', k: res.k, looAuroc: res.looAuroc, scores: res.scores, threshold };
   }
   const fraction = opts.rejectFraction ?? 0.4;
@@ -51,7 +64,7 @@ export function detect(t: Trajectories, probes: ProbeRows, opts: DetectOptions):
     throw new InvalidOptionError(`reject fraction ${fraction} must be in [0, 1]`);
   const raw =
     opts.method === 'clean-distance'
-      ? cleanDistanceScores(t, probes.clean)
+      ? cleanDistanceScores(t, probes.clean, undefined, nearest)
       : mahalanobisScores(t, probes.clean);
   const scores = raw.slice();
   for (const r of probeRows) scores[r] = NaN;

@@ -30,16 +30,59 @@ export function probeRowsFromKinds(kinds: Uint8Array): ProbeRows {
 }
 
 /**
+ * A squared-distance kernel: Q × R row-major, out[q·R + r] = Σ_e (x_q,e − x_r,e)² between the
+ * trajectories of rows `queries[q]` and `refs[r]`. `squaredDistances` below is the pure default.
+ */
+export type SquaredDistancesFn = (
+  t: Trajectories,
+  queries: ArrayLike<number>,
+  refs: ArrayLike<number>,
+) => Float32Array;
+
+/** The k nearest references of each query: Q × k each, nearest first. */
+export interface Neighbours {
+  /** Column indices into `refs`. */
+  index: Int32Array;
+  /** Their squared Euclidean distances. */
+  sqDist: Float32Array;
+}
+
+/**
+ * A nearest-neighbour kernel: for each row `queries[q]`, the k rows of `refs` nearest by
+ * Euclidean distance between trajectories (ties → lower column index), excluding column
+ * `skip[q]` when given (leave-one-out). The caller guarantees k ≤ R (k ≤ R − 1 with a skip).
+ * `nearestNeighbours` is the pure default; the CLI and the worker pass the WebAssembly SIMD one
+ * (src/ml/fast-knn.ts), which is about 10× faster.
+ */
+export type NearestFn = (
+  t: Trajectories,
+  queries: ArrayLike<number>,
+  refs: ArrayLike<number>,
+  k: number,
+  skip?: Int32Array,
+) => Neighbours;
+
+/** A nearest-neighbour kernel built from a distance kernel and `kNearest` (pure TypeScript). */
+export function nearestFromDistances(distances: SquaredDistancesFn): NearestFn {
+  return (t, queries, refs, k, skip) => {
+    const Q = queries.length;
+    const R = refs.length;
+    const d = distances(t, queries, refs);
+    const index = kNearest(d, Q, R, k, skip);
+    const sqDist = new Float32Array(Q * k);
+    for (let q = 0; q < Q; q++)
+      for (let m = 0; m < k; m++) sqDist[q * k + m] = d[q * R + index[q * k + m]];
+    return { index, sqDist };
+  };
+}
+
+/**
  * Squared Euclidean distances from every row in `queries` to every row in `refs`:
  * out[q·R + r] = Σ_e (x_q,e − x_r,e)². Computed as ‖a‖² + ‖b‖² − 2a·b in float64 accumulators
  * (clamped at 0), blocked over references so the reference block stays in cache — we write it
  * ourselves because it is the hot loop of detection (50,000 × 750 × 100 in a few seconds).
  */
-export function squaredDistances(
-  t: Trajectories,
-  queries: ArrayLike<number>,
-  refs: ArrayLike<number>,
-): Float32Array {
+export const squaredDistances: SquaredDistancesFn = (t, queries, refs) => {
   const E = t.epochs;
   const R = refs.length;
   const Q = queries.length;
@@ -75,7 +118,7 @@ export function squaredDistances(
     }
   }
   return out;
-}
+};
 
 /**
  * For each row of a Q × R distance matrix, the indices (into the R columns) of its k smallest
@@ -133,12 +176,14 @@ export const K_CANDIDATES = [5, 10, 20, 30, 50];
  * anomalous → 1); every non-probe row's score is the fraction of anomalous probes among its k
  * nearest probe trajectories by Euclidean distance (uniform weights). With `k = 'auto'`, k is
  * the candidate that maximizes leave-one-out AUROC over the probes (ties → smaller k).
+ * `nearest` finds the nearest probes (default: the pure-TypeScript `nearestNeighbours`).
  */
 export function knnScores(
   t: Trajectories,
   probes: ProbeRows,
   k: number | 'auto' = 'auto',
   candidates = K_CANDIDATES,
+  nearest: NearestFn = nearestNeighbours,
 ): KnnResult {
   const refs = [...probes.clean, ...probes.anomalous];
   const isAnom = new Uint8Array(refs.length);
@@ -155,7 +200,7 @@ export function knnScores(
       throw new InvalidOptionError(
         `too few probes (${refs.length}) for any candidate k (${candidates.join(', ')})`,
       );
-    looAuroc = leaveOneOutAuroc(t, refs, isAnom, usable);
+    looAuroc = leaveOneOutAuroc(t, refs, isAnom, usable, nearest);
     let best = looAuroc[0];
     for (const r of looAuroc) if (r.auroc > best.auroc) best = r;
     k = best.k;
@@ -173,8 +218,7 @@ export function knnScores(
   const CHUNK = 4096;
   for (let s = 0; s < queries.length; s += CHUNK) {
     const qs = queries.slice(s, s + CHUNK);
-    const d = squaredDistances(t, qs, refs);
-    const nn = kNearest(d, qs.length, refs.length, k);
+    const nn = nearest(t, qs, refs, k).index;
     for (let j = 0; j < qs.length; j++) {
       let a = 0;
       for (let m = 0; m < k; m++) a += isAnom[nn[j * k + m]];
@@ -190,12 +234,14 @@ export function leaveOneOutAuroc(
   refs: number[],
   isAnom: Uint8Array,
   candidates: number[],
+  nearest: NearestFn = nearestNeighbours,
 ): { k: number; auroc: number }[] {
   const R = refs.length;
-  const d = squaredDistances(t, refs, refs);
   const kMax = Math.max(...candidates);
+  if (!(kMax < R))
+    throw new InvalidOptionError(`k = ${kMax} needs more than ${R} probes for leave-one-out`);
   const skip = Int32Array.from(refs.keys());
-  const nn = kNearest(d, R, R, kMax, skip);
+  const nn = nearest(t, refs, refs, kMax, skip).index;
   return candidates.map((k) => {
     const scores = new Float64Array(R);
     for (let q = 0; q < R; q++) {
@@ -206,3 +252,6 @@ export function leaveOneOutAuroc(
     return { k, auroc: auroc(scores, isAnom) };
   });
 }
+
+/** The pure-TypeScript nearest-neighbour kernel: `squaredDistances` then `kNearest`. */
+export const nearestNeighbours: NearestFn = nearestFromDistances(squaredDistances);
