@@ -67,5 +67,5 @@ export async function cancelTrainer(what = 'the operation'): Promise<void> {
   for (const reject of inFlight) reject(new CancelledError(`${what} was cancelled`));
   inFlight.clear();
   // The fresh worker starts on the same backend with the measurement already taken (setTrainerInit).
-  await trainer().memory();
+  await trainer().init(initOptions ?? {});
 }

@@ -25,7 +25,7 @@ test('served as `npm start` serves it, the page is cross-origin isolated and tra
   await expect(backend).toContainText('fastest here:');
   // the choice is the highest measured rate, and the status bar names it
   const m = await storedMeasurement(page);
-  expect(m.results.map((r) => r.name).sort()).toEqual(['cpu', 'webgl', 'webgpu']);
+  expect(m.results.map((r) => r.name).sort()).toEqual(['cpu', 'wasm', 'webgl', 'webgpu']);
   // every backend ran here and was timed or stopped at its cap
   for (const r of m.results) {
     expect(r.unavailable).toBeUndefined();
@@ -47,6 +47,9 @@ test('served as `npm start` serves it, the page is cross-origin isolated and tra
   );
   expect(threads).toBe(await page.evaluate(() => navigator.hardwareConcurrency));
   expect(threads).toBeGreaterThan(1);
+  // our WebAssembly engine computes on every core of this cross-origin-isolated page
+  const wasm = m.results.find((r) => r.name === 'wasm')!;
+  expect(wasm.label).toBe(`WASM · ${threads} threads`);
   await expect(page.getByTestId('compute-check')).toContainText('check passed');
 
   // a reload uses the remembered measurement instead of timing every backend again
@@ -62,6 +65,12 @@ test('served as `npm start` serves it, the page is cross-origin isolated and tra
   const main = await page.locator('main').boundingBox();
   const side = await panel.boundingBox();
   expect(main!.x + main!.width).toBeLessThanOrEqual(side!.x + 1); // no overlap
+  // training in the worker runs on the chosen backend's engine
+  await panel.getByLabel('Speed test steps').fill('1');
+  await panel.getByRole('button', { name: 'Measure training speed' }).click();
+  const speed = JSON.parse((await panel.getByTestId('speed-result').getAttribute('data-json'))!);
+  expect(speed.backend).toBe(m.chosen === 'wasm' ? 'wasm' : `tfjs-${m.chosen}`);
+  expect(speed.trainImagesPerSecond).toBeGreaterThan(0);
   await panel.getByRole('button', { name: 'Re-measure' }).click();
   await expect(panel.getByRole('button', { name: 'Re-measure' })).toBeEnabled({ timeout: 60_000 });
   expect((await storedMeasurement(page)).measuredAt).toBeGreaterThan(m.measuredAt);
