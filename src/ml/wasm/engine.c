@@ -457,6 +457,171 @@ void conv_wgrad(const float *x, int ldx, int cin, int H, int W, int B, int OH, i
   run_task(wgrad_reduce_task);
 }
 
+/* ---- Winograd F(2×2, 3×3) for stride-1 3×3 convolutions ------------------------------------
+ * y-tile (2×2) = Aᵀ·[ Σ_ci (G·g·Gᵀ) ⊙ (Bᵀ·d·B) ]·A over 4×4 input tiles d: 16 multiplications
+ * per output pair of pixels instead of 36. The 16 element-wise products become 16 GEMMs
+ * (tiles × cin)·(cin × cout), run by the same micro-kernel; transforms are vectorized over
+ * channels (input rows must have a channel stride that is a multiple of 4).
+ */
+
+typedef struct {
+  const float *x;
+  int ldx, cin, H, W, B, OH, OW, padT, padL;
+  const float *u; /* transformed filters [16][nb][cin][8] */
+  int nb;
+  float *y;
+  int ldy;
+  const float *bias, *res;
+  int ldr, relu;
+  float *scratch; /* per thread: V [16][WT][ldx] then M [16][WT][8·nb] */
+  int scratchStride;
+} wino_t;
+
+static wino_t g_wino;
+#define WT 24 /* tiles per chunk (a multiple of MR) */
+
+static void wino_task(int tid) {
+  const wino_t *a = &g_wino;
+  const int TH = (a->OH + 1) / 2, TW = (a->OW + 1) / 2, NT = a->B * TH * TW;
+  const int ldv = a->ldx, ldm = a->nb * 8;
+  float *V = a->scratch + tid * a->scratchStride;
+  float *Mb = V + 16 * WT * ldv;
+  const v4 zero = wasm_f32x4_splat(0);
+  const int nchunks = (NT + WT - 1) / WT;
+  const float *rows[MR];
+  v4 acc[2 * MR];
+  for (int ch; (ch = claim()) < nchunks;) {
+    int t0 = ch * WT, nt = imin(WT, NT - t0);
+    /* input transform: V[p][t][c] = (Bᵀ d B)[p] */
+    for (int t = 0; t < nt; t++) {
+      int tile = t0 + t, tx = tile % TW, r2 = tile / TW, ty = r2 % TH, b = r2 / TH;
+      int ih0 = 2 * ty - a->padT, iw0 = 2 * tx - a->padL;
+      const float *src[16];
+      for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+          int ih = ih0 + i, iw = iw0 + j;
+          src[i * 4 + j] = (ih >= 0 && ih < a->H && iw >= 0 && iw < a->W)
+                               ? a->x + ((b * a->H + ih) * a->W + iw) * a->ldx
+                               : 0;
+        }
+      for (int c = 0; c < a->cin; c += 4) {
+        v4 d[16], tt[16];
+        for (int q = 0; q < 16; q++) d[q] = src[q] ? wasm_v128_load(src[q] + c) : zero;
+        for (int j = 0; j < 4; j++) {
+          tt[0 * 4 + j] = wasm_f32x4_sub(d[0 * 4 + j], d[2 * 4 + j]);
+          tt[1 * 4 + j] = wasm_f32x4_add(d[1 * 4 + j], d[2 * 4 + j]);
+          tt[2 * 4 + j] = wasm_f32x4_sub(d[2 * 4 + j], d[1 * 4 + j]);
+          tt[3 * 4 + j] = wasm_f32x4_sub(d[1 * 4 + j], d[3 * 4 + j]);
+        }
+        for (int i = 0; i < 4; i++) {
+          float *o = V + ((i * 4) * WT + t) * ldv + c;
+          wasm_v128_store(o, wasm_f32x4_sub(tt[i * 4 + 0], tt[i * 4 + 2]));
+          wasm_v128_store(o + WT * ldv, wasm_f32x4_add(tt[i * 4 + 1], tt[i * 4 + 2]));
+          wasm_v128_store(o + 2 * WT * ldv, wasm_f32x4_sub(tt[i * 4 + 2], tt[i * 4 + 1]));
+          wasm_v128_store(o + 3 * WT * ldv, wasm_f32x4_sub(tt[i * 4 + 1], tt[i * 4 + 3]));
+        }
+      }
+    }
+    /* 16 GEMMs: M[p][t][n] = Σ_c V[p][t][c]·U[p][c][n] */
+    for (int p = 0; p < 16; p++)
+      for (int t = 0; t < nt; t += MR) {
+        int mr = imin(MR, nt - t);
+        for (int r = 0; r < MR; r++) rows[r] = V + (p * WT + t + (r < mr ? r : 0)) * ldv;
+        for (int nb = 0; nb < a->nb; nb++) {
+          ukernel(rows, 1, a->cin, a->u + (p * a->nb + nb) * a->cin * 8, acc);
+          for (int r = 0; r < mr; r++) {
+            float *o = Mb + (p * WT + t + r) * ldm + nb * 8;
+            wasm_v128_store(o, acc[2 * r]);
+            wasm_v128_store(o + 4, acc[2 * r + 1]);
+          }
+        }
+      }
+    /* output transform Aᵀ m A, + bias (+ residual) (→ ReLU) */
+    for (int t = 0; t < nt; t++) {
+      int tile = t0 + t, tx = tile % TW, r2 = tile / TW, ty = r2 % TH, b = r2 / TH;
+      int oh = 2 * ty, ow = 2 * tx;
+      for (int n = 0; n < ldm; n += 4) {
+        v4 m[16];
+        for (int q = 0; q < 16; q++) m[q] = wasm_v128_load(Mb + (q * WT + t) * ldm + n);
+        v4 t0v[4], t1v[4];
+        for (int j = 0; j < 4; j++) {
+          t0v[j] = wasm_f32x4_add(wasm_f32x4_add(m[0 * 4 + j], m[1 * 4 + j]), m[2 * 4 + j]);
+          t1v[j] = wasm_f32x4_sub(wasm_f32x4_sub(m[1 * 4 + j], m[2 * 4 + j]), m[3 * 4 + j]);
+        }
+        v4 out[4];
+        out[0] = wasm_f32x4_add(wasm_f32x4_add(t0v[0], t0v[1]), t0v[2]);
+        out[1] = wasm_f32x4_sub(wasm_f32x4_sub(t0v[1], t0v[2]), t0v[3]);
+        out[2] = wasm_f32x4_add(wasm_f32x4_add(t1v[0], t1v[1]), t1v[2]);
+        out[3] = wasm_f32x4_sub(wasm_f32x4_sub(t1v[1], t1v[2]), t1v[3]);
+        v4 bv = a->bias ? wasm_v128_load(a->bias + n) : zero;
+        for (int q = 0; q < 4; q++) {
+          int yh = oh + (q >> 1), yw = ow + (q & 1);
+          if (yh >= a->OH || yw >= a->OW) continue;
+          int m_ = (b * a->OH + yh) * a->OW + yw;
+          v4 v = wasm_f32x4_add(out[q], bv);
+          if (a->res) v = wasm_f32x4_add(v, wasm_v128_load(a->res + m_ * a->ldr + n));
+          if (a->relu) v = wasm_f32x4_pmax(v, zero);
+          wasm_v128_store(a->y + m_ * a->ldy + n, v);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * A stride-1 3×3 convolution by Winograd F(2×2, 3×3): same contract as conv_forward (output
+ * OH×OW, padding padT/padL, bias, residual, ReLU), `u` from winograd_pack, ldx a multiple of 4,
+ * `scratch` 16·24·(ldx + 8·nb) floats per thread.
+ */
+EXPORT(conv3x3_winograd)
+void conv3x3_winograd(const float *x, int ldx, int cin, int H, int W, int B, int OH, int OW,
+                      int padT, int padL, const float *u, int nb, float *y, int ldy,
+                      const float *bias, const float *res, int ldr, int relu, float *scratch,
+                      int scratchStride) {
+  wino_t a = {x, ldx, cin, H, W, B, OH, OW, padT, padL, u, nb, y, ldy, bias, res, ldr, relu, scratch, scratchStride};
+  g_wino = a;
+  run_task(wino_task);
+}
+
+/**
+ * Winograd filter transform of HWIO 3×3 weights w [3][3][cin][cout] (times scale[co] when given):
+ * u[p][nb][ci][j] = (G·g·Gᵀ)[p] of g = w[·][·][ci][8nb + j], G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1].
+ */
+EXPORT(winograd_pack)
+void winograd_pack(const float *w, int cin, int cout, const float *scale, float *u) {
+  int nb = (cout + 7) / 8;
+  for (int ci = 0; ci < cin; ci++)
+    for (int co = 0; co < nb * 8; co++) {
+      float g[3][3], tg[4][3];
+      for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+          g[i][j] = co < cout ? w[((i * 3 + j) * cin + ci) * cout + co] * (scale ? scale[co] : 1.0f) : 0;
+      for (int j = 0; j < 3; j++) {
+        tg[0][j] = g[0][j];
+        tg[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
+        tg[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
+        tg[3][j] = g[2][j];
+      }
+      for (int i = 0; i < 4; i++) {
+        float r[4] = {tg[i][0], 0.5f * (tg[i][0] + tg[i][1] + tg[i][2]),
+                      0.5f * (tg[i][0] - tg[i][1] + tg[i][2]), tg[i][2]};
+        for (int j = 0; j < 4; j++)
+          u[(((i * 4 + j) * nb + co / 8) * cin + ci) * 8 + (co & 7)] = r[j];
+      }
+    }
+}
+
+/** The flipped, transposed kernel in HWIO form: out[kh][kw][co][ci] = w[KH−1−kh][KW−1−kw][ci][co]. */
+EXPORT(flip_kernel)
+void flip_kernel(const float *w, int KH, int KW, int cin, int cout, float *out) {
+  for (int kh = 0; kh < KH; kh++)
+    for (int kw = 0; kw < KW; kw++)
+      for (int co = 0; co < cout; co++)
+        for (int ci = 0; ci < cin; ci++)
+          out[((kh * KW + kw) * cout + co) * cin + ci] =
+              w[(((KH - 1 - kh) * KW + (KW - 1 - kw)) * cin + ci) * cout + co];
+}
+
 /* ---------------------------------------------------------------- weight packing */
 
 /** panels[nb][k][j] = w[k][8nb + j] · scale[8nb + j] (0 past n); w is [K][n]. */
