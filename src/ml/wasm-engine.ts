@@ -46,6 +46,8 @@ interface Kernels {
   bn_running_update(...a: number[]): void;
   fold_bn(...a: number[]): void;
   conv3x3_winograd(...a: number[]): void;
+  conv3x3_winograd4(...a: number[]): void;
+  winograd4_pack(w: number, cin: number, cout: number, scale: number, u: number): void;
   winograd_pack(w: number, cin: number, cout: number, scale: number, u: number): void;
   flip_kernel(w: number, KH: number, KW: number, cin: number, cout: number, out: number): void;
 }
@@ -82,6 +84,8 @@ function runHelper(data, post) {
 const BN_EPS = 1e-5;
 /** Partial sums of a reduction (engine.c's GROUPS): results do not depend on the thread count. */
 const GROUPS = 8;
+/** Winograd scratch per thread, in units of (input + output channel stride): max(16·24, 36·12). */
+const WINO_SCRATCH = 36 * 12;
 const PAGE = 65536;
 const HELPER_STACK = 1 << 20;
 const WASM_MAX_BYTES = 2 ** 32 - PAGE;
@@ -174,7 +178,8 @@ interface ConvPlan {
   foldPacked: Region;
   /** Winograd F(2×2,3×3) for this conv in training (forward, input gradient) / in evaluation? */
   wino: boolean;
-  winoEval: boolean;
+  /** 0 = direct, 2 = F(2×2, 3×3), 4 = F(4×4, 3×3) (fewer multiplications, a little more rounding). */
+  winoEval: 0 | 2 | 4;
   /** Transformed filters: forward, evaluation (BN folded) and input-gradient (flipped). */
   wU: Region;
   wUfold: Region;
@@ -504,8 +509,10 @@ class WasmModel implements EngineModel {
           c.ld,
         );
       for (const c of this.convs)
-        if (c.winoEval)
+        if (c.winoEval === 2)
           k.winograd_pack(c.w.ptr, c.spec.cin, c.spec.cout, c.foldScale.ptr, c.wUfold.ptr);
+        else if (c.winoEval === 4)
+          k.winograd4_pack(c.w.ptr, c.spec.cin, c.spec.cout, c.foldScale.ptr, c.wUfold.ptr);
       this.foldedVersion = this.version;
     }
     this.view(this.x).set(x);
@@ -687,7 +694,7 @@ class WasmModel implements EngineModel {
 
   /** y = act(conv(x) + bias + res): Winograd for 3×3 stride-1 layers, else the direct GEMM. */
   private runConv(
-    wino: boolean,
+    wino: boolean | 0 | 2 | 4,
     x: number,
     ldx: number,
     cin: number,
@@ -710,7 +717,7 @@ class WasmModel implements EngineModel {
   ): void {
     const B = this.config.batchSize;
     if (wino)
-      this.k.conv3x3_winograd(
+      (wino === 4 ? this.k.conv3x3_winograd4 : this.k.conv3x3_winograd)(
         x,
         ldx,
         cin,
@@ -945,8 +952,9 @@ class Planner {
       const n = this.named;
       const fits = spec.k === 3 && spec.stride === 1 && ldx % 8 === 0;
       const wino = fits && winograd === 'all';
-      const winoEval = fits && winograd !== 'none';
-      if (winoEval) maxWino = Math.max(maxWino, ldx + ld);
+      // F(4×4) where its larger rounding stays small (≤ 32 input channels: ~1e-5), else F(2×2)
+      const winoEval = !fits || winograd === 'none' ? 0 : spec.cin <= 32 ? 4 : 2;
+      if (winoEval || wino) maxWino = Math.max(maxWino, ldx + ld);
       const c: ConvPlan = {
         spec,
         H,
@@ -981,7 +989,7 @@ class Planner {
         wino,
         winoEval,
         wU: alloc(wino ? 16 * spec.cin * ld : 0),
-        wUfold: alloc(winoEval ? 16 * spec.cin * ld : 0),
+        wUfold: alloc(winoEval ? (winoEval === 4 ? 36 : 16) * spec.cin * ld : 0),
         wUback: alloc(wino ? 16 * spec.cout * ceil8(spec.cin) : 0),
         flipped: alloc(wino ? K * spec.cout : 0),
         foldScale: alloc(ld),
@@ -1044,7 +1052,7 @@ class Planner {
       colBuf: alloc(threads * Math.max(maxCol, 8)),
       bnPart: alloc(GROUPS * 2 * maxLd * 2),
       bnScratch: alloc(3 * maxLd),
-      winoScratch: alloc(threads * 16 * 24 * maxWino),
+      winoScratch: alloc(threads * WINO_SCRATCH * maxWino),
     };
     if (maxLd > 1 << 14)
       throw new InvalidOptionError(

@@ -198,6 +198,16 @@ describe('wasm convolution kernels match tfjs stock kernels', () => {
         scr, 16 * 24 * (ldx + ld),
       ); // prettier-ignore
       expectClose(get(yw, M, c.cout, ld), fused);
+      // F(4×4, 3×3) (evaluation): more rounding, so a looser bound
+      const u4 = alloc(36 * c.cin * ld);
+      k.winograd4_pack(wp, c.cin, c.cout, 0, u4);
+      const scr4 = alloc(36 * 12 * (ldx + ld));
+      const y4 = alloc(M * ld);
+      k.conv3x3_winograd4(
+        xp, ldx, c.cin, c.H, c.W, c.B, OH, OW, padT, padL, u4, ld / 8, y4, ld, bp, rp, ld, 1,
+        scr4, 36 * 12 * (ldx + ld),
+      ); // prettier-ignore
+      expectClose(get(y4, M, c.cout, ld), fused, 1e-3);
       const flippedW = alloc(K * c.cout);
       k.flip_kernel(wp, 3, 3, c.cin, c.cout, flippedW);
       const ub = alloc(16 * c.cout * ldx);

@@ -583,6 +583,155 @@ void conv3x3_winograd(const float *x, int ldx, int cin, int H, int W, int B, int
   run_task(wino_task);
 }
 
+/* ---- Winograd F(4×4, 3×3): 36 multiplications per 16 outputs (vs 144 direct, 64 with F(2×2)).
+ * Points 0, ±1, ±2, ∞: larger transforms and slightly larger rounding (~1e-6–1e-5 relative), used
+ * for evaluation passes. Same data layout as F(2×2) with 36 positions. */
+
+#define WT4 12 /* tiles per chunk (a multiple of MR) */
+
+static inline void bt6(const v4 *d, v4 *o) {
+  const v4 c4 = wasm_f32x4_splat(4), c5 = wasm_f32x4_splat(5), c2 = wasm_f32x4_splat(2);
+  o[0] = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_mul(c4, d[0]), wasm_f32x4_mul(c5, d[2])), d[4]);
+  v4 a = wasm_f32x4_sub(d[4], wasm_f32x4_mul(c4, d[2])), b = wasm_f32x4_sub(d[3], wasm_f32x4_mul(c4, d[1]));
+  o[1] = wasm_f32x4_add(a, b);
+  o[2] = wasm_f32x4_sub(a, b);
+  v4 e = wasm_f32x4_sub(d[4], d[2]), f = wasm_f32x4_mul(c2, wasm_f32x4_sub(d[3], d[1]));
+  o[3] = wasm_f32x4_add(e, f);
+  o[4] = wasm_f32x4_sub(e, f);
+  o[5] = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_mul(c4, d[1]), wasm_f32x4_mul(c5, d[3])), d[5]);
+}
+
+static inline void at6(const v4 *m, v4 *y) {
+  const v4 c2 = wasm_f32x4_splat(2), c4 = wasm_f32x4_splat(4), c8 = wasm_f32x4_splat(8);
+  v4 s12 = wasm_f32x4_add(m[1], m[2]), d12 = wasm_f32x4_sub(m[1], m[2]);
+  v4 s34 = wasm_f32x4_add(m[3], m[4]), d34 = wasm_f32x4_sub(m[3], m[4]);
+  y[0] = wasm_f32x4_add(wasm_f32x4_add(m[0], s12), s34);
+  y[1] = wasm_f32x4_add(d12, wasm_f32x4_mul(c2, d34));
+  y[2] = wasm_f32x4_add(s12, wasm_f32x4_mul(c4, s34));
+  y[3] = wasm_f32x4_add(wasm_f32x4_add(d12, wasm_f32x4_mul(c8, d34)), m[5]);
+}
+
+static void wino4_task(int tid) {
+  const wino_t *a = &g_wino;
+  const int TH = (a->OH + 3) / 4, TW = (a->OW + 3) / 4, NT = a->B * TH * TW;
+  const int ldv = a->ldx, ldm = a->nb * 8;
+  float *V = a->scratch + tid * a->scratchStride;
+  float *Mb = V + 36 * WT4 * ldv;
+  const v4 zero = wasm_f32x4_splat(0);
+  const int nchunks = (NT + WT4 - 1) / WT4;
+  const float *rows[MR];
+  v4 acc[2 * MR];
+  for (int ch; (ch = claim()) < nchunks;) {
+    int t0 = ch * WT4, nt = imin(WT4, NT - t0);
+    for (int t = 0; t < nt; t++) {
+      int tile = t0 + t, tx = tile % TW, r2 = tile / TW, ty = r2 % TH, b = r2 / TH;
+      int ih0 = 4 * ty - a->padT, iw0 = 4 * tx - a->padL;
+      const float *src[36];
+      for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 6; j++) {
+          int ih = ih0 + i, iw = iw0 + j;
+          src[i * 6 + j] = (ih >= 0 && ih < a->H && iw >= 0 && iw < a->W)
+                               ? a->x + ((b * a->H + ih) * a->W + iw) * a->ldx
+                               : 0;
+        }
+      for (int c = 0; c < a->cin; c += 4) {
+        v4 d[6], col[36], r[6];
+        for (int j = 0; j < 6; j++) { /* columns: Bᵀ·d */
+          for (int i = 0; i < 6; i++) d[i] = src[i * 6 + j] ? wasm_v128_load(src[i * 6 + j] + c) : zero;
+          bt6(d, r);
+          for (int i = 0; i < 6; i++) col[i * 6 + j] = r[i];
+        }
+        for (int i = 0; i < 6; i++) { /* rows: (Bᵀ·d)·B */
+          bt6(col + i * 6, r);
+          for (int j = 0; j < 6; j++) wasm_v128_store(V + ((i * 6 + j) * WT4 + t) * ldv + c, r[j]);
+        }
+      }
+    }
+    for (int p = 0; p < 36; p++)
+      for (int t = 0; t < nt; t += MR) {
+        int mr = imin(MR, nt - t);
+        for (int r = 0; r < MR; r++) rows[r] = V + (p * WT4 + t + (r < mr ? r : 0)) * ldv;
+        for (int nb = 0; nb < a->nb; nb++) {
+          ukernel(rows, 1, a->cin, a->u + (p * a->nb + nb) * a->cin * 8, acc);
+          for (int r = 0; r < mr; r++) {
+            float *o = Mb + (p * WT4 + t + r) * ldm + nb * 8;
+            wasm_v128_store(o, acc[2 * r]);
+            wasm_v128_store(o + 4, acc[2 * r + 1]);
+          }
+        }
+      }
+    for (int t = 0; t < nt; t++) {
+      int tile = t0 + t, tx = tile % TW, r2 = tile / TW, ty = r2 % TH, b = r2 / TH;
+      int oh = 4 * ty, ow = 4 * tx;
+      for (int n = 0; n < ldm; n += 4) {
+        v4 m[6], tcol[24], y[4], out[4];
+        for (int j = 0; j < 6; j++) { /* columns: Aᵀ·m */
+          for (int i = 0; i < 6; i++) m[i] = wasm_v128_load(Mb + ((i * 6 + j) * WT4 + t) * ldm + n);
+          at6(m, y);
+          for (int i = 0; i < 4; i++) tcol[i * 6 + j] = y[i];
+        }
+        v4 bv = a->bias ? wasm_v128_load(a->bias + n) : zero;
+        for (int i = 0; i < 4; i++) {
+          int yh = oh + i;
+          if (yh >= a->OH) break;
+          at6(tcol + i * 6, out);
+          for (int j = 0; j < 4; j++) {
+            int yw = ow + j;
+            if (yw >= a->OW) break;
+            int m_ = (b * a->OH + yh) * a->OW + yw;
+            v4 v = wasm_f32x4_add(out[j], bv);
+            if (a->res) v = wasm_f32x4_add(v, wasm_v128_load(a->res + m_ * a->ldr + n));
+            if (a->relu) v = wasm_f32x4_pmax(v, zero);
+            wasm_v128_store(a->y + m_ * a->ldy + n, v);
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * conv3x3_winograd with F(4×4, 3×3): `u` from winograd4_pack, `scratch` 36·12·(ldx + 8·nb)
+ * floats per thread.
+ */
+EXPORT(conv3x3_winograd4)
+void conv3x3_winograd4(const float *x, int ldx, int cin, int H, int W, int B, int OH, int OW,
+                       int padT, int padL, const float *u, int nb, float *y, int ldy,
+                       const float *bias, const float *res, int ldr, int relu, float *scratch,
+                       int scratchStride) {
+  wino_t a = {x, ldx, cin, H, W, B, OH, OW, padT, padL, u, nb, y, ldy, bias, res, ldr, relu, scratch, scratchStride};
+  g_wino = a;
+  run_task(wino4_task);
+}
+
+/**
+ * F(4×4, 3×3) filter transform: u[p][nb][ci][j] = (G·g·Gᵀ)[p], p over 6×6, with
+ * G = [¼ 0 0; −⅙ −⅙ −⅙; −⅙ ⅙ −⅙; 1/24 1/12 ⅙; 1/24 −1/12 ⅙; 0 0 1] (computed in double).
+ */
+EXPORT(winograd4_pack)
+void winograd4_pack(const float *w, int cin, int cout, const float *scale, float *u) {
+  static const double G[6][3] = {{0.25, 0, 0},
+                                 {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                 {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                 {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                 {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                 {0, 0, 1}};
+  int nb = (cout + 7) / 8;
+  for (int ci = 0; ci < cin; ci++)
+    for (int co = 0; co < nb * 8; co++) {
+      double g[3][3], tg[6][3];
+      for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+          g[i][j] = co < cout ? (double)(w[((i * 3 + j) * cin + ci) * cout + co] * (scale ? scale[co] : 1.0f)) : 0;
+      for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 3; j++) tg[i][j] = G[i][0] * g[0][j] + G[i][1] * g[1][j] + G[i][2] * g[2][j];
+      for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 6; j++)
+          u[(((i * 6 + j) * nb + co / 8) * cin + ci) * 8 + (co & 7)] =
+              (float)(tg[i][0] * G[j][0] + tg[i][1] * G[j][1] + tg[i][2] * G[j][2]);
+    }
+}
+
 /**
  * Winograd filter transform of HWIO 3×3 weights w [3][3][cin][cout] (times scale[co] when given):
  * u[p][nb][ci][j] = (G·g·Gᵀ)[p] of g = w[·][·][ci][8nb + j], G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1].
