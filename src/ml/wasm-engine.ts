@@ -254,7 +254,7 @@ class WasmModel implements EngineModel {
   ): Promise<WasmModel> {
     const module = engineModule();
     // a probe instance reads where the heap starts (the same for every instance of the module)
-    const probeMem = new WebAssembly.Memory({ initial: 32, maximum: 32, shared: true });
+    const probeMem = sharedMemory(32);
     const probe = new WebAssembly.Instance(module, { env: { memory: probeMem } });
     const heapBase = (probe.exports.__heap_base as WebAssembly.Global).value as number;
     const layout = resnetLayout(config);
@@ -265,7 +265,7 @@ class WasmModel implements EngineModel {
         `${config.name} ×${config.width} at batch ${config.batchSize} needs ${(total / 2 ** 30).toFixed(1)} GiB, more than WebAssembly's 4 GiB: use a smaller batch or width, or the tfjs engine`,
       );
     const pages = Math.ceil(total / PAGE);
-    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    const memory = sharedMemory(pages);
     const inst = new WebAssembly.Instance(module, { env: { memory } });
     const helpers: HelperHandle[] = [];
     try {
@@ -867,6 +867,17 @@ class WasmModel implements EngineModel {
         this.colBuf.len / this.threads,
         this.zero.ptr,
       );
+  }
+}
+
+/** A shared memory of exactly `pages` pages (the engine's module imports a shared memory). */
+function sharedMemory(pages: number): WebAssembly.Memory {
+  try {
+    return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+  } catch (e) {
+    throw new InvalidOptionError(
+      `the WebAssembly engine could not get ${((pages * PAGE) / 2 ** 20).toFixed(0)} MiB of shared memory (${e instanceof Error ? e.message : String(e)}); this browser may need a cross-origin-isolated page (COOP/COEP), or use the tfjs engine`,
+    );
   }
 }
 
