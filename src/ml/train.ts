@@ -387,8 +387,9 @@ export class Trainer {
     const labels = new Int32Array(B);
     const mask = new Float32Array(B);
     for (let j = 0; j < B; j++) {
-      // pad with repeats of the epoch's first examples: real images keep BatchNorm statistics sane
-      const i = j < idx.length ? idx[j] : order[j - idx.length];
+      // pad with repeats of the epoch's first examples (cyclically, when the whole set is smaller
+      // than a batch): real images keep BatchNorm statistics sane
+      const i = j < idx.length ? idx[j] : order[(j - idx.length) % order.length];
       labels[j] = this.data.labels[i];
       mask[j] = j < idx.length ? 1 : 0;
       this.writeImage(i, j, aug);
