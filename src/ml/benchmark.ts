@@ -5,7 +5,7 @@ import type { ModelName } from './resnet.ts';
 import { Trainer } from './train.ts';
 
 export interface Throughput {
-  /** The engine measured, e.g. "tfjs-webgpu" or "wasm". */
+  /** What computed: the tfjs backend ("webgpu", "webgl", "cpu") or "wasm" (our engine). */
   backend: string;
   /** Threads it computed on. */
   threads: number;
@@ -67,7 +67,8 @@ export async function measureThroughput(
   const recordS = (performance.now() - t0) / 1000;
   tr.dispose();
   return {
-    backend: engine.name,
+    // tfjs engines are named "tfjs-<backend>"; results are keyed by the backend alone
+    backend: engine.name.replace(/^tfjs-/, ''),
     threads: engine.threads,
     model,
     batchSize,

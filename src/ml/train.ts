@@ -189,6 +189,7 @@ export class Trainer {
       }
       if (pending.length >= READBACK_EVERY || s === steps - 1) {
         await drain();
+        await yieldToEventLoop();
         const ips = this.throughput();
         onProgress?.({
           phase: 'train',
@@ -324,8 +325,9 @@ export class Trainer {
     const labels = new Int32Array(B);
     const mask = new Float32Array(B);
     for (let j = 0; j < B; j++) {
-      // pad with repeats of the epoch's first examples: real images keep BatchNorm statistics sane
-      const i = j < idx.length ? idx[j] : order[j - idx.length];
+      // pad with repeats of the epoch's first examples (cyclically, when the whole set is smaller
+      // than a batch): real images keep BatchNorm statistics sane
+      const i = j < idx.length ? idx[j] : order[(j - idx.length) % order.length];
       labels[j] = this.data.labels[i];
       mask[j] = j < idx.length ? 1 : 0;
       this.writeImage(i, j, aug);
@@ -367,6 +369,7 @@ export class Trainer {
       const real = Math.min(B, split.count - start);
       for (let j = 0; j < B; j++) this.writeImage(start + (j < real ? j : 0), j, null, split);
       fn(await this.model.evaluate(this.batchBuf), start, real);
+      if ((start / B) % READBACK_EVERY === READBACK_EVERY - 1) await yieldToEventLoop();
     }
   }
 
@@ -382,6 +385,14 @@ export class Trainer {
     const perEpoch = this.count * (this.config.record === 'eval' ? 1.35 : 1); // eval pass ≈ ⅓ of a training pass
     return (epochsLeft * perEpoch - seenThisEpoch) / ips;
   }
+}
+
+/**
+ * Lets queued events run (a pause request, a progress message). The WebAssembly engine computes
+ * synchronously, so without this a worker would not see messages until the epoch ends.
+ */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 /** Cross-entropy −log softmax(logits[off … off+C))[label] in nats, computed in float64. */

@@ -2,15 +2,26 @@ import { availableParallelism } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import type { TrainingEngine } from './engine.ts';
-import { createWasmEngineWith, HELPER_BODY, type HelperInit } from './wasm-engine.ts';
+import {
+  createWasmEngineWith,
+  HELPER_BODY,
+  type HelperInit,
+  type WasmEngineOptions,
+} from './wasm-engine.ts';
 
 /**
  * The WebAssembly engine in Node: thread 0 is the calling thread, helpers are worker_threads
  * (unreferenced, so a forgotten model does not keep the process alive). `threads` defaults to
  * the machine's available parallelism (at most 8).
  */
-export function createWasmEngine(opts: { threads?: number } = {}): TrainingEngine {
-  return createWasmEngineWith(opts.threads ?? Math.min(8, availableParallelism()), spawnNodeHelper);
+export function createWasmEngine(
+  opts: { threads?: number } & WasmEngineOptions = {},
+): TrainingEngine {
+  return createWasmEngineWith(
+    opts.threads ?? Math.min(8, availableParallelism()),
+    spawnNodeHelper,
+    opts,
+  );
 }
 
 // V8 first runs WebAssembly with its baseline compiler (Liftoff) and swaps in optimized code only

@@ -1,5 +1,10 @@
 import type { TrainingEngine } from './engine.ts';
-import { createWasmEngineWith, HELPER_BODY, type HelperInit } from './wasm-engine.ts';
+import {
+  createWasmEngineWith,
+  HELPER_BODY,
+  type HelperInit,
+  type WasmEngineOptions,
+} from './wasm-engine.ts';
 
 let helperUrl: string | null = null;
 
@@ -10,12 +15,15 @@ let helperUrl: string | null = null;
  * `threads` defaults to navigator.hardwareConcurrency (at most 8). The engine's `threads` says
  * how many it runs.
  */
-export function createWasmEngine(opts: { threads?: number } = {}): TrainingEngine {
+export function createWasmEngine(
+  opts: { threads?: number } & WasmEngineOptions = {},
+): TrainingEngine {
   const hc = typeof navigator !== 'undefined' ? navigator.hardwareConcurrency || 1 : 1;
   const canNest = typeof Worker !== 'undefined' && typeof Blob !== 'undefined';
   return createWasmEngineWith(
     opts.threads ?? Math.min(8, hc),
     canNest ? spawnWebHelper : undefined,
+    opts,
   );
 }
 

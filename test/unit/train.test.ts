@@ -132,6 +132,20 @@ describe.each(engines)('training loop on the %s engine', (_name, makeEngine) => 
     b.dispose();
   });
 
+  it('trains a set smaller than half a batch (padding repeats it cyclically)', async () => {
+    const engine = await makeEngine();
+    const tiny = {
+      count: 5,
+      images: train.images.subarray(0, 5 * 3072),
+      labels: train.labels.subarray(0, 5),
+    };
+    const tr = await Trainer.create(engine, { ...base, epochs: 1, batchSize: 16 }, tiny, 10);
+    const stats = await tr.trainEpoch();
+    expect(Number.isFinite(stats!.loss)).toBe(true);
+    expect(tr.trajectories.every((v) => Number.isFinite(v) && v > 0)).toBe(true);
+    tr.dispose();
+  });
+
   it('recording from the training pass fills every column', async () => {
     const engine = await makeEngine();
     const small = {

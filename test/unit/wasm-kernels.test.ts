@@ -107,6 +107,9 @@ describe('wasm convolution kernels match tfjs stock kernels', () => {
     { B: 1, H: 11, W: 11, cin: 9, cout: 20, k: 3, stride: 2, pad: 'valid' },
     { B: 2, H: 6, W: 6, cin: 16, cout: 16, k: 1, stride: 1, pad: 'same' },
     { B: 1, H: 16, W: 16, cin: 32, cout: 24, k: 3, stride: 1, pad: 'same' },
+    { B: 4, H: 4, W: 4, cin: 6, cout: 6, k: 3, stride: 1, pad: 'same' },
+    { B: 4, H: 4, W: 4, cin: 51, cout: 51, k: 3, stride: 1, pad: 'same' },
+    { B: 4, H: 8, W: 8, cin: 13, cout: 13, k: 3, stride: 1, pad: 'same' },
   ];
   it.each(cases)('conv %o: forward, input gradient and filter gradient', (c) => {
     top = base;
@@ -182,6 +185,39 @@ describe('wasm convolution kernels match tfjs stock kernels', () => {
         get(dxf, N, c.cin, ldx),
         dxWant.map((v, i) => v + res2[i]),
       );
+    }
+    // Winograd F(2×2, 3×3) path of stride-1 3×3 convolutions: forward (with the fused epilogue)
+    // and the input gradient through the flipped kernel
+    if (c.k === 3 && c.stride === 1) {
+      const u = alloc(16 * c.cin * ld);
+      k.winograd_pack(wp, c.cin, c.cout, 0, u);
+      const scr = alloc(16 * 24 * (ldx + ld));
+      const yw = alloc(M * ld);
+      k.conv3x3_winograd(
+        xp, ldx, c.cin, c.H, c.W, c.B, OH, OW, padT, padL, u, ld / 8, yw, ld, bp, rp, ld, 1,
+        scr, 16 * 24 * (ldx + ld),
+      ); // prettier-ignore
+      expectClose(get(yw, M, c.cout, ld), fused);
+      // F(4×4, 3×3) (evaluation): more rounding, so a looser bound
+      const u4 = alloc(36 * c.cin * ld);
+      k.winograd4_pack(wp, c.cin, c.cout, 0, u4);
+      const scr4 = alloc(36 * 12 * (ldx + ld));
+      const y4 = alloc(M * ld);
+      k.conv3x3_winograd4(
+        xp, ldx, c.cin, c.H, c.W, c.B, OH, OW, padT, padL, u4, ld / 8, y4, ld, bp, rp, ld, 1,
+        scr4, 36 * 12 * (ldx + ld),
+      ); // prettier-ignore
+      expectClose(get(y4, M, c.cout, ld), fused, 1e-3);
+      const flippedW = alloc(K * c.cout);
+      k.flip_kernel(wp, 3, 3, c.cin, c.cout, flippedW);
+      const ub = alloc(16 * c.cout * ldx);
+      k.winograd_pack(flippedW, c.cout, c.cin, 0, ub);
+      const dxw = alloc(N * ldx);
+      k.conv3x3_winograd(
+        dyp, ld, c.cout, OH, OW, c.B, c.H, c.W, 2 - padT, 2 - padL, ub, ldx / 8, dxw, ldx, 0, 0,
+        0, 0, scr, 16 * 24 * (ldx + ld),
+      ); // prettier-ignore
+      expectClose(get(dxw, N, c.cin, ldx), dxWant);
     }
     // filter gradient (8 partial sums)
     const part = alloc(8 * K * ld);
