@@ -125,7 +125,7 @@ export function tfjsCandidate(tf: typeof tfType, name: BackendName): BackendCand
  * `create` builds it for this runtime (a browser worker or Node). Threads need
  * SharedArrayBuffer: a page that is not cross-origin isolated runs it on one thread.
  */
-export function wasmCandidate(create: () => TrainingEngine): BackendCandidate {
+export function wasmCandidate(create: () => TrainingEngine, tf?: typeof tfType): BackendCandidate {
   let engine: TrainingEngine | null = null;
   const get = () => (engine ??= create());
   return {
@@ -144,8 +144,11 @@ export function wasmCandidate(create: () => TrainingEngine): BackendCandidate {
       return { label: `WASM · ${t} thread${t === 1 ? '' : 's'}`, software: false };
     },
     timeStep: (budget) => timeEngineStep(get(), budget),
-    // Nothing to switch: the trainer builds its models on the engine when 'wasm' is chosen.
-    activate: async () => undefined,
+    // The trainer builds its models on the engine when 'wasm' is chosen; tfjs still starts (on
+    // its CPU backend) for the self-test and the memory figures.
+    activate: async () => {
+      if (tf) await activateTfjs(tf, 'cpu');
+    },
   };
 }
 
@@ -164,7 +167,7 @@ export function trainerCandidates(
   wasm?: () => TrainingEngine,
 ): BackendCandidate[] {
   return [
-    ...(wasm ? [wasmCandidate(wasm)] : []),
+    ...(wasm ? [wasmCandidate(wasm, tf)] : []),
     tfjsCandidate(tf, 'cpu'),
     tfjsCandidate(tf, 'webgl'),
     tfjsCandidate(tf, 'webgpu'),
@@ -194,7 +197,7 @@ export type MeasureApi = ReturnType<typeof createMeasureApi>;
 
 /** What Node can run on (the CLI, `npm run bench`): our WebAssembly engine and tfjs's CPU. */
 export function nodeCandidates(tf: typeof tfType, wasm?: () => TrainingEngine): BackendCandidate[] {
-  return [...(wasm ? [wasmCandidate(wasm)] : []), tfjsCandidate(tf, 'cpu')];
+  return [...(wasm ? [wasmCandidate(wasm, tf)] : []), tfjsCandidate(tf, 'cpu')];
 }
 
 /**
