@@ -5,6 +5,7 @@ import type { DetectOptions } from '../core/detect/index.ts';
 import { describeError } from '../core/errors.ts';
 import {
   BASELINE_NAMES,
+  PHASES,
   type BaselineName,
   type DetectionContext,
   type Phase,
@@ -73,7 +74,19 @@ export class RunState {
     const run = runId ? this.runs.find((r) => r.id === runId) : this.runs[0];
     if (run && (!config || runId)) this.show(run);
     this.syncUrl();
+    if (this.record && !this.training) {
+      // A phase interrupted by a reload or a closed tab (not paused by the user) goes on by itself.
+      const r = this.record;
+      const interrupted = PHASES.find((p) => {
+        const x = r.phases[p];
+        return x && !x.done && !x.paused && x.history.length > 0;
+      });
+      if (interrupted) this.resumed = interrupted;
+    }
   }
+
+  /** The phase `init` found interrupted; the app resumes it once compute has started. */
+  resumed = $state<Phase | null>(null);
 
   applyPreset(name: PresetName, gtsrb = false): void {
     this.config = preset(name, gtsrb);

@@ -87,8 +87,10 @@ export interface TrainProgress {
   done: number;
   total: number;
   imagesPerSecond: number;
-  /** Seconds left in the whole phase, estimated from the throughput so far. */
+  /** Seconds left in the whole phase (core's PhaseProgress: monotone within a phase). */
   etaSeconds: number;
+  /** Fraction of the whole phase's work done, in [0, 1] (set by the orchestrator). */
+  fraction?: number;
   /** Running mean loss / accuracy of this epoch (train pass). */
   loss?: number;
   accuracy?: number;
@@ -120,6 +122,8 @@ export interface PhaseResult {
   evaluation?: ModelEvaluation;
   done: boolean;
   rows: number;
+  /** Stopped by the user's pause (an unfinished phase without it was interrupted: a reload resumes it). */
+  paused?: boolean;
 }
 
 export interface DetectionRecord {

@@ -14,6 +14,7 @@ import { ATTACK_NAMES } from '../core/attacks/triggers.ts';
 import type { TriggeredTestSet } from '../core/attacks/plan.ts';
 import { accuracy } from '../core/metrics.ts';
 import { pca2 } from '../core/embed.ts';
+import { PhaseProgress } from '../core/progress.ts';
 import { compareDefenses } from '../core/comparison.ts';
 import {
   buildReport,
@@ -111,16 +112,28 @@ export async function evaluateModel(
   trainer: Trainer,
   test: ImageSplit,
   triggered: TriggeredTestSet[],
+  onRows?: (done: number, total: number) => void,
 ): Promise<ModelEvaluation> {
-  const cleanAccuracy = test.count ? accuracy(await trainer.predict(test), test.labels) : NaN;
+  const total = evaluationRows(test, triggered);
+  let before = 0;
+  const predict = async (s: ImageSplit) => {
+    const out = await trainer.predict(s, (d) => onRows?.(before + d, total));
+    before += s.count;
+    return out;
+  };
+  const cleanAccuracy = test.count ? accuracy(await predict(test), test.labels) : NaN;
   const asr: Record<string, number> = {};
   const asrBoosted: Record<string, number> = {};
   for (const t of triggered) {
-    asr[t.attack] = accuracy(await trainer.predict(t.set), t.set.labels);
-    if (t.boosted)
-      asrBoosted[t.attack] = accuracy(await trainer.predict(t.boosted), t.boosted.labels);
+    asr[t.attack] = accuracy(await predict(t.set), t.set.labels);
+    if (t.boosted) asrBoosted[t.attack] = accuracy(await predict(t.boosted), t.boosted.labels);
   }
   return { cleanAccuracy, asr, asrBoosted };
+}
+
+/** Images an evaluation predicts: the test set and every triggered (and boosted) test set. */
+export function evaluationRows(test: ImageSplit, triggered: TriggeredTestSet[]): number {
+  return triggered.reduce((n, t) => n + t.set.count + (t.boosted?.count ?? 0), test.count);
 }
 
 /** Sizes of everything an experiment built (the Probes step's summary). */
@@ -291,6 +304,9 @@ export class RunOrchestrator {
         'this run has no separate undefended model: turn the option on first',
       );
     if (r.phases[phase]?.done && r.phases[phase]?.evaluation) return r;
+    const was = r.phases[phase];
+    if (was?.paused)
+      r = await this.put({ ...r, phases: { ...r.phases, [phase]: { ...was, paused: false } } });
     const p = await this.prepared(r);
     const split = this.trainingSplit(r, phase, p);
     const cfg = trainConfigOf(r.config, phase);
@@ -300,18 +316,44 @@ export class RunOrchestrator {
     const trainer = await this.deps.createTrainer(cfg, split, p.numClasses, usable);
     const model = trainer.model.describe();
     const stop = () => !!call.signal?.aborted || !!call.shouldPause?.();
+    // Every pass this phase makes, counted as it is (core's one progress model).
+    const evalRows = evaluationRows(p.test, p.triggered);
+    const progress = new PhaseProgress(
+      {
+        epochs: cfg.epochs,
+        startEpoch: trainer.epoch,
+        trainRows: split.count,
+        recordRows: cfg.record === 'eval' ? split.count : 0,
+        evalRowsPerEpoch: r.config.train.evalEachEpoch ? evalRows : 0,
+        finalEvalRows: evalRows + (phase === 'probationary' ? split.count : 0),
+      },
+      performance.now() / 1000,
+    );
+    const report = (pr: TrainProgress) =>
+      call.onProgress?.(phase, {
+        ...pr,
+        ...progress.observe(pr.phase, pr.epoch, pr.done, pr.total, performance.now() / 1000),
+      });
+    const evaluatingAt = (epoch: number, total: number) => (done: number) =>
+      report({ ...evaluating(epoch, cfg.epochs), done, total });
     try {
       while (!trainer.done) {
-        const stats = await trainer.trainEpoch((pr) => call.onProgress?.(phase, pr), stop);
+        const stats = await trainer.trainEpoch(report, stop);
         if (!stats) {
           if (call.signal?.aborted)
             throw new CancelledError(`training of the ${phase} model was cancelled`);
           call.log?.(`${phase}: paused after epoch ${trainer.epoch}`);
-          return this.getRun(id);
+          // A pause the user asked for stays paused; a reloaded tab resumes unpaused phases.
+          const cur = await this.getRun(id);
+          const at = cur.phases[phase];
+          return at
+            ? this.put({ ...cur, phases: { ...cur.phases, [phase]: { ...at, paused: true } } })
+            : cur;
         }
         if (r.config.train.evalEachEpoch) {
-          call.onProgress?.(phase, evaluating(trainer.epoch - 1, cfg.epochs));
-          const e = await evaluateModel(trainer, p.test, p.triggered);
+          const onRows = evaluatingAt(trainer.epoch - 1, evalRows);
+          onRows(0);
+          const e = await evaluateModel(trainer, p.test, p.triggered, onRows);
           stats.test = { cleanAccuracy: e.cleanAccuracy, asr: e.asr };
         }
         call.log?.(epochLine(phase, cfg.epochs, trainer.history.at(-1)!));
@@ -325,13 +367,15 @@ export class RunOrchestrator {
         await this.deps.store.commitEpoch(r, phase, ck);
         call.onUpdate?.(r);
       }
-      call.onProgress?.(phase, evaluating(cfg.epochs - 1, cfg.epochs));
-      const evaluation = await evaluateModel(trainer, p.test, p.triggered);
+      const finalRows = evalRows + (phase === 'probationary' ? split.count : 0);
+      const onFinal = evaluatingAt(cfg.epochs, finalRows);
+      onFinal(0);
+      const evaluation = await evaluateModel(trainer, p.test, p.triggered, onFinal);
       if (phase === 'probationary') {
         // The compared defenses read the finished model's penultimate features (SPEC §10):
         // one evaluation pass, kept with the last checkpoint.
         const ck = await trainer.checkpoint();
-        ck.features = await this.featuresOf(trainer, split);
+        ck.features = await this.featuresOf(trainer, split, (d) => onFinal(evalRows + d));
         await this.deps.store.commitEpoch(await this.getRun(id), phase, ck);
       }
       const result: PhaseResult = {
@@ -354,8 +398,9 @@ export class RunOrchestrator {
   private async featuresOf(
     trainer: Trainer,
     split: ImageSplit,
+    onRows?: (done: number) => void,
   ): Promise<{ dim: number; values: Float32Array }> {
-    const values = await trainer.features(split);
+    const values = await trainer.features(split, onRows);
     return { dim: values.length / split.count, values };
   }
 

@@ -43,6 +43,11 @@ test('pause, resume and cancel through the real worker settle, keep the backend 
   await phase.getByRole('button', { name: 'Pause' }).click();
   const resume = phase.getByRole('button', { name: /Resume from epoch [2-6]/ });
   await expect(resume).toBeVisible({ timeout: 60_000 });
+  // a phase the user paused stays paused across a reload (an interrupted one would go on)
+  await page.reload();
+  await expect(page.getByTestId('backend')).toHaveText(backend!);
+  await expect(resume).toBeVisible();
+  await expect(phase.getByRole('progressbar')).toHaveCount(0);
 
   // Cancel mid-epoch, keep the finished epochs: the pending call settles at once and a fresh
   // worker starts on the same backend.

@@ -308,6 +308,29 @@ describe('run orchestrator', () => {
     expect(await store.loadCheckpoint(id, 'retrain:abl')).toBeUndefined();
   }, 120_000);
 
+  it('reports one progress per phase: passes as they are, the bar never back, the ETA never up', async () => {
+    const runs = orchestrator(new MemoryRunStore());
+    const id = (await newRun(runs)).id;
+    const seen: Record<string, { pass: string; fraction: number; eta: number }[]> = {};
+    await runs.runAll(id, {
+      onProgress: (phase, p) =>
+        (seen[phase] ??= []).push({ pass: p.phase, fraction: p.fraction!, eta: p.etaSeconds }),
+    });
+    expect(Object.keys(seen).sort()).toEqual(['probationary', 'retrain']);
+    // the probationary model records losses in a pass of its own; the retrained one does not
+    expect(seen.probationary.some((e) => e.pass === 'record')).toBe(true);
+    expect(seen.retrain.some((e) => e.pass === 'record')).toBe(false);
+    for (const events of Object.values(seen)) {
+      for (let i = 1; i < events.length; i++) {
+        expect(events[i].fraction).toBeGreaterThanOrEqual(events[i - 1].fraction);
+        if (Number.isFinite(events[i - 1].eta))
+          expect(events[i].eta).toBeLessThanOrEqual(events[i - 1].eta);
+      }
+      expect(events.at(-1)!.pass).toBe('evaluate');
+      expect(events.at(-1)!.fraction).toBeGreaterThan(0.95);
+    }
+  }, 120_000);
+
   it('the file store keeps runs and checkpoints across processes', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'badloss-runs-'));
     const a = orchestrator(new FileRunStore(dir));
