@@ -186,9 +186,8 @@ export class RunState {
     }
   }
 
-  /** Makes a stored run the current one. */
+  /** Makes a stored run the current one (training of another run goes on meanwhile). */
   async open(id: string): Promise<void> {
-    if (this.training) return;
     this.show(await this.fetch(id));
   }
 
@@ -245,8 +244,11 @@ export class RunState {
           }),
         ),
       );
-      this.show(r);
-      if (phase === 'probationary') await this.loadContext().catch(() => undefined);
+      // The user may be looking at another run (the recorded demo) meanwhile: leave them there.
+      if (this.record?.id === r.id) {
+        this.show(r);
+        if (phase === 'probationary') await this.loadContext().catch(() => undefined);
+      }
     } catch (e) {
       if (describeError(e).name !== 'CancelledError') throw e;
     } finally {

@@ -15,6 +15,7 @@ import type { TriggeredTestSet } from '../core/attacks/plan.ts';
 import { accuracy } from '../core/metrics.ts';
 import { pca2 } from '../core/embed.ts';
 import { PhaseProgress } from '../core/progress.ts';
+import { decodeRunBundle, encodeRunBundle } from '../core/run-bundle.ts';
 import { compareDefenses } from '../core/comparison.ts';
 import {
   buildReport,
@@ -598,6 +599,50 @@ export class RunOrchestrator {
       ),
     });
     return this.put({ ...r, report });
+  }
+
+  /** A finished run and its trajectories as one file (see core's run-bundle). */
+  async exportBundle(id: string): Promise<Uint8Array> {
+    const r = await this.getRun(id);
+    const ck = await this.deps.store.loadCheckpoint(id, 'probationary');
+    if (!ck || !r.phases.probationary?.done)
+      throw new InvalidOptionError('train the probationary model before exporting the run');
+    return encodeRunBundle(r, ck.trajectories, ck.config.epochs);
+  }
+
+  /**
+   * Stores a run from a bundle on `datasetId` (the dataset it was made from: the training set is
+   * rebuilt from it and must have the fingerprint the run recorded). The probationary checkpoint
+   * holds the trajectories but no weights: everything downstream of training can be looked at and
+   * redone, the model itself cannot be resumed. Importing the same bundle again returns the run.
+   */
+  async importBundle(name: string, bytes: Uint8Array, datasetId: string): Promise<RunRecord> {
+    const b = decodeRunBundle(name, bytes);
+    const existing = await this.deps.store.findRun(b.run.id);
+    if (existing) return existing;
+    const run: RunRecord = { ...b.run, datasetId, schema: RUN_SCHEMA, updatedAt: this.deps.now() };
+    validateRunConfig(run.config);
+    const p = await this.prepared(run);
+    const fingerprint = await splitFingerprint(p.train);
+    if (fingerprint !== run.prepared!.fingerprint)
+      throw new InvalidOptionError(
+        `${name} was recorded on another training set (fingerprint ${run.prepared!.fingerprint.slice(0, 16)}, here ${fingerprint.slice(0, 16)}): open it with the dataset it was made from`,
+      );
+    const cfg = trainConfigOf(run.config, 'probationary');
+    await this.deps.store.commitEpoch(run, 'probationary', {
+      version: 1,
+      config: cfg,
+      numClasses: p.numClasses,
+      count: p.train.count,
+      epoch: b.epochs,
+      step: 0,
+      rngState: [],
+      weights: {},
+      optimizer: { m: {}, v: {} },
+      trajectories: b.trajectories,
+      history: run.phases.probationary!.history,
+    });
+    return run;
   }
 
   /** Does one stage of a run. */

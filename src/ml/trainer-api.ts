@@ -159,6 +159,9 @@ export function createTrainerApi(deps: TrainerApiDeps) {
     resetPhase: (id: string, phase: Phase): Promise<RunRecord> => runs.resetPhase(id, phase),
     detect: (id: string, options?: DetectOptions, confirm = false): Promise<RunRecord> =>
       runs.detect(id, options, confirm),
+    /** Stores a recorded run (a bundle file's bytes) made from the dataset `datasetId`. */
+    importBundle: (name: string, bytes: Uint8Array, datasetId: string): Promise<RunRecord> =>
+      runs.importBundle(name, bytes, datasetId),
     /** Runs the compared defenses the run lists and has no verdict from yet. */
     compareDefenses: (id: string): Promise<RunRecord> => runs.detectBaselines(id),
     setThreshold: (id: string, threshold: number, confirm = false): Promise<RunRecord> =>

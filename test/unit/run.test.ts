@@ -331,6 +331,39 @@ describe('run orchestrator', () => {
     }
   }, 120_000);
 
+  it('a run bundle round-trips: another store opens it on the same dataset and refuses another', async () => {
+    const a = orchestrator(new MemoryRunStore());
+    const id = (await newRun(a)).id;
+    const done = await a.runAll(id);
+    const bytes = await a.exportBundle(id);
+    const b = orchestrator(new MemoryRunStore());
+    const opened = await b.importBundle('demo-run.badloss', bytes, 'demo');
+    expect(opened.report).toEqual(done.report);
+    expect(Array.from(opened.detection!.scores)).toEqual(Array.from(done.detection!.scores));
+    expect(opened.detection!.scores.some(Number.isNaN)).toBe(true); // probes keep NaN scores
+    const ctx = await b.detectionContext(id);
+    const orig = await a.detectionContext(id);
+    expect(Array.from(ctx.trajectories)).toEqual(Array.from(orig.trajectories));
+    // detection can be redone on the recorded trajectories
+    const again = await b.setThreshold(id, 0.5, true);
+    expect(again.detection!.summary.threshold).toBe(0.5);
+    expect(await b.importBundle('demo-run.badloss', bytes, 'demo')).toMatchObject({ id });
+    // a different training set (another subsample seed) is refused by fingerprint
+    const c = orchestrator(new MemoryRunStore());
+    const other = generateDemoDataset({ seed: 5, train: 240, test: 60 });
+    const cRuns = new RunOrchestrator({
+      store: new MemoryRunStore(),
+      loadDataset: async () => other,
+      createTrainer: factory,
+    });
+    await expect(cRuns.importBundle('x.badloss', bytes, 'other')).rejects.toThrow(
+      /x\.badloss was recorded on another training set/,
+    );
+    await expect(c.importBundle('junk.badloss', new Uint8Array([1, 2, 3]), 'demo')).rejects.toThrow(
+      'junk.badloss: not a BaDLoss run file (not gzip data)',
+    );
+  }, 120_000);
+
   it('the file store keeps runs and checkpoints across processes', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'badloss-runs-'));
     const a = orchestrator(new FileRunStore(dir));
