@@ -41,8 +41,10 @@ export function validateRunConfig(v: unknown): RunConfig {
   num(p, 'n', (x) => Number.isInteger(x) && x >= 1);
   if (typeof p.trigger !== 'string' || !(ATTACK_IDS as readonly string[]).includes(p.trigger))
     fail(`probe trigger ${JSON.stringify(p.trigger)} is invalid`);
-  if (p.trusted !== 'train-untouched' && p.trusted !== 'test')
+  if (p.trusted !== 'train-untouched' && p.trusted !== 'test' && p.trusted !== 'dataset')
     fail(`trusted source ${JSON.stringify(p.trusted)} is invalid`);
+  if (p.trusted === 'dataset' && typeof p.trustedDatasetId !== 'string')
+    fail('trusted source "dataset" needs trustedDatasetId (the id of a stored dataset)');
   const t = v.train;
   if (!isObj(t)) return fail('train missing');
   if (typeof t.model !== 'string' || !MODELS.includes(t.model))

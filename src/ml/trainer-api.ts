@@ -42,6 +42,8 @@ export interface DetectionContext {
   probeKind: Uint8Array;
   labels: Uint8Array;
   attackIds: AttackId[];
+  /** Per row: which stored split its image came from and its index there (flagged CSV sources). */
+  origin: Prepared['origin'];
 }
 
 /**
@@ -64,7 +66,9 @@ export function createTrainerApi() {
     if (session?.runId === runId) return session.prepared;
     const run = await getRun(runId);
     const ds = await loadDataset(run.datasetId);
-    session = { runId, prepared: prepareExperiment(ds, run.config) };
+    const trustedId = run.config.probes.trusted === 'dataset' && run.config.probes.trustedDatasetId;
+    const trusted = trustedId ? await loadDataset(trustedId) : undefined;
+    session = { runId, prepared: prepareExperiment(ds, run.config, trusted) };
     return session.prepared;
   }
 
@@ -284,6 +288,7 @@ export function createTrainerApi() {
         probeKind: p.probes.probeKind,
         labels: p.train.labels,
         attackIds: p.attacks.map((a) => a.id),
+        origin: p.origin,
       };
     },
 

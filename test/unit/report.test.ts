@@ -31,6 +31,13 @@ describe('run configuration', () => {
     );
     expect(decodeConfig(encodeConfig(bad)).config).toBeUndefined();
   });
+  it('accepts a trusted dataset only with its id', () => {
+    const cfg = preset('quick');
+    cfg.probes = { ...cfg.probes, trusted: 'dataset', trustedDatasetId: 'abc' };
+    expect(decodeConfig(encodeConfig(cfg)).config).toEqual(cfg);
+    const bad = { ...cfg, probes: { ...cfg.probes, trustedDatasetId: undefined } };
+    expect(() => validateRunConfig(bad)).toThrow(/needs trustedDatasetId/);
+  });
 });
 
 describe('experiments', () => {
