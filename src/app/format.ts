@@ -31,3 +31,30 @@ export function groupName(key: string, mode: 'benchmark' | 'audit'): string {
   if (key === 'all') return 'all poisons';
   return key;
 }
+
+/**
+ * A small fraction with enough digits to be non-zero when it is: 0.004 → "0.4%", 0.00004 →
+ * "0.004%", 0 → "0%", 0.25 → "25%".
+ */
+export function pctFine(x: number): string {
+  if (!Number.isFinite(x)) return '—';
+  if (x === 0) return '0%';
+  const p = 100 * x;
+  const digits = p >= 10 ? 0 : Math.min(4, Math.max(1, 1 - Math.floor(Math.log10(p))));
+  return `${Number(p.toFixed(digits))}%`;
+}
+
+/**
+ * Round tick values from 0 to at least `max` (about `count` of them, steps of 1, 2 or 5 × 10^k,
+ * never fractional when `integer`): for axis labels.
+ */
+export function niceTicks(max: number, count = 4, integer = true): number[] {
+  if (!(max > 0)) return [0];
+  const raw = max / count;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  let step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
+  if (integer) step = Math.max(1, Math.round(step));
+  const out: number[] = [];
+  for (let v = 0; v < max + step - 1e-9; v += step) out.push(+v.toFixed(10));
+  return out;
+}

@@ -43,8 +43,9 @@ export function validateRunConfig(v: unknown): RunConfig {
     fail(`probe trigger ${JSON.stringify(p.trigger)} is invalid`);
   if (p.trusted !== 'train-untouched' && p.trusted !== 'test' && p.trusted !== 'dataset')
     fail(`trusted source ${JSON.stringify(p.trusted)} is invalid`);
-  if (p.trusted === 'dataset' && typeof p.trustedDatasetId !== 'string')
-    fail('trusted source "dataset" needs trustedDatasetId (the id of a stored dataset)');
+  // 'dataset' without an id is a draft (the user has not chosen one yet): building it says so.
+  if (p.trustedDatasetId !== undefined && typeof p.trustedDatasetId !== 'string')
+    fail(`trustedDatasetId ${JSON.stringify(p.trustedDatasetId)} must be a dataset id`);
   const t = v.train;
   if (!isObj(t)) return fail('train missing');
   if (typeof t.model !== 'string' || !MODELS.includes(t.model))

@@ -197,3 +197,17 @@ export function cleanedRows(probeKind: Uint8Array, flagged: readonly number[]): 
   for (let i = 0; i < probeKind.length; i++) if (probeKind[i] === 0 && !drop[i]) out.push(i);
   return out;
 }
+
+/**
+ * A file-name stem from a free-form name: lower case, runs of anything but letters and digits
+ * become one hyphen, no hyphen at either end (so "Demo (seed 0)" + "-report" never doubles one).
+ */
+export function fileSlug(name: string, fallback = 'run'): string {
+  const s = name
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 60)
+    .replace(/-+$/, '');
+  return s || fallback;
+}

@@ -83,6 +83,47 @@ const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : 'â
 const pts = (d: number) => `${Math.abs(100 * d).toFixed(1)} points`;
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
+/**
+ * Warnings about a detection that hold before any retraining (the Detect step shows them, the
+ * verdict repeats them): fewer than MIN_PROBES probes of a kind, a best leave-one-out AUROC
+ * below MIN_LOO_AUROC, more than half of the `judged` examples `flagged`. Each says what to do.
+ */
+export function detectionCaveats(d: {
+  flagged: number;
+  judged: number;
+  looAuroc?: { k: number; auroc: number }[];
+  probeCounts?: { clean: number; backdoor: number; mislabeled: number };
+}): Caveat[] {
+  const out: Caveat[] = [];
+  const pc = d.probeCounts;
+  if (pc) {
+    const fewest = Math.min(pc.clean, pc.backdoor, pc.mislabeled);
+    if (fewest < MIN_PROBES)
+      out.push({
+        kind: 'few-probes',
+        text: `Only ${fewest} probes of a kind (fewer than ${MIN_PROBES}): the detector's vote rests on very few examples and its scores are coarse.`,
+        action: 'Add trusted examples and raise the number of probes (the paper uses 250).',
+      });
+  }
+  const loo = d.looAuroc?.filter((x) => Number.isFinite(x.auroc)) ?? [];
+  if (loo.length > 0) {
+    const best = Math.max(...loo.map((x) => x.auroc));
+    if (best < MIN_LOO_AUROC)
+      out.push({
+        kind: 'loo-chance',
+        text: `The probes' own trajectories barely separate (best leave-one-out AUROC ${best.toFixed(2)}, 0.5 is chance): the scores are close to guesses.`,
+        action: 'Train longer, add probes, or use another detection method.',
+      });
+  }
+  if (d.judged > 0 && d.flagged / d.judged > 0.5)
+    out.push({
+      kind: 'most-flagged',
+      text: `More than half of the examples were flagged (${pct(d.flagged / d.judged)}): retraining on what is left throws most of the data away.`,
+      action: 'Raise the threshold on the Detect step, or add probes and detect again.',
+    });
+  return out;
+}
+
 /** Where the probes' trusted examples came from, in words. */
 export function probeSourceText(r: Pick<Report, 'config'>, trustedName?: string): string {
   switch (r.config.probes.trusted) {
@@ -199,32 +240,7 @@ export function verdictOf(r: Report, extras: VerdictExtras = {}): Verdict {
       text: 'There were no test images left to evaluate on, so clean accuracy (and ASR) could not be measured.',
       action: 'Import a dataset with a test split (or a train/ and test/ folder in the zip).',
     });
-  const pc = extras.probeCounts;
-  if (pc) {
-    const fewest = Math.min(pc.clean, pc.backdoor, pc.mislabeled);
-    if (fewest < MIN_PROBES)
-      caveats.push({
-        kind: 'few-probes',
-        text: `Only ${fewest} probes of a kind (fewer than ${MIN_PROBES}): the detector's vote rests on very few examples and its scores are coarse.`,
-        action: 'Add trusted examples and raise the number of probes (the paper uses 250).',
-      });
-  }
-  const loo = extras.looAuroc?.filter((x) => Number.isFinite(x.auroc)) ?? [];
-  if (loo.length > 0) {
-    const best = Math.max(...loo.map((x) => x.auroc));
-    if (best < MIN_LOO_AUROC)
-      caveats.push({
-        kind: 'loo-chance',
-        text: `The probes' own trajectories barely separate (best leave-one-out AUROC ${best.toFixed(2)}, 0.5 is chance): the scores are close to guesses.`,
-        action: 'Train longer, add probes, or use another detection method.',
-      });
-  }
-  if (judged > 0 && flagged / judged > 0.5)
-    caveats.push({
-      kind: 'most-flagged',
-      text: `More than half of the examples were flagged (${pct(flagged / judged)}): retraining on what is left throws most of the data away.`,
-      action: 'Raise the threshold on the Detect step, or add probes and detect again.',
-    });
+  caveats.push(...detectionCaveats({ flagged, judged, ...extras }));
   const overall = judged ? flagged / judged : 0;
   const targets = new Set(r.mode === 'benchmark' ? r.attacks.map((a) => a.target) : []);
   const hit = det.perClass

@@ -8,6 +8,7 @@ import {
   base64,
   cleanedDataset,
   cleanedRows,
+  fileSlug,
   flaggedEntries,
   flaggedEntriesCsv,
   imageFolderZip,
@@ -164,6 +165,13 @@ describe('flagged list', () => {
 });
 
 describe('exports', () => {
+  it('file slugs never double or dangle a hyphen', () => {
+    expect(fileSlug('Demo shapes (seed 0)')).toBe('demo-shapes-seed-0');
+    expect(`badloss-${fileSlug('  --pets.zip--  ')}-report.html`).toBe(
+      'badloss-pets-zip-report.html',
+    );
+    expect(fileSlug('***')).toBe('run');
+  });
   it('base64 matches Node', () => {
     for (const n of [0, 1, 2, 3, 4, 5, 100]) {
       const b = Uint8Array.from({ length: n }, (_, i) => (i * 37 + 11) & 255);

@@ -31,12 +31,14 @@ describe('run configuration', () => {
     );
     expect(decodeConfig(encodeConfig(bad)).config).toBeUndefined();
   });
-  it('accepts a trusted dataset only with its id', () => {
+  it('accepts a trusted dataset with a string id (or none yet, as a draft)', () => {
     const cfg = preset('quick');
     cfg.probes = { ...cfg.probes, trusted: 'dataset', trustedDatasetId: 'abc' };
     expect(decodeConfig(encodeConfig(cfg)).config).toEqual(cfg);
-    const bad = { ...cfg, probes: { ...cfg.probes, trustedDatasetId: undefined } };
-    expect(() => validateRunConfig(bad)).toThrow(/needs trustedDatasetId/);
+    const draft = { ...cfg, probes: { ...cfg.probes, trustedDatasetId: undefined } };
+    expect(validateRunConfig(draft).probes.trusted).toBe('dataset');
+    const bad = { ...cfg, probes: { ...cfg.probes, trustedDatasetId: 7 } };
+    expect(() => validateRunConfig(bad)).toThrow(/trustedDatasetId 7 must be a dataset id/);
   });
 });
 
