@@ -13,7 +13,8 @@ if (!existsSync(executablePath)) {
   );
 }
 
-const PORT = 4173;
+// E2E_PORT lets two checkouts on one machine test at the same time.
+const PORT = Number(process.env.E2E_PORT ?? 4173);
 // Flags that keep a sandboxed CI machine quiet: no background connections, no sandbox as root.
 const quiet = [
   '--no-sandbox',

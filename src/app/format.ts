@@ -1,3 +1,5 @@
+import { ATTACK_NAMES, isAttackId } from '../core/attacks/triggers.ts';
+
 /** "12.3 MB" style sizes (decimal units, as browsers report quota). */
 export function formatBytes(n: number): string {
   if (!Number.isFinite(n)) return '?';
@@ -25,11 +27,17 @@ export function pct(x: number | undefined | null): string {
   return x === undefined || x === null || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(1)}%`;
 }
 
-/** The name of a detection group: in audit mode nothing is known to be clean, so say so. */
+/**
+ * The name of a detection group: attacks by their full names; clean examples flagged are false
+ * positives; in audit mode nothing is known to be clean, so say so.
+ */
 export function groupName(key: string, mode: 'benchmark' | 'audit'): string {
-  if (key === 'clean') return mode === 'audit' ? 'your examples (no ground truth)' : 'clean';
+  if (key === 'clean')
+    return mode === 'audit'
+      ? 'your examples (no ground truth)'
+      : 'clean (removed = false positives)';
   if (key === 'all') return 'all poisons';
-  return key;
+  return isAttackId(key) ? ATTACK_NAMES[key] : key;
 }
 
 /**

@@ -216,6 +216,10 @@ export function verdictOf(r: Report, extras: VerdictExtras = {}): Verdict {
   } else if (held.length === 0) {
     headline = `No attack took hold (every undefended ASR is below ${pct(TOOK_HOLD_ASR)}), so this run cannot show whether the defense works. Train longer, poison more, or use a larger model.`;
     tone = 'unknown';
+  } else if (judged > 0 && flagged / judged > 0.5) {
+    // Removing most of the data "stops" any attack; that is not a working defense.
+    headline = `The detector removed ${pct(flagged / judged)} of the training data, so ${held.length === 1 ? 'the attack is' : 'the attacks are'} gone along with most clean examples: this is not a working defense. Raise the threshold or add probes, and detect again.`;
+    tone = 'worse';
   } else if (stopped.length === held.length) {
     headline = `BaDLoss stopped ${held.length === 1 ? 'the attack' : `all ${held.length} attacks`} that took hold${accTone === 'worse' ? `, at a cost of ${pts(accAfter - accBefore)} of clean accuracy` : ''}.`;
     tone = accTone === 'worse' ? 'same' : 'better';

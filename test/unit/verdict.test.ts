@@ -234,4 +234,16 @@ describe('verdictOf', () => {
     expect(html).not.toMatch(/(src|href)="https?:/);
     expect(html).not.toContain('<script');
   });
+  it('removing most of the data is not a success, even when the ASR falls', () => {
+    const v = verdictOf(
+      report({
+        asrBefore: { patch: 0.9, 'blend-r': 0.9 },
+        asrAfter: { patch: 0, 'blend-r': 0 },
+        removed: { clean: 880, patch: 50, 'blend-r': 50, total: 980 },
+      }),
+    );
+    expect(v.tone).toBe('worse');
+    expect(v.headline).toMatch(/removed 98.0% of the training data/);
+    expect(v.headline).toMatch(/not a working defense/);
+  });
 });
