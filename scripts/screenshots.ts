@@ -4,10 +4,11 @@
  * viewport, full page). It serves the built app with `vite preview` (PORT, default 4180), drives
  * the system Chromium (CHROMIUM_PATH, default /usr/bin/chromium) through data → report on the
  * demo set, on the CPU backend (software WebGPU is slower on machines without a GPU), with a
- * configuration small enough to finish in minutes. Set STEPS=data,attacks to stop early.
+ * configuration small enough to finish in minutes, and the exported HTML report as
+ * docs/step-report-html.png. Set STEPS=data,attacks to stop early.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { chromium } from '@playwright/test';
 import { preset } from '../src/core/experiment.ts';
 
@@ -23,8 +24,9 @@ function config() {
     { id: 'patch', ratio: 0.1 },
     { id: 'blend-r', ratio: 0.05 },
   ];
-  cfg.train = { ...cfg.train, width: 0.25, epochs: 3, batchSize: 32, lr: 0.01 };
+  cfg.train = { ...cfg.train, width: 0.25, epochs: 4, batchSize: 32, lr: 0.01 };
   cfg.probes = { ...cfg.probes, n: 20 };
+  cfg.detect = { method: 'knn', k: 'auto', threshold: 0.5 };
   cfg.limit = { train: 500, test: 300 };
   return cfg;
 }
@@ -117,6 +119,19 @@ async function main() {
     await page.setViewportSize({ width: 1280, height: 900 });
     await page.screenshot({ path: `${OUT}/report.png` });
     console.log(`wrote ${OUT}/report.png (first screen, for the README)`);
+    // The exported HTML report, as a reader opens it.
+    const wait = page.waitForEvent('download');
+    await page.getByRole('button', { name: 'Report (HTML, self-contained)' }).click();
+    const html = readFileSync((await (await wait).path())!, 'utf8');
+    const reader = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await reader.setContent(html, { waitUntil: 'load' });
+    // The first 1,800 px: verdict, tables and thumbnails (the flagged list below runs long).
+    await reader.screenshot({
+      path: `${OUT}/step-report-html.png`,
+      fullPage: true,
+      clip: { x: 0, y: 0, width: 1280, height: 1800 },
+    });
+    console.log(`wrote ${OUT}/step-report-html.png`);
   } finally {
     await browser.close();
     server.kill();

@@ -233,6 +233,8 @@ describe('verdictOf', () => {
     expect(html).toContain('Patch (BadNets checkerboard)');
     expect(html).not.toMatch(/(src|href)="https?:/);
     expect(html).not.toContain('<script');
+    // tone colours apply to table cells, not to the verdict's text
+    expect(html).not.toMatch(/}\.tone-worse\{/);
   });
   it('removing most of the data is not a success, even when the ASR falls', () => {
     const v = verdictOf(
