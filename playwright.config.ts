@@ -13,7 +13,7 @@ if (!existsSync(executablePath)) {
   );
 }
 
-// E2E_PORT: another checkout's tests may be using 4173 on a shared machine.
+// E2E_PORT lets two checkouts on one machine test at the same time.
 const PORT = Number(process.env.E2E_PORT ?? 4173);
 // Flags that keep a sandboxed CI machine quiet: no background connections, no sandbox as root.
 const quiet = [

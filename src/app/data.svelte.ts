@@ -12,6 +12,8 @@ import {
 } from '../storage/datasets.ts';
 import type { ImportResult, ImportStatus } from '../storage/import.ts';
 
+const SELECTED_KEY = 'badloss-dataset';
+
 /**
  * Stored datasets and imports. Each import runs in its own data worker; cancelling terminates
  * it (squoosh's pattern) and then removes whatever chunks it had written, so nothing is kept.
@@ -36,27 +38,36 @@ export class DataState {
     this.loaded = true;
   }
 
-  /** At start-up: drop leftovers of interrupted imports, list datasets, and make sure one is chosen (the demo set if none is stored). */
-  async init(preferredId?: string | null): Promise<void> {
+  /**
+   * At start-up: drop leftovers of interrupted imports, list datasets, and make sure one is chosen
+   * (the demo set if none is stored). The user's own last choice wins over `fallbackId` (the
+   * run's dataset): a reload never silently switches datasets.
+   */
+  async init(fallbackId?: string | null): Promise<void> {
     await removeOrphans();
     await this.refresh();
     if (this.datasets.length === 0) {
       const res = await this.run((api, p) => api.importDemo(0, p));
       if (!res) return;
     }
+    const stored = localStorage.getItem(SELECTED_KEY);
+    const known = (id: string | null | undefined) =>
+      !!id && this.datasets.some((d) => d.id === id) ? id : null;
     this.select(
-      preferredId && this.datasets.some((d) => d.id === preferredId)
-        ? preferredId
-        : (this.selectedId ?? this.datasets[0]?.id ?? null),
+      known(stored) ?? known(fallbackId) ?? this.selectedId ?? this.datasets[0]?.id ?? null,
     );
   }
 
+  /** Chooses the dataset to work on; remembered across reloads. */
   select(id: string | null): void {
     this.selectedId = id;
+    if (id) localStorage.setItem(SELECTED_KEY, id);
+    else localStorage.removeItem(SELECTED_KEY);
   }
 
-  importFiles(files: File[]): Promise<ImportResult | null> {
-    return this.run((api, p) => api.importFiles(files, p));
+  /** Imports files; `select: false` keeps the current selection (a trusted set imported on the Probes step). */
+  importFiles(files: File[], opts: { select?: boolean } = {}): Promise<ImportResult | null> {
+    return this.run((api, p) => api.importFiles(files, p), opts.select ?? true);
   }
 
   importUrl(url: string): Promise<ImportResult | null> {
@@ -104,6 +115,7 @@ export class DataState {
 
   private async run(
     job: (api: Remote<DataApi>, onProgress: (s: ImportStatus) => void) => Promise<ImportResult>,
+    select = true,
   ): Promise<ImportResult | null> {
     if (this.worker) throw new Error('an import is already running; wait for it or cancel it');
     const myRun = ++this.runId;
@@ -120,7 +132,7 @@ export class DataState {
       );
       if (myRun !== this.runId) return null;
       await this.refresh();
-      this.select(res.manifest.id);
+      if (select) this.select(res.manifest.id);
       return res;
     } finally {
       if (myRun === this.runId) {

@@ -10,6 +10,17 @@ export interface Group {
   rows: number[];
 }
 
+/** Names short enough for a gallery caption under a 72-px tile (full names are in tooltips). */
+export const ATTACK_SHORT_NAMES: Record<AttackId, string> = {
+  patch: 'patch',
+  'single-pix': 'single pixel',
+  'blend-r': 'random blend',
+  'blend-p': 'dimple blend',
+  sinusoid: 'sinusoid',
+  warping: 'warping',
+  frequency: 'frequency',
+};
+
 const ATTACK_COLORS = ['#e63946', '#f4a261', '#2a9d8f', '#9b5de5', '#f15bb5', '#00bbf9', '#8d6e63'];
 
 /** Splits the rows of a run into groups by ground truth (when known) and probe kind. */

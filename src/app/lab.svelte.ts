@@ -7,8 +7,9 @@ import { loadMeasurements, saveMeasurement } from './backend-cache.ts';
 import { DataState } from './data.svelte.ts';
 import { RunState } from './run.svelte.ts';
 
-export const STEPS = ['data', 'attacks', 'probes', 'train', 'detect', 'retrain', 'report'] as const;
-export type StepId = (typeof STEPS)[number];
+import { STEPS, stepFromUrl, urlWithStep, type StepId } from './steps-done.ts';
+
+export { STEPS, type StepId };
 
 export const STEP_TITLES: Record<StepId, string> = {
   data: 'Data',
@@ -55,17 +56,26 @@ export class Lab {
   readonly run = new RunState();
 
   constructor() {
-    const fromHash = /(?:^#|&)step=([a-z]+)/.exec(location.hash)?.[1];
-    if (fromHash && (STEPS as readonly string[]).includes(fromHash)) this.step = fromHash as StepId;
+    const fromUrl = stepFromUrl(location.search, location.hash);
     const stored = sessionStorage.getItem('badloss-step');
-    if (!fromHash && stored && (STEPS as readonly string[]).includes(stored))
-      this.step = stored as StepId;
+    if (fromUrl) this.step = fromUrl;
+    else if (stored && (STEPS as readonly string[]).includes(stored)) this.step = stored as StepId;
+    this.showStepInUrl();
   }
 
+  /** Goes to a step; the URL's `?step=` follows, so a reload or a shared link opens it. */
   go(step: StepId): void {
     this.step = step;
     this.showRuns = false;
     sessionStorage.setItem('badloss-step', step);
+    this.showStepInUrl();
+  }
+
+  /** The step lives in the query, the run in the hash: the run's hash updates leave it alone. */
+  private showStepInUrl(): void {
+    const url = urlWithStep(location.href, this.step);
+    if (url !== location.pathname + location.search + location.hash)
+      history.replaceState(history.state, '', url);
   }
 
   /**

@@ -129,10 +129,13 @@ export function validateRunConfig(v: unknown): RunConfig {
   num(p, 'n', 'probes', 'probes.n');
   if (typeof p.trigger !== 'string' || !(ATTACK_IDS as readonly string[]).includes(p.trigger))
     fail(`probe trigger ${JSON.stringify(p.trigger)} is invalid; known: ${ATTACK_IDS.join(', ')}`);
-  if (p.trusted !== 'train-untouched' && p.trusted !== 'test')
+  if (p.trusted !== 'train-untouched' && p.trusted !== 'test' && p.trusted !== 'dataset')
     fail(
-      `trusted source ${JSON.stringify(p.trusted)} is invalid: must be "train-untouched" or "test"`,
+      `trusted source ${JSON.stringify(p.trusted)} is invalid: must be "train-untouched", "test" or "dataset"`,
     );
+  // 'dataset' without an id is a draft (the user has not chosen one yet): building it says so.
+  if (p.trustedDatasetId !== undefined && typeof p.trustedDatasetId !== 'string')
+    fail(`trustedDatasetId ${JSON.stringify(p.trustedDatasetId)} must be a dataset id`);
   const t = v.train;
   if (!isObj(t)) return fail('train missing');
   checkRecipe(t, fail);

@@ -1,3 +1,5 @@
+import { concatSources, type SplitSources } from './sources.ts';
+
 /**
  * The one in-memory dataset representation (SPEC §1): uint8 RGB, NHWC, 32×32×3, pixel (n, y, x, c)
  * at `((n*32 + y)*32 + x)*3 + c`; labels are small integers indexing `classes`.
@@ -20,6 +22,8 @@ export interface ImageSplit {
   labels: Uint8Array;
   /** CIFAR-100 only: the coarse (superclass) label of each image, kept as metadata. */
   coarseLabels?: Uint8Array;
+  /** Where each image came from (file path or CIFAR record); absent when unknown. */
+  sources?: SplitSources;
 }
 
 export interface Dataset {
@@ -56,7 +60,7 @@ export function imageView(split: ImageSplit, i: number): Uint8Array {
   return split.images.subarray(i * IMAGE_BYTES, (i + 1) * IMAGE_BYTES);
 }
 
-/** Concatenates splits (same class space) in order. */
+/** Concatenates splits (same class space) in order, with their coarse labels and sources when every part has them. */
 export function concatSplits(parts: ImageSplit[]): ImageSplit {
   const count = parts.reduce((s, p) => s + p.count, 0);
   const images = new Uint8Array(count * IMAGE_BYTES);
@@ -70,7 +74,14 @@ export function concatSplits(parts: ImageSplit[]): ImageSplit {
     if (coarse && p.coarseLabels) coarse.set(p.coarseLabels, at);
     at += p.count;
   }
-  return coarse ? { count, images, labels, coarseLabels: coarse } : { count, images, labels };
+  const sources = concatSources(parts);
+  return {
+    count,
+    images,
+    labels,
+    ...(coarse ? { coarseLabels: coarse } : {}),
+    ...(sources ? { sources } : {}),
+  };
 }
 
 /**

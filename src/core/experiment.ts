@@ -19,8 +19,16 @@ import {
 import type { DetectOptions } from './detect/index.ts';
 import type { BaselineName } from './run.ts';
 
-/** Where trusted examples for probes come from (SPEC §3). */
-export type TrustedSource = 'train-untouched' | 'test';
+/**
+ * Where trusted examples for probes come from (SPEC §3): training images no attack touched
+ * (benchmark), the test split, or a separately uploaded dataset (`probes.trustedDatasetId`).
+ */
+export type TrustedSource = 'train-untouched' | 'test' | 'dataset';
+
+/** Per-row origin codes of `Prepared.origin.split`. */
+export const ORIGIN_TRAIN = 0;
+export const ORIGIN_TEST = 1;
+export const ORIGIN_TRUSTED = 2;
 
 /** The training recipe (SPEC §4), shared by every phase of a run; src/ml adds the seed. */
 export interface TrainRecipe {
@@ -49,7 +57,13 @@ export interface RunConfig {
   /** Benchmark: attacks injected by us, ground truth known. Audit: the user's own data, no truth. */
   mode: 'benchmark' | 'audit';
   attacks: AttackRequest[];
-  probes: { n: number; trigger: AttackId; trusted: TrustedSource };
+  probes: {
+    n: number;
+    trigger: AttackId;
+    trusted: TrustedSource;
+    /** The stored dataset whose training split supplies the trusted examples (trusted = 'dataset'). */
+    trustedDatasetId?: string;
+  };
   train: TrainRecipe & {
     /** Also measure test accuracy and ASR after every epoch (costs one test pass per epoch). */
     evalEachEpoch?: boolean;
@@ -82,6 +96,13 @@ export interface Prepared {
   triggered: TriggeredTestSet[];
   numClasses: number;
   classes: string[];
+  /**
+   * Where each training row came from, so flagged rows can be traced to files: `split[i]` is
+   * ORIGIN_TRAIN / ORIGIN_TEST / ORIGIN_TRUSTED (the dataset's train split, its test split, the
+   * trusted dataset's train split) and `index[i]` the row's index in that full stored split
+   * (before subsampling). Poisoned copies and probes keep their source image's origin.
+   */
+  origin: { split: Uint8Array; index: Int32Array };
 }
 
 /**
@@ -89,21 +110,22 @@ export interface Prepared {
  * probes from the configured trusted source, the clean test set and the triggered test sets.
  * Deterministic from `cfg.seed`.
  */
-export function prepareExperiment(ds: Dataset, cfg: RunConfig): Prepared {
+export function prepareExperiment(ds: Dataset, cfg: RunConfig, trustedDs?: Dataset): Prepared {
   const fullTrain = ds.splits.train;
   const fullTest = ds.splits.test;
   if (!fullTrain || fullTrain.count === 0)
     throw new InvalidOptionError(`${ds.name} has no training split`);
   const rng = new Rng(cfg.seed).fork('subsample');
-  const limit = (s: ImageSplit, n?: number) =>
-    n && n < s.count
-      ? subsetSplit(
-          s,
-          rng.sample([...Array(s.count).keys()], n).sort((a, b) => a - b),
-        )
-      : s;
-  const train = limit(fullTrain, cfg.limit?.train);
-  let test = fullTest ? limit(fullTest, cfg.limit?.test) : undefined;
+  const limit = (s: ImageSplit, n?: number): { split: ImageSplit; rows: number[] } => {
+    if (n && n < s.count) {
+      const rows = rng.sample([...Array(s.count).keys()], n).sort((a, b) => a - b);
+      return { split: subsetSplit(s, rows), rows };
+    }
+    return { split: s, rows: [...Array(s.count).keys()] };
+  };
+  const { split: train, rows: trainRows } = limit(fullTrain, cfg.limit?.train);
+  const limitedTest = fullTest ? limit(fullTest, cfg.limit?.test) : undefined;
+  let test = limitedTest?.split;
   const numClasses = ds.classes.length;
   if (cfg.mode === 'audit' && cfg.attacks.length > 0)
     throw new InvalidOptionError('audit mode takes no attacks: it checks your data as it is');
@@ -116,24 +138,60 @@ export function prepareExperiment(ds: Dataset, cfg: RunConfig): Prepared {
   let probes: ProbeResult;
   let truth = poison.truth;
   let sourceLabels = train.labels;
-  if (cfg.probes.trusted === 'test') {
-    if (!test)
-      throw new InvalidOptionError(
-        `${ds.name} has no test split to take trusted examples from; choose the training set instead`,
-      );
-    probes = appendProbes(poison.train, test, probeOpts);
-    const used = new Set(probes.trustedUsed);
-    const rest = [...Array(test.count).keys()].filter((i) => !used.has(i));
+  let origin = { split: new Uint8Array(train.count), index: Int32Array.from(trainRows) };
+  if (cfg.probes.trusted === 'test' || cfg.probes.trusted === 'dataset') {
+    let trusted: ImageSplit;
+    let trustedRows: number[];
+    let code: number;
+    if (cfg.probes.trusted === 'test') {
+      if (!test || !limitedTest)
+        throw new InvalidOptionError(
+          `${ds.name} has no test split to take trusted examples from; upload a trusted dataset or choose the training set instead`,
+        );
+      trusted = test;
+      trustedRows = limitedTest.rows;
+      code = ORIGIN_TEST;
+    } else {
+      const t = trustedDs?.splits.train ?? trustedDs?.splits.test;
+      if (!trustedDs || !t)
+        throw new InvalidOptionError(
+          `the trusted dataset ${cfg.probes.trustedDatasetId ?? '(none chosen)'} is not available; choose it again on the Probes step`,
+        );
+      if (trustedDs.classes.length !== numClasses)
+        throw new InvalidOptionError(
+          `the trusted dataset ${trustedDs.name} has ${trustedDs.classes.length} classes, ${ds.name} has ${numClasses}; they must share the same classes`,
+        );
+      trusted = t;
+      trustedRows = [...Array(t.count).keys()];
+      code = ORIGIN_TRUSTED;
+    }
+    probes = appendProbes(poison.train, trusted, probeOpts);
+    const used = probes.trustedUsed!;
     sourceLabels = new Uint8Array(probes.train.count);
     sourceLabels.set(train.labels);
     sourceLabels.set(
-      probes.trustedUsed!.map((i) => test!.labels[i]),
+      used.map((i) => trusted.labels[i]),
       train.count,
     );
-    test = subsetSplit(test, rest);
+    if (cfg.probes.trusted === 'test') {
+      const usedSet = new Set(used);
+      test = subsetSplit(
+        trusted,
+        [...Array(trusted.count).keys()].filter((i) => !usedSet.has(i)),
+      );
+    }
     const t = new Int8Array(probes.train.count).fill(-1);
     t.set(truth);
     truth = t;
+    const split = new Uint8Array(probes.train.count);
+    split.fill(code, train.count);
+    const index = new Int32Array(probes.train.count);
+    index.set(origin.index);
+    index.set(
+      used.map((i) => trustedRows[i]),
+      train.count,
+    );
+    origin = { split, index };
   } else {
     probes = insertProbes(poison.train, poison.truth, probeOpts);
   }
@@ -149,6 +207,7 @@ export function prepareExperiment(ds: Dataset, cfg: RunConfig): Prepared {
     triggered: test ? triggeredTestSets(test, poison.attacks, cfg.seed) : [],
     numClasses,
     classes: ds.classes,
+    origin,
   };
 }
 

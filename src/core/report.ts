@@ -8,6 +8,9 @@ import { auroc, rocCurve, type RocCurve } from './metrics.ts';
 import { PROBE_NONE } from './probes.ts';
 import type { DefenseName } from './defenses/types.ts';
 import { bestDefenseSentence, type DefenseComparison } from './comparison.ts';
+import { GLOSSARY, type GlossaryKey } from './glossary.ts';
+import { changeTone, probeSourceText, verdictOf, type VerdictExtras } from './verdict.ts';
+import type { FlaggedEntry } from './exports.ts';
 
 /** Detection quality and removals of one set of scores and removed rows (SPEC §6). */
 export interface RemovalSummary {
@@ -254,22 +257,88 @@ export function flaggedCsv(
   return lines.join('\n') + '\n';
 }
 
-const esc = (s: string) =>
-  s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-const pct = (x: number | undefined) =>
-  x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(2)}%`;
+// ---- Self-contained HTML report (issue #13). Kept in one block at the end of the file. ----
 
-/** A self-contained HTML report (inline CSS, no scripts, no external requests). */
-export function reportHtml(r: Report): string {
-  const ids = Object.keys(r.asr.undefended);
-  const head = ids.map((id) => `<th>${esc(id)}</th>`).join('');
+const esc = (s: string) =>
+  s.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+  );
+const pct = (x: number | undefined) =>
+  x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(1)}%`;
+const abbr = (k: GlossaryKey) =>
+  `<abbr title="${esc(GLOSSARY[k].text)}">${esc(GLOSSARY[k].term)}</abbr>`;
+
+/** Extra material for the HTML report: the verdict's extras, thumbnails and the flagged list. */
+export interface ReportHtmlOptions {
+  extras?: VerdictExtras;
+  /** The most suspicious examples as image data URLs (PNG), most suspicious first. */
+  thumbnails?: { src: string; caption: string }[];
+  /** The flagged examples (first rows are shown in a table; all of them are in the CSV export). */
+  flagged?: FlaggedEntry[];
+}
+
+/**
+ * A self-contained HTML report: the verdict first, then every table the app shows (accuracy and
+ * ASR with the change coloured by meaning, detection per group including the clean row — the
+ * false positives —, removal per class), thumbnails of the most suspicious examples as data URLs,
+ * the flagged list, a glossary and the configuration. Inline CSS only: no scripts and no external
+ * request.
+ */
+export function reportHtml(r: Report, opts: ReportHtmlOptions = {}): string {
+  const v = verdictOf(r, opts.extras);
+  const toneClass = (t: string) => `tone-${t}`;
+  const attackName = (id: string) => r.attacks.find((a) => a.id === id)?.name ?? id;
+  const ids = r.attacks.map((a) => a.id as string);
+  const asrHead = ids
+    .map((id) => `<th>${esc(attackName(id))}<br><small>${abbr('asr')} · ${esc(id)}</small></th>`)
+    .join('');
   const row = (name: string, which: 'undefended' | 'defended') =>
-    `<tr><th>${name}</th><td>${pct(r.cleanAccuracy[which])}</td>${ids.map((id) => `<td>${pct(r.asr[which][id])}</td>`).join('')}<td>${pct(r.averageAsr[which])}</td></tr>`;
-  const auroc = Object.entries(r.detection.auroc)
-    .map(
-      ([k, v]) =>
-        `<tr><th>${esc(k)}</th><td>${Number.isNaN(v) ? '—' : v.toFixed(3)}</td><td>${r.detection.removed[k] ?? '—'}</td></tr>`,
-    )
+    `<tr><th>${name}</th><td>${pct(r.cleanAccuracy[which])}</td>${ids.map((id) => `<td>${pct(r.asr[which][id])}</td>`).join('')}${ids.length ? `<td>${pct(r.averageAsr[which])}</td>` : ''}</tr>`;
+  const change = (a: number, b: number, lowerIsBetter: boolean) => {
+    const t = changeTone(a, b, lowerIsBetter);
+    const d =
+      Number.isFinite(a) && Number.isFinite(b)
+        ? `${b - a >= 0 ? '+' : '−'}${Math.abs(100 * (b - a)).toFixed(1)} pts`
+        : '—';
+    const word = { better: 'better', worse: 'worse', same: 'no effect', unknown: '' }[t];
+    return `<td class="${toneClass(t)}">${d}${word ? ` <small>(${word})</small>` : ''}</td>`;
+  };
+  const changeRow = `<tr><th>Change</th>${change(r.cleanAccuracy.undefended, r.cleanAccuracy.defended, false)}${ids
+    .map((id) => {
+      const av = v.attacks.find((a) => a.id === id);
+      return av && !av.tookHold && Number.isFinite(av.before)
+        ? `<td class="tone-unknown">never took hold</td>`
+        : change(r.asr.undefended[id], r.asr.defended[id], true);
+    })
+    .join(
+      '',
+    )}${ids.length ? change(r.averageAsr.undefended, r.averageAsr.defended, true) : ''}</tr>`;
+  const groupLabel = (k: string) =>
+    k === 'clean'
+      ? r.mode === 'audit'
+        ? 'your examples (no ground truth)'
+        : 'clean examples (removed = false positives)'
+      : k === 'all'
+        ? 'all poisons'
+        : `${esc(attackName(k))} <small>(${esc(k)})</small>`;
+  const groups = [...Object.keys(r.detection.removed).filter((k) => k !== 'total')];
+  if (r.detection.auroc.all !== undefined) groups.push('all');
+  const size = (k: string) => {
+    if (k === 'all') return r.attacks.reduce((s, a) => s + a.count, 0);
+    const f = r.detection.removedFraction[k];
+    return f ? Math.round((r.detection.removed[k] ?? 0) / f) : undefined;
+  };
+  const detRows = groups
+    .map((k) => {
+      const removed =
+        k === 'all'
+          ? ids.reduce((s, id) => s + (r.detection.removed[id] ?? 0), 0)
+          : (r.detection.removed[k] ?? 0);
+      const of = size(k);
+      const au = r.detection.auroc[k];
+      return `<tr><th>${groupLabel(k)}</th><td>${removed}</td><td>${of ?? '—'}</td><td>${of ? pct(removed / of) : '—'}</td><td>${au === undefined || Number.isNaN(au) ? '—' : au.toFixed(3)}</td></tr>`;
+    })
     .join('');
   const perClass = r.detection.perClass
     .map(
@@ -277,18 +346,51 @@ export function reportHtml(r: Report): string {
         `<tr><th>${esc(c.class)}</th><td>${c.removed}</td><td>${c.total}</td><td>${pct(c.total ? c.removed / c.total : 0)}</td></tr>`,
     )
     .join('');
+  const thumbs = (opts.thumbnails ?? [])
+    .map(
+      (t) =>
+        `<figure><img src="${esc(t.src)}" width="64" height="64" alt="${esc(t.caption)}"><figcaption>${esc(t.caption)}</figcaption></figure>`,
+    )
+    .join('');
+  const flagged = opts.flagged ?? [];
+  const shown = flagged.slice(0, 200);
+  const flaggedRows = shown
+    .map(
+      (e) =>
+        `<tr><td>${e.rank}</td><th>${esc(e.source)}</th><td>${esc(e.class)}</td><td>${e.score.toFixed(3)}</td>${e.truth !== undefined ? `<td>${esc(e.truth)}</td>` : ''}</tr>`,
+    )
+    .join('');
+  const hasTruth = shown.some((e) => e.truth !== undefined);
+  const glossary = (Object.keys(GLOSSARY) as GlossaryKey[])
+    .map((k) => `<dt>${esc(GLOSSARY[k].term)}</dt><dd>${esc(GLOSSARY[k].text)}</dd>`)
+    .join('');
+  const caveats = v.caveats
+    .map((c) => `<li>${esc(c.text)}${c.action ? ` <b>${esc(c.action)}</b>` : ''}</li>`)
+    .join('');
+  const det = r.detection;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>BaDLoss Lab report — ${esc(r.dataset.name)}</title>
-<style>body{font:15px system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#1b2430}table{border-collapse:collapse;margin:0.5rem 0 1.5rem}th,td{padding:.3rem .7rem;border-bottom:1px solid #d9dee5;text-align:right}th:first-child{text-align:left}pre{background:#f6f7f9;padding:1rem;overflow:auto}</style>
+<style>body{font:15px system-ui,sans-serif;margin:2rem auto;max-width:64rem;color:#1b2430;padding:0 1rem}table{border-collapse:collapse;margin:0.5rem 0 1.5rem}th,td{padding:.3rem .7rem;border-bottom:1px solid #d9dee5;text-align:right;vertical-align:top}th:first-child,td:first-child{text-align:left}small{color:#5b6675;font-weight:normal}pre{background:#f6f7f9;padding:1rem;overflow:auto}.verdict{border-left:6px solid #5b6675;background:#f6f7f9;padding:.75rem 1rem;margin:1rem 0}.verdict.tone-better{border-color:#1e8449}.verdict.tone-worse{border-color:#c0392b}.verdict.tone-same{border-color:#b9770e}.headline{font-size:1.15rem;font-weight:600;margin:0 0 .5rem}td.tone-better{color:#1e8449}td.tone-worse{color:#c0392b}td.tone-same,td.tone-unknown{color:#5b6675}.caveats li{margin:.25rem 0}.thumbs{display:flex;flex-wrap:wrap;gap:.5rem}figure{margin:0;width:84px;font-size:11px;text-align:center;overflow-wrap:anywhere}img{image-rendering:pixelated;display:block;margin:0 auto}abbr{text-decoration:underline dotted}dt{font-weight:600;margin-top:.4rem}dd{margin:0 0 0 1rem;color:#5b6675}</style>
 </head><body>
 <h1>BaDLoss Lab report</h1>
-<p>${esc(r.dataset.name)} · ${r.dataset.train} training / ${r.dataset.test} test images · ${r.mode} mode · ${esc(r.createdAt)}</p>
+<p>${esc(r.dataset.name)} · ${r.dataset.train} training / ${r.dataset.test} test images · ${r.mode === 'audit' ? 'audit of your own data' : 'benchmark (attacks injected by the app)'} · ${esc(r.createdAt)}</p>
+<section class="verdict ${toneClass(v.tone)}" id="verdict">
+<p class="headline">${esc(v.headline)}</p>
+${v.sentences.map((x) => `<p>${esc(x)}</p>`).join('\n')}
+${caveats ? `<p><b>Caveats</b></p><ul class="caveats">${caveats}</ul>` : ''}
+</section>
 <h2>Clean accuracy and attack success rate</h2>
-<table><tr><th></th><th>clean acc</th>${head}<th>avg ASR</th></tr>${row('No defense', 'undefended')}${row('BaDLoss', 'defended')}</table>
-<h2>Detection (${esc(r.detection.method)}${r.detection.k ? `, k = ${r.detection.k}` : ''}, threshold ${r.detection.threshold})</h2>
-<table><tr><th>group</th><th>AUROC</th><th>removed</th></tr>${auroc}</table>
+<p><small>${abbr('cleanAccuracy')}: higher is better. ${abbr('asr')}: lower is better. Changes within ±2 points count as no effect.</small></p>
+<table><tr><th></th><th>${abbr('cleanAccuracy')}</th>${asrHead}${ids.length ? '<th>average ASR</th>' : ''}</tr>${row('No defense', 'undefended')}${row('BaDLoss', 'defended')}${changeRow}</table>
+<h2>Detection</h2>
+<p><small>Method ${esc(det.method === 'knn' ? 'k-NN over the probes' : det.method)}${det.k ? `, ${abbr('k')} = ${det.k}` : ''}, ${abbr('threshold')} ${det.threshold}. Probes from ${esc(probeSourceText(r, opts.extras?.trustedName))}.</small></p>
+<table><tr><th>group</th><th>removed</th><th>of</th><th>share</th><th>${abbr('auroc')}</th></tr>${detRows}</table>
 <h2>Removal per class</h2>
-<table><tr><th>class</th><th>removed</th><th>of</th><th>fraction</th></tr>${perClass}</table>
+<table><tr><th>class</th><th>removed</th><th>of</th><th>share</th></tr>${perClass}</table>
+${thumbs ? `<h2>The most suspicious examples</h2><div class="thumbs">${thumbs}</div>` : ''}
+${flagged.length ? `<h2>Flagged examples (${flagged.length}${flagged.length > shown.length ? `, first ${shown.length} shown` : ''})</h2><table><tr><th>rank</th><th>source</th><th>class</th><th>score</th>${hasTruth ? '<th>truth</th>' : ''}</tr>${flaggedRows}</table>` : ''}
+<h2>Terms</h2>
+<dl>${glossary}</dl>
 <h2>Configuration</h2>
 <pre>${esc(JSON.stringify(r.config, null, 2))}</pre>
 </body></html>

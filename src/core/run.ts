@@ -152,6 +152,8 @@ export interface DetectionContext {
   probeKind: Uint8Array;
   labels: Uint8Array;
   attackIds: string[];
+  /** Per row: which stored split its image came from and its index there (flagged CSV sources). */
+  origin: { split: Uint8Array; index: Int32Array };
   /** Epochs whose trajectory column is filled (the rest are zero). */
   epochsDone: number;
   /**

@@ -553,6 +553,7 @@ export class RunOrchestrator {
       probeKind: p.probes.probeKind,
       labels: p.train.labels,
       attackIds: p.attacks.map((a) => a.id),
+      origin: p.origin,
       epochsDone: ck.epoch,
     };
   }
@@ -694,7 +695,10 @@ export class RunOrchestrator {
     if (this.cache?.key === key) return this.cache.prepared;
     this.cache = null;
     const ds = await this.deps.loadDataset(r.datasetId);
-    const prepared = prepareExperiment(ds, r.config);
+    // Audit probes may come from a separate dataset the user vouches for (SPEC §3).
+    const trustedId = r.config.probes.trusted === 'dataset' && r.config.probes.trustedDatasetId;
+    const trusted = trustedId ? await this.deps.loadDataset(trustedId) : undefined;
+    const prepared = prepareExperiment(ds, r.config, trusted);
     this.cache = { key, prepared };
     return prepared;
   }

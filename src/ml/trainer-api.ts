@@ -205,12 +205,15 @@ export function createTrainerApi(deps: TrainerApiDeps) {
         truth: c.truth.slice(),
         probeKind: c.probeKind.slice(),
         labels: c.labels.slice(),
+        origin: { split: c.origin.split.slice(), index: c.origin.index.slice() },
       };
       return transfer(out, [
         out.trajectories.buffer,
         out.truth.buffer,
         out.probeKind.buffer,
         out.labels.buffer,
+        out.origin.split.buffer,
+        out.origin.index.buffer,
         out.embedding.coords.buffer,
       ]);
     },

@@ -8,6 +8,7 @@ import {
   type ImageSplit,
   type SplitName,
 } from '../core/dataset.ts';
+import type { SplitSources } from '../core/sources.ts';
 import { freeBytes, isQuotaError, labStore, SCHEMA_VERSION } from './db.ts';
 
 /** Images are written in chunks of at most this many bytes (8 MB: small transactions, steady progress). */
@@ -19,6 +20,8 @@ export interface SplitManifest {
   chunks: number;
   labelCounts: number[];
   hasCoarse: boolean;
+  /** Per-image sources are stored (datasets imported before they were recorded have none). */
+  hasSources?: boolean;
 }
 
 /** What is stored about a dataset; written last, so its presence means the dataset is complete. */
@@ -45,6 +48,7 @@ const manifestKey = (id: string) => `ds:${id}:manifest`;
 const chunkKey = (id: string, split: SplitName, i: number) => `ds:${id}:${split}:img:${i}`;
 const labelsKey = (id: string, split: SplitName) => `ds:${id}:${split}:labels`;
 const coarseKey = (id: string, split: SplitName) => `ds:${id}:${split}:coarse`;
+const sourcesKey = (id: string, split: SplitName) => `ds:${id}:${split}:sources`;
 
 /** SHA-256 of the dataset's content (labels, then images, per split in a fixed order). */
 export async function contentHash(ds: Dataset): Promise<string> {
@@ -84,7 +88,7 @@ export async function saveDataset(
   if (splitsPresent.length === 0) throw new DatasetFormatError(`${ds.name}: the dataset is empty`);
   const hash = await contentHash(ds);
   const existing = (await listDatasets()).find((m) => m.hash === hash);
-  if (existing) return { manifest: existing, duplicate: true };
+  if (existing) return { manifest: await backfillSources(existing, ds), duplicate: true };
   const bytes = splitsPresent.reduce(
     (n, s) => n + ds.splits[s]!.images.length + ds.splits[s]!.labels.length,
     0,
@@ -130,12 +134,17 @@ export async function saveDataset(
       if (split.coarseLabels) entries.push([coarseKey(id, s), split.coarseLabels.slice()]);
       written.push(...entries.map(([k]) => k));
       await setMany(entries, store);
+      if (split.sources) {
+        written.push(sourcesKey(id, s));
+        await set(sourcesKey(id, s), split.sources, store);
+      }
       done += split.labels.length;
       manifest.splits[s] = {
         count: split.count,
         chunks,
         labelCounts: labelCounts(split.labels, ds.classes.length),
         hasCoarse: !!split.coarseLabels,
+        hasSources: !!split.sources,
       };
     }
     if (opts.cancelled?.())
@@ -153,6 +162,24 @@ export async function saveDataset(
     }
     throw e;
   }
+}
+
+/**
+ * The same data imported again may now carry per-image sources an older copy was stored without:
+ * add them to the stored copy (sources first, then the manifest that announces them).
+ */
+async function backfillSources(m: DatasetManifest, ds: Dataset): Promise<DatasetManifest> {
+  const missing = (['train', 'test'] as const).filter(
+    (s) => m.splits[s] && !m.splits[s]!.hasSources && ds.splits[s]?.sources,
+  );
+  if (missing.length === 0) return m;
+  const store = labStore();
+  for (const s of missing) await set(sourcesKey(m.id, s), ds.splits[s]!.sources, store);
+  const splits = { ...m.splits };
+  for (const s of missing) splits[s] = { ...splits[s]!, hasSources: true };
+  const next = { ...m, splits };
+  await set(manifestKey(m.id), next, store);
+  return next;
 }
 
 /** All complete datasets, newest first (manifests of another schema version are skipped). */
@@ -199,9 +226,22 @@ export async function loadSplit(id: string, split: SplitName): Promise<ImageSpli
       `${m.name}: stored labels of ${split} are missing; delete and import it again`,
     );
   const coarse = sm.hasCoarse ? await get<Uint8Array>(coarseKey(id, split), store) : undefined;
-  return coarse
-    ? { count: sm.count, images, labels, coarseLabels: coarse }
-    : { count: sm.count, images, labels };
+  const sources = sm.hasSources ? await loadSources(id, split) : undefined;
+  return {
+    count: sm.count,
+    images,
+    labels,
+    ...(coarse ? { coarseLabels: coarse } : {}),
+    ...(sources ? { sources } : {}),
+  };
+}
+
+/**
+ * Where each image of a stored split came from; undefined for datasets stored before sources were
+ * recorded (callers then name images "row N", see `sourceOf`).
+ */
+export async function loadSources(id: string, split: SplitName): Promise<SplitSources | undefined> {
+  return get<SplitSources>(sourcesKey(id, split), labStore());
 }
 
 /** Loads a whole stored dataset. */

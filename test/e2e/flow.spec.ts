@@ -52,12 +52,14 @@ test('the quick demo runs the whole flow: data → attacks → probes → train 
   await expect(page.getByTestId('phase-probationary')).toContainText('✓ trained 2 epochs', {
     timeout: 600_000,
   });
-  await expect(page.getByTestId('evaluation-probationary')).toContainText('ASR patch');
+  await expect(page.getByTestId('evaluation-probationary')).toContainText(
+    'ASR Patch (BadNets checkerboard)',
+  );
   await expect(page.getByTestId('bundles')).toBeVisible();
 
   await nav('Detect').click();
   await page.getByRole('button', { name: 'Run detection' }).click();
-  await expect(page.getByTestId('removal-table')).toContainText('patch');
+  await expect(page.getByTestId('removal-table')).toContainText('Patch (BadNets checkerboard)');
   await expect(page.getByTestId('score-histogram')).toBeVisible();
   await expect(page.getByTestId('roc')).toBeVisible();
   await expect(page.getByTestId('embedding')).toBeVisible();
@@ -76,6 +78,7 @@ test('the quick demo runs the whole flow: data → attacks → probes → train 
     timeout: 600_000,
   });
   await page.getByRole('button', { name: 'See the report →' }).click();
+  await expect(page.getByTestId('verdict')).toBeVisible();
 
   const table = page.getByTestId('report-table');
   await expect(table).toContainText('No defense');
@@ -84,7 +87,7 @@ test('the quick demo runs the whole flow: data → attacks → probes → train 
   for (const [button, ext] of [
     ['Report (JSON)', 'json'],
     ['Flagged examples (CSV)', 'csv'],
-    ['Report (HTML)', 'html'],
+    ['Report (HTML, self-contained)', 'html'],
   ] as const) {
     const download = page.waitForEvent('download');
     await page.getByRole('button', { name: button }).click();
@@ -97,8 +100,13 @@ test('the quick demo runs the whole flow: data → attacks → probes → train 
       expect(r.asr.defended.patch).toBeGreaterThanOrEqual(0);
       expect(r.detection.auroc.patch).toBeGreaterThanOrEqual(0);
     }
-    if (ext === 'csv') expect(body.split('\n')[0]).toBe('index,score,label,class,truth');
+    if (ext === 'csv') {
+      expect(body.split('\n')[0]).toBe('rank,source,row,label,class,score,truth');
+      // the demo set has no files: sources are stored rows
+      if (body.split('\n').length > 2) expect(body.split('\n')[1]).toMatch(/^1,row \d+,/);
+    }
     if (ext === 'html') expect(body).toContain('<h1>BaDLoss Lab report</h1>');
+    expect(d.suggestedFilename()).not.toContain('--');
   }
   console.check();
 });

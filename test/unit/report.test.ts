@@ -31,6 +31,15 @@ describe('run configuration', () => {
     );
     expect(decodeConfig(encodeConfig(bad)).config).toBeUndefined();
   });
+  it('accepts a trusted dataset with a string id (or none yet, as a draft)', () => {
+    const cfg = preset('quick');
+    cfg.probes = { ...cfg.probes, trusted: 'dataset', trustedDatasetId: 'abc' };
+    expect(decodeConfig(encodeConfig(cfg)).config).toEqual(cfg);
+    const draft = { ...cfg, probes: { ...cfg.probes, trustedDatasetId: undefined } };
+    expect(validateRunConfig(draft).probes.trusted).toBe('dataset');
+    const bad = { ...cfg, probes: { ...cfg.probes, trustedDatasetId: 7 } };
+    expect(() => validateRunConfig(bad)).toThrow(/trustedDatasetId 7 must be a dataset id/);
+  });
 });
 
 describe('experiments', () => {

@@ -10,6 +10,7 @@ import {
   removeOrphans,
   renameDataset,
   saveDataset,
+  loadSources,
 } from '../../src/storage/datasets.ts';
 import { generateDemoDataset } from '../../src/core/demo.ts';
 import { IMAGE_BYTES } from '../../src/core/dataset.ts';
@@ -116,5 +117,31 @@ describe('dataset storage', () => {
     expect(await removeOrphans()).toBe(1);
     expect((await storedKeys()).some((k) => k.includes('dead-beef'))).toBe(false);
     expect(await listDatasets()).toHaveLength(1);
+  });
+
+  it('keeps per-image sources; datasets stored without them read as unknown and gain them on re-import', async () => {
+    const paths = Array.from({ length: other.splits.train!.count }, (_, i) => `z/c/${i}.png`);
+    const bare = await saveDataset(other);
+    expect(bare.manifest.splits.train!.hasSources).toBe(false);
+    expect(await loadSources(bare.manifest.id, 'train')).toBeUndefined();
+    expect((await loadDataset(bare.manifest.id)).splits.train!.sources).toBeUndefined();
+    const withSources = {
+      ...other,
+      splits: {
+        ...other.splits,
+        train: { ...other.splits.train!, sources: { kind: 'paths' as const, paths } },
+      },
+    };
+    const again = await saveDataset(withSources);
+    expect(again.duplicate).toBe(true);
+    expect(again.manifest.splits.train!.hasSources).toBe(true);
+    expect((await loadDataset(bare.manifest.id)).splits.train!.sources).toEqual({
+      kind: 'paths',
+      paths,
+    });
+    // the test split had no sources, and still has none
+    expect(await loadSources(bare.manifest.id, 'test')).toBeUndefined();
+    await deleteDataset(bare.manifest.id);
+    expect(await storedKeys()).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 import { DatasetFormatError } from '../errors.ts';
 import { IMAGE_BYTES, IMAGE_SIZE, type ImageSplit } from '../dataset.ts';
-import type { NamedBytes, ProgressFn } from './types.ts';
+import { baseName, type NamedBytes, type ProgressFn } from './types.ts';
 
 /** CIFAR-10 record: 1 label byte + 3072 planar pixels (1024 R, 1024 G, 1024 B, row-major). */
 export const CIFAR10_RECORD = 1 + IMAGE_BYTES;
@@ -24,6 +24,7 @@ export const CIFAR10_CLASSES = [
  * Parses one CIFAR binary file into NHWC uint8 images. `labelBytes` is 1 (CIFAR-10) or 2
  * (CIFAR-100: coarse, then fine; the fine label is the label). Throws DatasetFormatError naming
  * the file and record when the size is not a multiple of the record size or a label ≥ numClasses.
+ * Records each image's source as `<file name>#<record>`.
  */
 export function parseCifarBin(
   file: NamedBytes,
@@ -66,23 +67,40 @@ export function parseCifarBin(
       onProgress({ stage: name, done: n + 1, total: count, unit: 'records' });
   }
   onProgress?.({ stage: name, done: count, total: count, unit: 'records' });
-  return coarse ? { count, images, labels, coarseLabels: coarse } : { count, images, labels };
+  const sources = { kind: 'records' as const, files: [{ name: baseName(name), count }] };
+  return coarse
+    ? { count, images, labels, coarseLabels: coarse, sources }
+    : { count, images, labels, sources };
 }
 
 /** Encodes a split as CIFAR-10 binary records (label byte + planar RGB), in order. */
 export function encodeCifar10(split: ImageSplit): Uint8Array {
-  if (split.labels.some((l) => l > 255))
-    throw new DatasetFormatError('labels must fit in one byte');
-  const out = new Uint8Array(split.count * CIFAR10_RECORD);
+  return encodeCifar(split, 1);
+}
+
+/**
+ * Encodes a split as CIFAR binary records, in order: `labelBytes` 1 gives CIFAR-10 records
+ * (label, 3072 planar RGB bytes); 2 gives CIFAR-100 records (coarse label — from
+ * `split.coarseLabels`, required — then fine label, then the pixels).
+ */
+export function encodeCifar(split: ImageSplit, labelBytes: 1 | 2): Uint8Array {
+  if (labelBytes === 2 && !split.coarseLabels)
+    throw new DatasetFormatError(
+      'CIFAR-100 records need the coarse labels of every image; load the split with them',
+    );
+  const rec = labelBytes + IMAGE_BYTES;
+  const out = new Uint8Array(split.count * rec);
   const plane = IMAGE_SIZE * IMAGE_SIZE;
   for (let n = 0; n < split.count; n++) {
-    const base = n * CIFAR10_RECORD;
-    out[base] = split.labels[n];
+    const base = n * rec;
+    if (labelBytes === 2) out[base] = split.coarseLabels![n];
+    out[base + labelBytes - 1] = split.labels[n];
+    const px = base + labelBytes;
     const src = n * IMAGE_BYTES;
     for (let i = 0; i < plane; i++) {
-      out[base + 1 + i] = split.images[src + i * 3];
-      out[base + 1 + plane + i] = split.images[src + i * 3 + 1];
-      out[base + 1 + 2 * plane + i] = split.images[src + i * 3 + 2];
+      out[px + i] = split.images[src + i * 3];
+      out[px + plane + i] = split.images[src + i * 3 + 1];
+      out[px + 2 * plane + i] = split.images[src + i * 3 + 2];
     }
   }
   return out;

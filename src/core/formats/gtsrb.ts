@@ -72,7 +72,7 @@ export function looksLikeGtsrb(files: NamedBytes[]): boolean {
  * Parses GTSRB: training class folders `…/000NN/` with `GT-000NN.csv`, and/or test images
  * `…/Final_Test/Images/NNNNN.ppm` with `GT-final_test.csv` (ClassId column required). Each image
  * is cropped to its ROI (Roi.X2/Y2 inclusive, as in the official annotations), then resized to
- * 32×32 (area average when shrinking, bilinear when enlarging).
+ * 32×32 (area average when shrinking, bilinear when enlarging). Each image's source is its PPM path.
  */
 export function parseGtsrb(
   files: NamedBytes[],
@@ -170,5 +170,5 @@ function decodeJobs(jobs: Job[], split: string, onProgress?: ProgressFn): ImageS
     if (onProgress && (n % 500 === 499 || n === count - 1))
       onProgress({ stage: `GTSRB ${split}`, done: n + 1, total: count, unit: 'records' });
   });
-  return { count, images, labels };
+  return { count, images, labels, sources: { kind: 'paths', paths: jobs.map((j) => j.file.name) } };
 }

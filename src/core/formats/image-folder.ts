@@ -14,7 +14,8 @@ export function looksLikeImageFolder(files: NamedBytes[]): boolean {
  * Parses an image-folder layout: `<class>/<image>` or `train|test/<class>/<image>`, optionally
  * under one common top folder; PNG or JPEG. Classes are the folder names, sorted. Each image is
  * centre-cropped to a square and resized to 32×32 (area/bilinear) — cropping rather than
- * stretching keeps object shapes, which is what classifiers of photos expect.
+ * stretching keeps object shapes, which is what classifiers of photos expect. Each image's source
+ * is its path inside the archive.
  */
 export async function parseImageFolder(
   files: NamedBytes[],
@@ -71,7 +72,12 @@ export async function parseImageFolder(
       if (onProgress && (done % 100 === 0 || done === images.length))
         onProgress({ stage: 'decoding images', done, total: images.length, unit: 'records' });
     }
-    splits[split] = { count: idx.length, images: out, labels };
+    splits[split] = {
+      count: idx.length,
+      images: out,
+      labels,
+      sources: { kind: 'paths', paths: idx.map((i) => images[i].name) },
+    };
   }
   return { classes, splits };
 }

@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { activePreset, configSummary } from '../../src/app/presets.ts';
+import { niceTicks, pctFine } from '../../src/app/format.ts';
+import { preset } from '../../src/core/experiment.ts';
+import { stepFromUrl, stepsDone, urlWithStep } from '../../src/app/steps-done.ts';
+import type { RunRecord } from '../../src/core/run.ts';
+
+describe('presets', () => {
+  it('recognises each preset exactly, and none once something changed', () => {
+    for (const name of ['paper', 'quick', 'tiny'] as const)
+      expect(activePreset(preset(name))).toBe(name);
+    expect(activePreset(preset('paper', true), true)).toBe('paper');
+    expect(activePreset(preset('paper', true))).toBeNull(); // GTSRB batch size differs
+    const changed = preset('tiny');
+    changed.train.epochs = 2;
+    expect(activePreset(changed)).toBeNull();
+    // key order and explicit undefined fields do not matter
+    const { seed, ...rest } = preset('quick');
+    const reordered = { seed, ...rest, limit: undefined };
+    expect(activePreset(reordered)).toBe('quick');
+    expect(activePreset({ ...preset('quick'), mode: 'audit', attacks: [] })).toBe('audit');
+  });
+  it('summarises a configuration in one line', () => {
+    expect(configSummary(preset('tiny'))).toBe(
+      'Patch (BadNets checkerboard) at 5%, Blend, random pattern at 5%; ResNet-8 ×0.25, 8 epochs on up to 5,000 training images; 50 probes of each kind.',
+    );
+    expect(configSummary({ ...preset('quick'), mode: 'audit', attacks: [] })).toMatch(
+      /^no attacks/,
+    );
+  });
+});
+
+describe('pctFine', () => {
+  it('keeps small fractions non-zero', () => {
+    expect(pctFine(0)).toBe('0%');
+    expect(pctFine(4 / 1000)).toBe('0.4%');
+    expect(pctFine(12 / 3072)).toBe('0.39%');
+    expect(pctFine(0.00004)).toBe('0.004%');
+    expect(pctFine(0.25)).toBe('25%');
+    expect(pctFine(0.05)).toBe('5%');
+    expect(pctFine(NaN)).toBe('—');
+  });
+});
+
+describe('steps', () => {
+  it('the step round-trips through the query and leaves the run hash alone; old #step= links work', () => {
+    const href = 'http://x/app/?backend=cpu#run=abc&cfg=xyz';
+    const url = urlWithStep(href, 'report');
+    expect(url).toBe('/app/?backend=cpu&step=report#run=abc&cfg=xyz');
+    const u = new URL(url, 'http://x');
+    expect(stepFromUrl(u.search, u.hash)).toBe('report');
+    expect(stepFromUrl('', '#cfg=xyz&step=detect')).toBe('detect');
+    expect(stepFromUrl('?step=nope', '')).toBeNull();
+  });
+  it('marks steps done from the run record', () => {
+    const none = stepsDone(null, true, false);
+    expect(
+      Object.entries(none)
+        .filter(([, v]) => v)
+        .map(([k]) => k),
+    ).toEqual(['data']);
+    const rec = {
+      config: { separateBaseline: true },
+      prepared: {},
+      // a phase is finished once trained and evaluated (core's stageDone)
+      phases: {
+        probationary: { done: true, evaluation: {} },
+        retrain: { done: true, evaluation: {} },
+      },
+      detection: {},
+    } as unknown as RunRecord;
+    const d = stepsDone(rec, true, true);
+    expect(d).toMatchObject({
+      attacks: true,
+      probes: true,
+      train: true,
+      detect: true,
+      retrain: false,
+      report: false,
+    });
+    expect(stepsDone(rec, true, false).probes).toBe(false);
+  });
+});
+
+describe('niceTicks', () => {
+  it('gives round steps covering the maximum, whole numbers for counts', () => {
+    expect(niceTicks(37)).toEqual([0, 10, 20, 30, 40]);
+    expect(niceTicks(3)).toEqual([0, 1, 2, 3]);
+    expect(niceTicks(1, 4, false)).toEqual([0, 0.5, 1]);
+    expect(niceTicks(1, 10, false)).toEqual([0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1]);
+    expect(niceTicks(0)).toEqual([0]);
+  });
+});
