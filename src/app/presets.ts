@@ -6,6 +6,7 @@ export const PRESET_LABELS: Record<PresetName | 'audit', string> = {
   paper: 'Paper multi-attack setting',
   quick: 'Quick demo',
   tiny: 'Tiny (no GPU)',
+  compare: 'Paper comparison (every defense)',
   audit: 'No attacks — audit my data',
 };
 
@@ -27,7 +28,7 @@ function equal(a: unknown, b: unknown): boolean {
  */
 export function activePreset(cfg: RunConfig, gtsrb = false): PresetName | 'audit' | null {
   if (cfg.mode === 'audit') return 'audit';
-  for (const name of ['paper', 'quick', 'tiny'] as const)
+  for (const name of ['paper', 'quick', 'tiny', 'compare'] as const)
     if (equal(preset(name, gtsrb), cfg)) return name;
   return null;
 }

@@ -236,7 +236,7 @@ export function keptRows(flagged: ArrayLike<number>, probeKind: Uint8Array): num
  * "white checkerboard pixels → the probes' label" wherever they are, and the probes act as a
  * vaccine. ResNet-50 on CIFAR (the paper) keeps the two apart.
  */
-export type PresetName = 'paper' | 'quick' | 'tiny';
+export type PresetName = 'paper' | 'quick' | 'tiny' | 'compare';
 
 /** The demo presets' attacks: a local trigger and a global one, 5% of the training set each. */
 const DEMO_ATTACKS: AttackRequest[] = [
@@ -298,6 +298,17 @@ export function preset(name: PresetName, gtsrb = false): RunConfig {
         probes: { ...quick.probes, n: 50 },
         train: { ...quick.train, width: 0.25, epochs: 8, batchSize: 32 },
         limit: { train: 5000, test: 1000 },
+      };
+    }
+    case 'compare': {
+      // The paper's comparison (Table 1 and 3) at a laptop's scale: the tiny classroom setting
+      // with every baseline defense computed beside BaDLoss and each one retrained without its
+      // removals (six training phases in all).
+      const tiny = preset('tiny', gtsrb);
+      return {
+        ...tiny,
+        defenses: ['spectral', 'activation-clustering', 'frequency', 'abl'],
+        retrainDefenses: ['spectral', 'activation-clustering', 'frequency', 'abl'],
       };
     }
   }

@@ -6,7 +6,7 @@ import { flaggedRows } from './detect/index.ts';
 import type { RunConfig } from './experiment.ts';
 import { auroc, rocCurve, type RocCurve } from './metrics.ts';
 import { PROBE_NONE } from './probes.ts';
-import type { DefenseName } from './defenses/types.ts';
+import { DEFENSE_LABELS, type DefenseName } from './defenses/types.ts';
 import { bestDefenseSentence, type DefenseComparison } from './comparison.ts';
 import { GLOSSARY, type GlossaryKey } from './glossary.ts';
 import { changeTone, probeSourceText, verdictOf, type VerdictExtras } from './verdict.ts';
@@ -368,6 +368,7 @@ export function reportHtml(r: Report, opts: ReportHtmlOptions = {}): string {
     .map((c) => `<li>${esc(c.text)}${c.action ? ` <b>${esc(c.action)}</b>` : ''}</li>`)
     .join('');
   const det = r.detection;
+  const defenseSection = defensesHtml(r, ids, attackName);
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>BaDLoss Lab report — ${esc(r.dataset.name)}</title>
 <style>body{font:15px system-ui,sans-serif;margin:2rem auto;max-width:64rem;color:#1b2430;padding:0 1rem}table{border-collapse:collapse;margin:0.5rem 0 1.5rem}th,td{padding:.3rem .7rem;border-bottom:1px solid #d9dee5;text-align:right;vertical-align:top}th:first-child,td:first-child{text-align:left}small{color:#5b6675;font-weight:normal}pre{background:#f6f7f9;padding:1rem;overflow:auto}.verdict{border-left:6px solid #5b6675;background:#f6f7f9;padding:.75rem 1rem;margin:1rem 0}.verdict.tone-better{border-color:#1e8449}.verdict.tone-worse{border-color:#c0392b}.verdict.tone-same{border-color:#b9770e}.headline{font-size:1.15rem;font-weight:600;margin:0 0 .5rem}td.tone-better{color:#1e8449}td.tone-worse{color:#c0392b}td.tone-same,td.tone-unknown{color:#5b6675}.caveats li{margin:.25rem 0}.thumbs{display:flex;flex-wrap:wrap;gap:.5rem}figure{margin:0;width:84px;font-size:11px;text-align:center;overflow-wrap:anywhere}img{image-rendering:pixelated;display:block;margin:0 auto}abbr{text-decoration:underline dotted}dt{font-weight:600;margin-top:.4rem}dd{margin:0 0 0 1rem;color:#5b6675}</style>
@@ -387,6 +388,7 @@ ${caveats ? `<p><b>Caveats</b></p><ul class="caveats">${caveats}</ul>` : ''}
 <table><tr><th>group</th><th>removed</th><th>of</th><th>share</th><th>${abbr('auroc')}</th></tr>${detRows}</table>
 <h2>Removal per class</h2>
 <table><tr><th>class</th><th>removed</th><th>of</th><th>share</th></tr>${perClass}</table>
+${defenseSection}
 ${thumbs ? `<h2>The most suspicious examples</h2><div class="thumbs">${thumbs}</div>` : ''}
 ${flagged.length ? `<h2>Flagged examples (${flagged.length}${flagged.length > shown.length ? `, first ${shown.length} shown` : ''})</h2><table><tr><th>rank</th><th>source</th><th>class</th><th>score</th>${hasTruth ? '<th>truth</th>' : ''}</tr>${flaggedRows}</table>` : ''}
 <h2>Terms</h2>
@@ -539,4 +541,32 @@ ${thumbNote}<div class="gallery">${gallery}</div>
 <p>Training-set fingerprint (SHA-256): <code>${esc(r.dataset.fingerprint)}</code></p>
 </body></html>
 `;
+}
+
+/** The report's side-by-side comparison of defenses (Table 3 and Table 1 style), as HTML. */
+function defensesHtml(r: Report, ids: string[], attackName: (id: string) => string): string {
+  const names = (Object.keys(r.defenses ?? {}) as DefenseName[]).filter((d) => r.defenses![d]);
+  if (names.length < 2) return '';
+  const label = (d: DefenseName) => DEFENSE_LABELS[d];
+  const retrained = names.filter((d) => r.defenses![d]!.cleanAccuracy !== undefined);
+  const head = ids.map((id) => `<th>${esc(attackName(id))}</th>`).join('');
+  const after = retrained.length
+    ? `<h3>After retraining without each defense's removals</h3><table><tr><th></th><th>clean accuracy</th>${head}<th>average ASR</th></tr><tr><th>No defense</th><td>${pct(r.cleanAccuracy.undefended)}</td>${ids.map((id) => `<td>${pct(r.asr.undefended[id])}</td>`).join('')}<td>${pct(r.averageAsr.undefended)}</td></tr>${retrained
+        .map((d) => {
+          const x = r.defenses![d]!;
+          return `<tr><th>${esc(label(d))}</th><td>${pct(x.cleanAccuracy)}</td>${ids.map((id) => `<td>${pct(x.asr?.[id])}</td>`).join('')}<td>${pct(x.averageAsr)}</td></tr>`;
+        })
+        .join('')}</table>`
+    : '';
+  const detection =
+    r.mode === 'benchmark'
+      ? `<h3>Detection ${abbr('auroc')} per attack</h3><table><tr><th></th>${head}<th>all poisons</th><th>clean removed</th></tr>${names
+          .map((d) => {
+            const x = r.defenses![d]!;
+            const a = (k: string) => (Number.isFinite(x.auroc[k]) ? x.auroc[k].toFixed(3) : '—');
+            return `<tr><th>${esc(label(d))}</th>${ids.map((id) => `<td>${a(id)}</td>`).join('')}<td>${a('all')}</td><td>${x.removed.clean ?? 0} (${pct(x.removedFraction.clean)})</td></tr>`;
+          })
+          .join('')}</table>`
+      : '';
+  return `<h2>Every defense side by side</h2>${r.comparison ? `<p><b>${esc(r.comparison)}</b></p>` : ''}${after}${detection}`;
 }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bestDefenseSentence, compareDefenses } from '../../src/core/comparison.ts';
 import { encodeNpy, parseNpy } from '../../src/core/formats/npy.ts';
-import type { RemovalSummary } from '../../src/core/report.ts';
+import { reportHtml, type RemovalSummary } from '../../src/core/report.ts';
 import { DEFENSE_NAMES } from '../../src/core/defenses/index.ts';
 
 const summary = (all: number): RemovalSummary => ({
@@ -137,6 +137,11 @@ describe('cli audit --defenses', () => {
       expect(Object.keys(d.asr).sort()).toEqual(['blend-r', 'patch']);
     }
     expect(report.comparison).toMatch(/did best/);
+    // the self-contained HTML report carries the same comparison
+    const html = reportHtml(report);
+    expect(html).toContain('Every defense side by side');
+    expect(html).toContain(report.comparison);
+    expect(html.match(/<tr><th>ABL \(isolation\)<\/th>/g)).toHaveLength(2); // Table 3 and Table 1 rows
     const f = parseNpy('features.npy', new Uint8Array(readFileSync(feats)));
     expect(f.shape).toEqual([600, 16]); // ResNet-8 ×0.25: 64 · 0.25 channels
   }, 300_000);

@@ -16,6 +16,7 @@ import {
   type DefenseName,
   type DefenseResult,
 } from './types.ts';
+import { DEFENSE_LABELS } from './types.ts';
 
 export * from './types.ts';
 export { ablIsolation, type AblOptions } from './abl.ts';
@@ -28,15 +29,6 @@ export {
   type FrequencyOptions,
 } from './frequency.ts';
 export { spectralSignatures, type SpectralOptions } from './spectral.ts';
-
-/** Display names of the defenses, for tables and charts. */
-export const DEFENSE_LABELS: Record<DefenseName, string> = {
-  badloss: 'BaDLoss',
-  spectral: 'Spectral Signatures',
-  'activation-clustering': 'Activation Clustering',
-  frequency: 'Frequency analysis',
-  abl: 'ABL (isolation)',
-};
 
 /** Per-defense options; anything unset takes the SPEC §5 / §10 defaults. */
 export interface DefenseOptions {

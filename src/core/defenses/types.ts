@@ -14,6 +14,15 @@ export const DEFENSE_NAMES: readonly DefenseName[] = [
   'abl',
 ];
 
+/** Display names of the defenses, for tables and charts. */
+export const DEFENSE_LABELS: Record<DefenseName, string> = {
+  badloss: 'BaDLoss',
+  spectral: 'Spectral Signatures',
+  'activation-clustering': 'Activation Clustering',
+  frequency: 'Frequency analysis',
+  abl: 'ABL (isolation)',
+};
+
 /** Penultimate-layer features: Float32Array, N × dim, row-major (global-average-pool output). */
 export interface Features {
   dim: number;
