@@ -177,6 +177,21 @@ export interface RunRecord {
   prepared?: PreparedSummary;
   phases: Partial<Record<Phase, PhaseResult>>;
   detection?: DetectionRecord;
+  /**
+   * A run whose trajectories were recorded elsewhere (PyTorch on a cluster): the files it came
+   * from and what the truth file said. It has no models here: detection, the comparison and the
+   * report work on the recorded trajectories; retraining happens where the training did.
+   */
+  imported?: {
+    trajectoriesFile: string;
+    truthFile: string;
+    truth: Int8Array;
+    probeKind: Uint8Array;
+    labels: Uint8Array;
+    classes: string[];
+    attacks: { id: string; target: number; ratio: number; strength: number; indices: number[] }[];
+    backdoorLabel: number;
+  };
   /** The compared defenses' verdicts (SPEC §10), beside BaDLoss's `detection`. */
   defenses?: Partial<Record<BaselineName, DefenseRecord>>;
   report?: Report;
@@ -235,8 +250,10 @@ export function stageDone(r: RunRecord, s: Stage): boolean {
     case 'prepare':
       return !!r.prepared;
     case 'probationary':
-    case 'retrain':
       return phaseFinished(r, s);
+    case 'retrain':
+      // A run recorded elsewhere is retrained where it was trained.
+      return !!r.imported || phaseFinished(r, s);
     case 'baseline':
       return !r.config.separateBaseline || phaseFinished(r, s);
     case 'detect':
@@ -245,7 +262,7 @@ export function stageDone(r: RunRecord, s: Stage): boolean {
       return !!r.report;
     default: {
       const d = defenseOfPhase(s) as BaselineName;
-      return !(r.config.retrainDefenses ?? []).includes(d) || phaseFinished(r, s);
+      return !!r.imported || !(r.config.retrainDefenses ?? []).includes(d) || phaseFinished(r, s);
     }
   }
 }

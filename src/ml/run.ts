@@ -1,5 +1,6 @@
 import { validateRunConfig } from '../core/config.ts';
 import {
+  IMAGE_BYTES,
   labelCounts,
   splitFingerprint,
   subsetSplit,
@@ -9,9 +10,18 @@ import {
 import { detect, type Detection, type DetectOptions } from '../core/detect/index.ts';
 import { nearestNeighbours, probeRowsFromKinds, type NearestFn } from '../core/detect/knn.ts';
 import { CancelledError, InvalidOptionError, LabError } from '../core/errors.ts';
-import { keptRows, prepareExperiment, type Prepared, type RunConfig } from '../core/experiment.ts';
+import {
+  keptRows,
+  prepareExperiment,
+  preset,
+  type Prepared,
+  type RunConfig,
+} from '../core/experiment.ts';
 import { ATTACK_NAMES } from '../core/attacks/triggers.ts';
-import type { TriggeredTestSet } from '../core/attacks/plan.ts';
+import type { ResolvedAttack, TriggeredTestSet } from '../core/attacks/plan.ts';
+import { parseNpy } from '../core/formats/npy.ts';
+import { readTruthFile, type TruthFile } from '../core/truth.ts';
+import { PROBE_BACKDOOR, PROBE_CLEAN, PROBE_MISLABELED } from '../core/probes.ts';
 import { accuracy } from '../core/metrics.ts';
 import { pca2 } from '../core/embed.ts';
 import { PhaseProgress } from '../core/progress.ts';
@@ -568,7 +578,8 @@ export class RunOrchestrator {
     const r = await this.getRun(id);
     const p = await this.prepared(r);
     const undefendedPhase = r.config.separateBaseline ? r.phases.baseline : r.phases.probationary;
-    const retrain = r.phases.retrain;
+    // A run recorded elsewhere has no retrained model here: its report is the detection's.
+    const retrain = r.imported ? r.phases.probationary : r.phases.retrain;
     if (!undefendedPhase?.evaluation || !retrain?.evaluation || !r.detection)
       throw new InvalidOptionError('finish training, detection and retraining before the report');
     const report = buildReport({
@@ -646,6 +657,143 @@ export class RunOrchestrator {
     return run;
   }
 
+  /**
+   * Opens trajectories recorded elsewhere (a `.npy`, N × E float32, e.g. from
+   * integrations/pytorch) with the truth file `poison --probes` wrote, as a run whose training is
+   * done: detection, the comparison and the report run here. With `datasetId` (the training set
+   * the trajectories were recorded on, e.g. the imported train.bin) its images are used for
+   * galleries and image-based defenses; its fingerprint must be the truth file's.
+   */
+  async importRecorded(args: {
+    trajectoriesFile: string;
+    npy: Uint8Array;
+    truthFile: string;
+    truthJson: unknown;
+    datasetId?: string;
+  }): Promise<RunRecord> {
+    const { shape, data } = parseNpy(args.trajectoriesFile, args.npy);
+    const [n, epochs] = shape;
+    for (let i = 0; i < data.length; i++)
+      if (!Number.isFinite(data[i]))
+        throw new InvalidOptionError(
+          `${args.trajectoriesFile}: row ${Math.floor(i / epochs)}, epoch ${i % epochs} is ${data[i]}; every loss must be finite — record that run again`,
+        );
+    const t = readTruthFile(args.truthFile, args.truthJson);
+    if (t.count !== n)
+      throw new InvalidOptionError(
+        `${args.trajectoriesFile} has ${n} rows but ${args.truthFile} describes ${t.count}: they belong to different training sets`,
+      );
+    const file = args.truthJson as TruthFile;
+    let datasetName = `${args.trajectoriesFile} (no images)`;
+    if (args.datasetId) {
+      const ds = await this.deps.loadDataset(args.datasetId);
+      const train = ds.splits.train;
+      if (!train || train.count !== n || (await splitFingerprint(train)) !== t.fingerprint)
+        throw new InvalidOptionError(
+          `${ds.name} is not the training set ${args.truthFile} was written for (rows or fingerprint differ): import the --out file of that poison run, or open the trajectories without images`,
+        );
+      datasetName = ds.name;
+    }
+    const attacks = t.attacks.map((a, k) => {
+      const f = file.attacks?.[a.id];
+      const indices: number[] = [];
+      for (let i = 0; i < n; i++) if (t.truth[i] === k) indices.push(i);
+      return {
+        id: a.id,
+        target: f?.target ?? 0,
+        ratio: f?.params?.ratio ?? indices.length / n,
+        strength: Number(f?.params?.strength ?? 1),
+        indices,
+      };
+    });
+    const base = preset('quick');
+    const config = validateRunConfig({
+      ...base,
+      mode: attacks.length ? 'benchmark' : 'audit',
+      attacks: attacks.map((a) => ({ id: a.id, ratio: Math.min(1, Math.max(a.ratio, 1e-9)) })),
+      probes: {
+        n: Math.max(1, t.probes.clean.length),
+        trigger: file.config?.probes?.trigger ?? 'patch',
+        trusted: 'train-untouched',
+      },
+      train: { ...base.train, epochs },
+      seed: file.seed ?? 0,
+    });
+    const now = this.deps.now();
+    const probesOf = (kind: number) => [...Array(n).keys()].filter((i) => t.probeKind[i] === kind);
+    const C = t.classes.length;
+    const perClass = (rows: number[]) => {
+      const c = new Array<number>(C).fill(0);
+      for (const i of rows) c[t.labels[i]]++;
+      return c;
+    };
+    const probeRows = [...t.probes.clean, ...t.probes.anomalous];
+    const run: RunRecord = {
+      schema: RUN_SCHEMA,
+      id: this.deps.newId(),
+      name: `${args.trajectoriesFile} (recorded elsewhere)`,
+      datasetId: args.datasetId ?? '',
+      datasetName,
+      config,
+      createdAt: now,
+      updatedAt: now,
+      imported: {
+        trajectoriesFile: args.trajectoriesFile,
+        truthFile: args.truthFile,
+        truth: t.truth,
+        probeKind: t.probeKind,
+        labels: t.labels,
+        classes: t.classes,
+        attacks,
+        backdoorLabel: file.config?.probes?.backdoorLabel ?? 0,
+      },
+      prepared: {
+        trainCount: n,
+        testCount: 0,
+        numClasses: C,
+        attacks: attacks.map((a) => ({
+          id: a.id,
+          name: ATTACK_NAMES[a.id as keyof typeof ATTACK_NAMES] ?? a.id,
+          target: a.target,
+          count: a.indices.length,
+          perClass: perClass(a.indices),
+        })),
+        probes: {
+          clean: probesOf(PROBE_CLEAN).length,
+          backdoor: probesOf(PROBE_BACKDOOR).length,
+          mislabeled: probesOf(PROBE_MISLABELED).length,
+          backdoorLabel: file.config?.probes?.backdoorLabel ?? 0,
+          perClass: perClass(probeRows),
+        },
+        classCounts: labelCounts(t.labels, C),
+        fingerprint: t.fingerprint,
+      },
+      phases: {
+        probationary: {
+          history: [],
+          done: true,
+          rows: n,
+          model: 'trained elsewhere',
+          evaluation: { cleanAccuracy: NaN, asr: {}, asrBoosted: {} },
+        },
+      },
+    };
+    await this.deps.store.commitEpoch(run, 'probationary', {
+      version: 1,
+      config: trainConfigOf(config, 'probationary'),
+      numClasses: C,
+      count: n,
+      epoch: epochs,
+      step: 0,
+      rngState: [],
+      weights: {},
+      optimizer: { m: {}, v: {} },
+      trajectories: data,
+      history: [],
+    });
+    return run;
+  }
+
   /** Does one stage of a run. */
   async runStage(id: string, stage: Stage, call: RunCall = {}): Promise<RunRecord> {
     let r: RunRecord;
@@ -694,6 +842,11 @@ export class RunOrchestrator {
     const key = `${r.id}|${r.datasetId}|${JSON.stringify([r.config.mode, r.config.attacks, r.config.probes, r.config.limit, r.config.seed])}`;
     if (this.cache?.key === key) return this.cache.prepared;
     this.cache = null;
+    if (r.imported) {
+      const prepared = await this.preparedFromRecord(r);
+      this.cache = { key, prepared };
+      return prepared;
+    }
     const ds = await this.deps.loadDataset(r.datasetId);
     // Audit probes may come from a separate dataset the user vouches for (SPEC §3).
     const trustedId = r.config.probes.trusted === 'dataset' && r.config.probes.trustedDatasetId;
@@ -701,6 +854,43 @@ export class RunOrchestrator {
     const prepared = prepareExperiment(ds, r.config, trusted);
     this.cache = { key, prepared };
     return prepared;
+  }
+
+  /** The training set of a run recorded elsewhere: its truth file, and its images when given. */
+  private async preparedFromRecord(r: RunRecord): Promise<Prepared> {
+    const im = r.imported!;
+    const n = im.truth.length;
+    const train: ImageSplit = r.datasetId
+      ? (await this.deps.loadDataset(r.datasetId)).splits.train!
+      : { count: n, images: new Uint8Array(n * IMAGE_BYTES), labels: im.labels };
+    const rows = (kind: number) => [...Array(n).keys()].filter((i) => im.probeKind[i] === kind);
+    const empty: ImageSplit = { count: 0, images: new Uint8Array(0), labels: new Uint8Array(0) };
+    return {
+      train: { ...train, labels: im.labels },
+      poisoned: train,
+      sourceLabels: im.labels,
+      truth: im.truth,
+      probes: {
+        train,
+        probeKind: im.probeKind,
+        backdoorLabel: im.backdoorLabel,
+        indices: {
+          clean: rows(PROBE_CLEAN),
+          backdoor: rows(PROBE_BACKDOOR),
+          mislabeled: rows(PROBE_MISLABELED),
+        },
+      },
+      attacks: im.attacks.map((a) => ({
+        ...a,
+        id: a.id as ResolvedAttack['id'],
+        params: {} as ResolvedAttack['params'],
+      })),
+      test: empty,
+      triggered: [],
+      numClasses: im.classes.length,
+      classes: im.classes,
+      origin: { split: new Uint8Array(n), index: Int32Array.from(Array(n).keys()) },
+    };
   }
 
   /** Rows each phase trains on (SPEC §4): all, the poisoned set without probes, or the kept rows. */

@@ -159,6 +159,14 @@ export function createTrainerApi(deps: TrainerApiDeps) {
     resetPhase: (id: string, phase: Phase): Promise<RunRecord> => runs.resetPhase(id, phase),
     detect: (id: string, options?: DetectOptions, confirm = false): Promise<RunRecord> =>
       runs.detect(id, options, confirm),
+    /** Opens trajectories recorded elsewhere (.npy bytes + the parsed truth file) as a run. */
+    importRecorded: (args: {
+      trajectoriesFile: string;
+      npy: Uint8Array;
+      truthFile: string;
+      truthJson: unknown;
+      datasetId?: string;
+    }): Promise<RunRecord> => runs.importRecorded(args),
     /** Stores a recorded run (a bundle file's bytes) made from the dataset `datasetId`. */
     importBundle: (name: string, bytes: Uint8Array, datasetId: string): Promise<RunRecord> =>
       runs.importBundle(name, bytes, datasetId),

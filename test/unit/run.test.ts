@@ -24,6 +24,9 @@ import { Trainer } from '../../src/ml/train.ts';
 import { createWasmEngine } from '../../src/ml/wasm-engine-node.ts';
 import { IdbRunStore } from '../../src/storage/runs.ts';
 import { FileRunStore } from '../../src/cli/file-run-store.ts';
+import { recordedFiles } from './recorded-fixture.ts';
+import { parseCifarBin } from '../../src/core/formats/cifar.ts';
+import { encodeNpy, parseNpy } from '../../src/core/formats/npy.ts';
 
 let factory: TrainerFactory;
 let ds: Dataset;
@@ -361,6 +364,50 @@ describe('run orchestrator', () => {
     );
     await expect(c.importBundle('junk.badloss', new Uint8Array([1, 2, 3]), 'demo')).rejects.toThrow(
       'junk.badloss: not a BaDLoss run file (not gzip data)',
+    );
+  }, 120_000);
+
+  it('opens trajectories recorded elsewhere with their truth file and runs detection and the report on them', async () => {
+    const files = await recordedFiles();
+    const store = new MemoryRunStore();
+    const trainDs = {
+      ...ds,
+      name: 'train.bin',
+      splits: { train: parseCifarBin({ name: 'train.bin', bytes: files.trainBin }, 1, 10) },
+    };
+    const runs = new RunOrchestrator({
+      store,
+      loadDataset: async (id) => (id === 'train.bin' ? trainDs : ds),
+      createTrainer: factory,
+    });
+    const args = {
+      trajectoriesFile: 'trajectories.npy',
+      npy: files.npy,
+      truthFile: 'truth.json',
+      truthJson: files.truth,
+    };
+    const r = await runs.importRecorded({ ...args, datasetId: 'train.bin' });
+    expect(nextStage(r)).toBe('detect');
+    const done = await runs.runAll(r.id);
+    expect(nextStage(done)).toBeNull();
+    expect(done.detection!.summary.auroc.patch).toBeGreaterThan(0.95);
+    expect(done.detection!.summary.removed.patch).toBeGreaterThan(files.poisoned * 0.9);
+    expect(done.report!.detection.flaggedCount).toBe(done.detection!.summary.flagged.length);
+    expect((await runs.trainingImages(r.id, [0])).images).toEqual(
+      parseCifarBin({ name: 'train.bin', bytes: files.trainBin }, 1, 10).images.subarray(0, 3072),
+    );
+    // named errors: rows that do not match, NaNs, a training set of another run
+    const short = encodeNpy([10, 6], new Float32Array(60));
+    await expect(runs.importRecorded({ ...args, npy: short })).rejects.toThrow(
+      'trajectories.npy has 10 rows but truth.json describes 300',
+    );
+    const nan = parseNpy('t.npy', files.npy);
+    nan.data[7] = NaN;
+    await expect(
+      runs.importRecorded({ ...args, npy: encodeNpy(nan.shape, nan.data) }),
+    ).rejects.toThrow('trajectories.npy: row 1, epoch 1 is NaN');
+    await expect(runs.importRecorded({ ...args, datasetId: 'demo' })).rejects.toThrow(
+      /is not the training set truth\.json was written for/,
     );
   }, 120_000);
 
