@@ -76,6 +76,17 @@ describe('CIFAR binary', () => {
     expect(ds.classes[99]).toBe('f99');
   });
 
+  it('tells a CIFAR-10 train.bin (as cli poison writes it) from CIFAR-100 by its record size', async () => {
+    const ten = await loadDatasetFiles([{ name: 'train.bin', bytes: cifarBytes(5, (n) => n) }]);
+    expect(ten.format).toBe('cifar10');
+    expect(Array.from(ten.splits.train!.labels)).toEqual([0, 1, 2, 3, 4]);
+    const hundred = await loadDatasetFiles([
+      { name: 'train.bin', bytes: cifarBytes(5, (n) => 90 + n, 2) },
+    ]);
+    expect(hundred.format).toBe('cifar100');
+    expect(Array.from(hundred.splits.train!.labels)).toEqual([90, 91, 92, 93, 94]);
+  });
+
   it('treats any other single .bin as a CIFAR-10 training split', async () => {
     const ds = await loadDatasetFiles([{ name: 'poisoned.bin', bytes: cifarBytes(2, () => 4) }]);
     expect(ds.format).toBe('cifar10');

@@ -21,7 +21,8 @@ const CIFAR100_FILE = /^(train|test)\.bin$/i;
 /**
  * Loads a dataset from user files (archives are expanded first) with the format recognised from
  * the file names and contents: CIFAR-10 binary (`data_batch_*.bin`, `test_batch.bin`, any other
- * single `.bin` as a training split), CIFAR-100 binary (`train.bin`/`test.bin` with or without
+ * single `.bin` as a training split — also a `train.bin` whose records are 3073 bytes, as
+ * `cli poison` writes it), CIFAR-100 binary (`train.bin`/`test.bin` with or without
  * `fine_label_names.txt`), GTSRB (PPM + CSV) or an image-folder zip (PNG/JPEG).
  * Throws DatasetFormatError naming the file and the problem; returns only a complete dataset.
  */
@@ -35,9 +36,13 @@ export async function loadDatasetFiles(
   const bins = files.filter((f) => f.name.toLowerCase().endsWith('.bin'));
   const byBase = (re: RegExp) => files.find((f) => re.test(baseName(f.name)));
   let ds: Dataset;
+  // `train.bin` is CIFAR-100's name, but also what `cli poison --out train.bin` writes in
+  // CIFAR-10's layout: the record size (3074 vs 3073 bytes) tells them apart.
   const isCifar100 =
     byBase(/^fine_label_names\.txt$/i) !== undefined ||
-    (bins.length > 0 && bins.every((f) => CIFAR100_FILE.test(baseName(f.name))));
+    (bins.length > 0 &&
+      bins.every((f) => CIFAR100_FILE.test(baseName(f.name))) &&
+      bins.some((f) => f.bytes.length % 3074 === 0 || f.bytes.length % 3073 !== 0));
   if (bins.length > 0 && isCifar100) {
     const fineNames = byBase(/^fine_label_names\.txt$/i);
     const coarseNames = byBase(/^coarse_label_names\.txt$/i);
