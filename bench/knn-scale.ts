@@ -1,11 +1,12 @@
 /**
  * `npx tsx bench/knn-scale.ts [N] [E,...]`: seconds of the k-NN detector (src/core/detect/knn.ts)
- * on N random trajectories × E epochs against 750 probes (250 clean, 500 anomalous), for
+ * (with the WebAssembly SIMD kernel the CLI and the app use) on N random trajectories × E epochs against 750 probes (250 clean, 500 anomalous), for
  * docs/scale.md. Times k chosen by leave-one-out ('auto', what `detect` does by default) and a
  * fixed k = 30. Single-threaded Node; nothing is asserted. Prints wall-clock and CPU seconds: on
  * a shared machine the CPU seconds are what an idle core would take.
  */
 import { knnScores } from '../src/core/detect/knn.ts';
+import { wasmNearest } from '../src/ml/fast-knn.ts';
 import { Rng } from '../src/core/rng.ts';
 
 const n = Number(process.argv[2] ?? 50_000);
@@ -26,8 +27,12 @@ for (const epochs of epochsList) {
   const losses = new Float32Array(n * epochs);
   for (let i = 0; i < losses.length; i++) losses[i] = rng.float() * 3;
   const t = { n, epochs, losses };
-  const [autoSeconds, autoCpu] = timed(() => knnScores(t, { clean, anomalous }, 'auto'));
-  const [fixedSeconds, fixedCpu] = timed(() => knnScores(t, { clean, anomalous }, 30));
+  const [autoSeconds, autoCpu] = timed(() =>
+    knnScores(t, { clean, anomalous }, 'auto', undefined, wasmNearest),
+  );
+  const [fixedSeconds, fixedCpu] = timed(() =>
+    knnScores(t, { clean, anomalous }, 30, undefined, wasmNearest),
+  );
   rows.push({ n, epochs, autoSeconds, autoCpu, fixedSeconds, fixedCpu });
   process.stdout.write(
     `N = ${n}, E = ${epochs}, P = 750: k auto ${autoSeconds.toFixed(2)} s (CPU ${autoCpu.toFixed(2)} s), k = 30 ${fixedSeconds.toFixed(2)} s (CPU ${fixedCpu.toFixed(2)} s)\n`,
