@@ -27,6 +27,7 @@ import { pca2 } from '../core/embed.ts';
 import { PhaseProgress } from '../core/progress.ts';
 import { decodeRunBundle, encodeRunBundle } from '../core/run-bundle.ts';
 import { compareDefenses } from '../core/comparison.ts';
+import { countRemovals } from '../core/removals.ts';
 import {
   buildReport,
   summarizeDetection,
@@ -534,11 +535,24 @@ export class RunOrchestrator {
     return run;
   }
 
-  /** Removals and AUROC at a threshold, without storing anything (for a live slider). */
+  /**
+   * Removals at a threshold, without storing anything (a live slider): recounted in O(N); the
+   * ROC and AUROC do not depend on the threshold and stay as stored.
+   */
   async summarizeAt(id: string, threshold: number): Promise<DetectionSummary> {
     const r = await this.getRun(id);
     if (!r.detection) throw new InvalidOptionError('run detection first');
-    return this.summarize(await this.prepared(r), this.storedDetection(r), threshold);
+    const p = await this.prepared(r);
+    const counts = countRemovals(
+      r.detection.scores,
+      threshold,
+      p.truth,
+      p.probes.probeKind,
+      p.attacks.map((a) => a.id),
+      p.train.labels,
+      p.numClasses,
+    );
+    return { ...r.detection.summary, ...counts, threshold };
   }
 
   /** Per-row data of the probationary run for the Detect step's pictures. */
