@@ -35,28 +35,25 @@ export const LIMITS = {
 
 export type LimitName = keyof typeof LIMITS;
 
+/** One range: bounds, whether they are excluded, and whether only whole numbers are allowed. */
+interface Limit {
+  min: number;
+  max: number;
+  int: boolean;
+  minExclusive?: boolean;
+  maxExclusive?: boolean;
+}
+
 /** "a whole number in 1–1000", "a number in (0, 1]": the words for a limit. */
 export function describeLimit(name: LimitName): string {
-  const l: {
-    min: number;
-    max: number;
-    int: boolean;
-    minExclusive?: boolean;
-    maxExclusive?: boolean;
-  } = LIMITS[name];
+  const l: Limit = LIMITS[name];
   if (l.int) return `a whole number in ${l.min}–${l.max}`;
   return `a number in ${l.minExclusive ? '(' : '['}${l.min}, ${l.max}${l.maxExclusive ? ')' : ']'}`;
 }
 
 /** Whether a value is within a named limit. */
 export function withinLimit(name: LimitName, x: number): boolean {
-  const l: {
-    min: number;
-    max: number;
-    int: boolean;
-    minExclusive?: boolean;
-    maxExclusive?: boolean;
-  } = LIMITS[name];
+  const l: Limit = LIMITS[name];
   return (
     Number.isFinite(x) &&
     (!l.int || Number.isInteger(x)) &&

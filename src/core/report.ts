@@ -190,6 +190,20 @@ export interface ReportInput {
   defenses?: Partial<Record<DefenseName, DefenseComparison>>;
 }
 
+/** The report's detection block: the summary's numbers, per class by name. */
+function detectionFields(s: DetectionSummary, classes: string[]): Report['detection'] {
+  return {
+    method: s.method,
+    k: s.k,
+    threshold: s.threshold,
+    auroc: s.auroc,
+    removed: s.removed,
+    removedFraction: s.removedFraction,
+    perClass: s.perClass.map((c, i) => ({ class: classes[i] ?? String(i), ...c })),
+    flaggedCount: s.flagged.length,
+  };
+}
+
 /** Assembles the report (rates as fractions in [0, 1]). */
 export function buildReport(r: ReportInput): Report {
   const s = r.summary;
@@ -208,16 +222,7 @@ export function buildReport(r: ReportInput): Report {
     asr: { undefended: r.undefended.asr, defended: r.defended.asr },
     asrBoosted: { undefended: r.undefended.asrBoosted, defended: r.defended.asrBoosted },
     averageAsr: { undefended: averageOf(r.undefended.asr), defended: averageOf(r.defended.asr) },
-    detection: {
-      method: s.method,
-      k: s.k,
-      threshold: s.threshold,
-      auroc: s.auroc,
-      removed: s.removed,
-      removedFraction: s.removedFraction,
-      perClass: s.perClass.map((c, i) => ({ class: r.classes[i] ?? String(i), ...c })),
-      flaggedCount: s.flagged.length,
-    },
+    detection: detectionFields(s, r.classes),
     attacks: r.attacks.map((a) => ({
       id: a.id,
       name: ATTACK_NAMES[a.id],
@@ -472,16 +477,7 @@ export function buildDetectionReport(r: DetectionReportInput): DetectionReport {
     },
     trajectories: r.trajectories,
     probes: { clean: r.probes.clean.length, anomalous: r.probes.anomalous.length },
-    detection: {
-      method: s.method,
-      k: s.k,
-      threshold: s.threshold,
-      auroc: s.auroc,
-      removed: s.removed,
-      removedFraction: s.removedFraction,
-      perClass: s.perClass.map((c, i) => ({ class: r.classes[i] ?? String(i), ...c })),
-      flaggedCount: s.flagged.length,
-    },
+    detection: detectionFields(s, r.classes),
     attackCounts,
     suspicious: judged.slice(0, r.top ?? 48).map((row) => ({
       row,
