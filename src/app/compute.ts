@@ -38,11 +38,34 @@ export function trainer(): Remote<TrainerApi> {
       type: 'module',
       name: 'trainer',
     });
-    api = wrap<TrainerApi>(worker);
+    api = tracked(wrap<TrainerApi>(worker));
     // Messages are handled in order, so this init is the one every later call waits for.
     if (initOptions) void api.init(initOptions).catch(() => undefined);
   }
   return api;
+}
+
+/** A call that settles with the worker's answer, or rejects when the worker is replaced. */
+function track<T>(answer: Promise<T>): Promise<T> {
+  let reject!: (e: Error) => void;
+  const stopped = new Promise<never>((_, r) => (reject = r));
+  inFlight.add(reject);
+  return Promise.race([answer, stopped]).finally(() => inFlight.delete(reject));
+}
+
+/**
+ * The worker's API with every call tracked: when `cancelTrainer()` terminates the worker, every
+ * call still waiting (training, but also a detection or a slider recount) rejects with a
+ * CancelledError instead of hanging.
+ */
+function tracked(remote: Remote<TrainerApi>): Remote<TrainerApi> {
+  return new Proxy(remote, {
+    get(target, prop) {
+      const member: unknown = Reflect.get(target, prop);
+      if (typeof member !== 'function') return member;
+      return (...args: unknown[]) => track(Promise.resolve(Reflect.apply(member, target, args)));
+    },
+  });
 }
 
 /**
@@ -50,10 +73,7 @@ export function trainer(): Remote<TrainerApi> {
  * a CancelledError at once, even though the terminated worker never answers.
  */
 export function cancellable<T>(call: (api: Remote<TrainerApi>) => Promise<T>): Promise<T> {
-  let reject!: (e: Error) => void;
-  const stopped = new Promise<never>((_, r) => (reject = r));
-  inFlight.add(reject);
-  return Promise.race([call(trainer()), stopped]).finally(() => inFlight.delete(reject));
+  return call(trainer());
 }
 
 /**

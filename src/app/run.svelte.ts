@@ -5,6 +5,7 @@ import type { DetectOptions } from '../core/detect/index.ts';
 import { describeError } from '../core/errors.ts';
 import {
   BASELINE_NAMES,
+  dataKey,
   PHASES,
   type BaselineName,
   type DetectionContext,
@@ -14,11 +15,6 @@ import {
 } from '../core/run.ts';
 import { cancellable, cancelTrainer, trainer } from './compute.ts';
 import { decodeConfig, encodeConfig } from './url-state.ts';
-
-/** The settings that decide the training set (a change means a new run). */
-function dataKey(c: RunConfig): string {
-  return JSON.stringify([c.mode, c.attacks, c.probes, c.limit ?? null, c.seed]);
-}
 
 export interface TrainingStatus {
   runId: string;
@@ -283,7 +279,9 @@ export class RunState {
       `The ${phase} model's finished epochs${phase === 'probationary' ? ', its trajectories and the detection' : ''} will be deleted; training starts again from scratch.`,
       'Discard',
     );
-    this.show(ok ? await trainer().resetPhase(id, phase) : await this.fetch(id));
+    // Kept: it waits for the user, like a pause (a reload does not start it again).
+    const r = ok ? await trainer().resetPhase(id, phase) : await trainer().markPaused(id, phase);
+    if (!this.record || this.record.id === r.id) this.show(r);
   }
 
   async loadContext(): Promise<void> {

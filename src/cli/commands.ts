@@ -325,8 +325,13 @@ async function cmdAudit(
       Trainer.create(engine, cfg, split, numClasses, ckpt),
   });
   const same = JSON.stringify(validateRunConfig(config));
+  // A stored run continues only if it was built from these very images (same fingerprint), not
+  // from another file of the same name.
+  const fingerprint = await splitFingerprint(prepareExperiment(ds, config).train);
   const previous = (await runs.listRuns()).find(
-    (r) => r.datasetName === ds.name && JSON.stringify(r.config) === same,
+    (r) =>
+      JSON.stringify(r.config) === same &&
+      (r.prepared ? r.prepared.fingerprint === fingerprint : r.datasetName === ds.name),
   );
   const run =
     previous ?? (await runs.createRun({ datasetId: ds.name, datasetName: ds.name, config }));

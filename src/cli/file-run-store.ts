@@ -63,9 +63,10 @@ export class FileRunStore implements RunStore {
   }
 
   async putRunDropping(r: RunRecord, drop: Phase[]): Promise<void> {
-    // Checkpoints go first: a crash in between leaves a run that retrains a phase from scratch,
-    // never one that resumes from a checkpoint its record no longer knows.
-    for (const p of drop) await rm(this.ckptPath(r.id, p), { force: true });
+    // The run goes first: a crash in between leaves a checkpoint its record no longer mentions,
+    // which is never resumed (a phase resumes only a checkpoint of its own recipe and rows) and
+    // is overwritten by the next epoch — never a finished phase whose trajectories are gone.
     await this.write(this.runPath(r.id), r);
+    for (const p of drop) await rm(this.ckptPath(r.id, p), { force: true });
   }
 }

@@ -18,6 +18,8 @@ export interface RunBundle {
   /** The probationary model's trajectories: run.prepared.trainCount × epochs, row-major, nats. */
   trajectories: Float32Array;
   epochs: number;
+  /** Its penultimate features (trainCount × dim), which the feature-based defenses read. */
+  features?: { dim: number; values: Float32Array };
 }
 
 const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
@@ -85,8 +87,16 @@ export function encodeRunBundle(
   run: RunRecord,
   trajectories: Float32Array,
   epochs: number,
+  features?: { dim: number; values: Float32Array },
 ): Uint8Array {
-  const b: RunBundle = { format: 'badloss-run', version: 1, run, trajectories, epochs };
+  const b: RunBundle = {
+    format: 'badloss-run',
+    version: 1,
+    run,
+    trajectories,
+    epochs,
+    ...(features ? { features } : {}),
+  };
   return gzipSync(strToU8(JSON.stringify(b, replacer)), { level: 9, mtime: 0 });
 }
 

@@ -386,15 +386,16 @@ export class MemoryRunStore implements RunStore {
 }
 
 /** The settings that decide the training set: a change needs a new training set. */
-function dataKey(c: RunConfig): string {
+export function dataKey(c: RunConfig): string {
   return JSON.stringify([c.mode, c.attacks, c.probes, c.limit ?? null, c.seed]);
 }
 
 /**
  * Which stages a configuration change invalidates, and in words what changed: the data settings
  * (attacks, probes, subsample, seed, mode) invalidate everything; the training recipe every
- * trained model; the detection options the detection and what follows; turning the separate
- * baseline off drops that model, turning it on only adds a stage to do.
+ * trained model; the detection options BaDLoss's detection (redone by the caller) and its
+ * retrained model; turning the separate baseline off drops that model, turning it on only adds a
+ * stage to do.
  */
 export function configChange(prev: RunConfig, next: RunConfig): { clear: Stage[]; what: string[] } {
   const clear = new Set<Stage>();
@@ -409,8 +410,10 @@ export function configChange(prev: RunConfig, next: RunConfig): { clear: Stage[]
     clear.add('baseline');
   }
   if (JSON.stringify(prev.detect) !== JSON.stringify(next.detect)) {
+    // BaDLoss's own detection is redone (the caller drops it) and its retraining goes; the
+    // compared defenses do not read these settings.
     what.push('the detection settings');
-    clear.add('detect');
+    clear.add('retrain');
   }
   const removedFrom = (a?: BaselineName[], b?: BaselineName[]) =>
     (a ?? []).filter((d) => !(b ?? []).includes(d));

@@ -38,6 +38,7 @@ import {
   BASELINE_NAMES,
   clearFrom,
   configChange,
+  dataKey,
   defenseOfPhase,
   type BaselineName,
   type DefenseRecord,
@@ -259,6 +260,9 @@ export class RunOrchestrator {
   }
 
   async deleteRun(id: string): Promise<void> {
+    const phase = this.active.get(id);
+    if (phase)
+      throw new LabError(`the ${phase} model of this run is training: pause or cancel it first`);
     if (this.cache?.key.startsWith(`${id}|`)) this.cache = null;
     await this.deps.store.deleteRun(id);
   }
@@ -273,6 +277,11 @@ export class RunOrchestrator {
     const r = await this.getRun(id);
     const change = configChange(r.config, next);
     if (change.what.length === 0) return r;
+    this.refuseWhileTraining(r, `change ${change.what.join(' and ')}`);
+    if (r.imported && change.clear.some((s) => s === 'prepare' || s === 'probationary'))
+      throw new InvalidOptionError(
+        `this run was recorded elsewhere (${r.imported.trajectoriesFile}): its training set and recipe cannot change here; record a new run and open it`,
+      );
     // The report is rebuilt in an instant: losing it needs no confirmation.
     const lost = stagesWithResults(r, change.clear).filter((s) => s !== 'report');
     if (lost.length && !confirm)
@@ -280,6 +289,8 @@ export class RunOrchestrator {
         `changing ${change.what.join(' and ')} discards ${lost.map((s) => stageWords(s)).join(', ')} of this run; confirm, or start a new run with these settings`,
       );
     let run: RunRecord = { ...r, config: next };
+    // New detection settings: BaDLoss's detection is redone (cheap); its retraining goes.
+    if (JSON.stringify(r.config.detect) !== JSON.stringify(next.detect)) delete run.detection;
     if (run.defenses) {
       const kept = new Set(next.defenses ?? []);
       run.defenses = Object.fromEntries(
@@ -323,9 +334,24 @@ export class RunOrchestrator {
     const split = this.trainingSplit(r, phase, p);
     const cfg = trainConfigOf(r.config, phase);
     const ckpt = await this.deps.store.loadCheckpoint(id, phase);
+    // A checkpoint of another recipe or training set (a stale file, another tab) is not resumed.
     const usable =
-      ckpt && ckpt.count === split.count && ckpt.epoch <= cfg.epochs ? ckpt : undefined;
-    const trainer = await this.deps.createTrainer(cfg, split, p.numClasses, usable);
+      ckpt &&
+      ckpt.count === split.count &&
+      ckpt.epoch <= cfg.epochs &&
+      JSON.stringify(ckpt.config) === JSON.stringify(cfg)
+        ? ckpt
+        : undefined;
+    if (this.active.has(id))
+      throw new LabError(`the ${this.active.get(id)} model of this run is already training`);
+    this.active.set(id, phase);
+    let trainer: Trainer;
+    try {
+      trainer = await this.deps.createTrainer(cfg, split, p.numClasses, usable);
+    } catch (e) {
+      this.active.delete(id);
+      throw e;
+    }
     const model = trainer.model.describe();
     const stop = () => !!call.signal?.aborted || !!call.shouldPause?.();
     // Every pass this phase makes, counted as it is (core's one progress model).
@@ -398,10 +424,13 @@ export class RunOrchestrator {
         model,
       };
       r = await this.getRun(id);
-      const done = await this.put({ ...r, phases: { ...r.phases, [phase]: result } });
+      // A report built before this phase finished no longer shows everything: rebuild it.
+      const { report: _stale, ...rest } = r;
+      const done = await this.put({ ...rest, phases: { ...r.phases, [phase]: result } });
       call.onUpdate?.(done);
       return done;
     } finally {
+      this.active.delete(id);
       trainer.dispose();
     }
   }
@@ -427,6 +456,10 @@ export class RunOrchestrator {
     const ck = await this.deps.store.loadCheckpoint(r.id, 'probationary');
     if (!ck) throw new InvalidOptionError('train the probationary model before detection');
     if (ck.features) return ck.features;
+    if (Object.keys(ck.weights).length === 0)
+      throw new InvalidOptionError(
+        'this run was trained elsewhere and has no model here: Spectral Signatures and Activation Clustering need its penultimate features; compare those where it was trained, or choose the trajectory- and image-based defenses',
+      );
     const trainer = await this.deps.createTrainer(ck.config, p.train, p.numClasses, ck);
     try {
       ck.features = await this.featuresOf(trainer, p.train);
@@ -437,9 +470,19 @@ export class RunOrchestrator {
     return ck.features;
   }
 
+  /** Marks an unfinished phase as paused by the user (a reload then leaves it waiting). */
+  async markPaused(id: string, phase: Phase): Promise<RunRecord> {
+    const r = await this.getRun(id);
+    const at = r.phases[phase];
+    if (!at || at.done || at.paused) return r;
+    return this.put({ ...r, phases: { ...r.phases, [phase]: { ...at, paused: true } } });
+  }
+
   /** Forgets a phase's checkpoint and results, and everything downstream of them. */
   async resetPhase(id: string, phase: Phase): Promise<RunRecord> {
-    const { run, dropCheckpoints } = clearFrom(await this.getRun(id), phase);
+    const r = await this.getRun(id);
+    this.refuseWhileTraining(r, `discard the ${phase} model`);
+    const { run, dropCheckpoints } = clearFrom(r, phase);
     return this.put(run, dropCheckpoints);
   }
 
@@ -450,21 +493,23 @@ export class RunOrchestrator {
    */
   async detect(id: string, options?: DetectOptions, confirm = false): Promise<RunRecord> {
     let r = await this.getRun(id);
-    if (options && JSON.stringify(options) !== JSON.stringify(r.config.detect)) {
-      r = await this.setConfig(id, { ...r.config, detect: options }, confirm);
-    }
+    this.refuseWhileTraining(r, 'detect again');
+    const config = options ? validateRunConfig({ ...r.config, detect: options }) : r.config;
     this.confirmDropping(r, ['retrain'], confirm);
     const p = await this.prepared(r);
     const ck = await this.deps.store.loadCheckpoint(id, 'probationary');
     if (!ck || !r.phases.probationary?.done)
       throw new InvalidOptionError('train the probationary model before detection');
+    // Compute first, then commit the settings and the detection together: a detection that
+    // fails (say, k larger than the probes allow) leaves the run as it was.
     const det = detect(
       { n: p.train.count, epochs: ck.config.epochs, losses: ck.trajectories },
       probeRowsFromKinds(p.probes.probeKind),
-      r.config.detect,
+      config.detect,
       this.deps.nearest,
     );
-    const stored = await this.storeDetection(r, p, det, det.threshold);
+    r = await this.getRun(id);
+    const stored = await this.storeDetection({ ...r, config }, p, det, det.threshold);
     return this.detectBaselines(stored.id);
   }
 
@@ -480,6 +525,10 @@ export class RunOrchestrator {
     const ck = await this.deps.store.loadCheckpoint(id, 'probationary');
     if (!ck || !r.phases.probationary?.done)
       throw new InvalidOptionError('train the probationary model before detection');
+    if (r.imported && !r.datasetId && missing.includes('frequency'))
+      throw new InvalidOptionError(
+        'Frequency analysis looks at the images: open the recording again with its training set (the train.bin of the poison run)',
+      );
     const needsFeatures = missing.some((d) => d === 'spectral' || d === 'activation-clustering');
     const features = needsFeatures ? await this.storedFeatures(r, p) : undefined;
     const results = runDefenses(missing, {
@@ -522,12 +571,18 @@ export class RunOrchestrator {
     if (!(threshold >= 0 && threshold <= 1))
       throw new InvalidOptionError(`threshold ${threshold} must be in [0, 1]`);
     const r = await this.getRun(id);
+    this.refuseWhileTraining(r, 'change the threshold');
     if (!r.detection) throw new InvalidOptionError('run detection before choosing a threshold');
     this.confirmDropping(r, ['retrain'], confirm);
     const p = await this.prepared(r);
     const det = this.storedDetection(r);
+    // Rank-based detectors cut at 1 − rejectFraction: store the cut where a re-detection reads it.
+    const detectCfg =
+      r.config.detect.method === 'knn'
+        ? { ...r.config.detect, threshold }
+        : { ...r.config.detect, rejectFraction: 1 - threshold };
     const run = await this.storeDetection(
-      { ...r, config: { ...r.config, detect: { ...r.config.detect, threshold } } },
+      { ...r, config: { ...r.config, detect: detectCfg } },
       p,
       det,
       threshold,
@@ -633,7 +688,7 @@ export class RunOrchestrator {
     const ck = await this.deps.store.loadCheckpoint(id, 'probationary');
     if (!ck || !r.phases.probationary?.done)
       throw new InvalidOptionError('train the probationary model before exporting the run');
-    return encodeRunBundle(r, ck.trajectories, ck.config.epochs);
+    return encodeRunBundle(r, ck.trajectories, ck.config.epochs, ck.features);
   }
 
   /**
@@ -667,6 +722,7 @@ export class RunOrchestrator {
       optimizer: { m: {}, v: {} },
       trajectories: b.trajectories,
       history: run.phases.probationary!.history,
+      ...(b.features ? { features: b.features } : {}),
     });
     return run;
   }
@@ -853,7 +909,7 @@ export class RunOrchestrator {
 
   /** The training set of a run, built on first use and kept for the run in progress. */
   async prepared(r: RunRecord): Promise<Prepared> {
-    const key = `${r.id}|${r.datasetId}|${JSON.stringify([r.config.mode, r.config.attacks, r.config.probes, r.config.limit, r.config.seed])}`;
+    const key = `${r.id}|${r.datasetId}|${dataKey(r.config)}`;
     if (this.cache?.key === key) return this.cache.prepared;
     this.cache = null;
     if (r.imported) {
@@ -968,8 +1024,22 @@ export class RunOrchestrator {
       k: det.k,
       looAuroc: det.looAuroc,
     };
-    const { run, dropCheckpoints } = clearFrom(r, 'detect');
+    // Only BaDLoss's own retraining depends on its removals: the compared defenses and their
+    // retrained models stay.
+    const { run, dropCheckpoints } = clearFrom(r, 'retrain');
     return this.put({ ...run, detection: record }, dropCheckpoints);
+  }
+
+  /** Phases training now in this process, by run (a run trains one phase at a time). */
+  private readonly active = new Map<string, Phase>();
+
+  /** Refuses a change to a run while one of its phases trains (it would be undone by the next epoch). */
+  private refuseWhileTraining(r: RunRecord, what: string): void {
+    const phase = this.active.get(r.id);
+    if (phase)
+      throw new LabError(
+        `cannot ${what} while the ${phase} model of this run is training: pause or cancel it first`,
+      );
   }
 
   private confirmDropping(r: RunRecord, stages: Stage[], confirm: boolean): void {

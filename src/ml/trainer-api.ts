@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { wrap } from 'comlink';
 import '@tensorflow/tfjs-backend-webgpu';
 import { transfer } from 'comlink';
-import { InvalidOptionError } from '../core/errors.ts';
+import { InvalidOptionError, LabError } from '../core/errors.ts';
 import type { Dataset } from '../core/dataset.ts';
 import type { DetectOptions } from '../core/detect/index.ts';
 import type { DetectionSummary } from '../core/report.ts';
@@ -188,15 +188,29 @@ export function createTrainerApi(deps: TrainerApiDeps) {
       onProgress?: (p: TrainProgress) => void,
       onUpdate?: (r: RunRecord) => void,
     ): Promise<RunRecord> {
-      await ensure();
+      // Cleared before anything is awaited, so a pause clicked while compute starts is kept.
       pauses.delete(id);
-      return runs.train(id, phase, {
-        onProgress: (_phase, p) => onProgress?.(p),
-        onUpdate,
-        shouldPause: () => pauses.has(id),
+      await ensure();
+      const go = () =>
+        runs.train(id, phase, {
+          onProgress: (_phase, p) => onProgress?.(p),
+          onUpdate,
+          shouldPause: () => pauses.has(id),
+        });
+      // One trainer per run across tabs: a second tab (a shared link, an auto-resume) is refused.
+      const locks = (globalThis.navigator as Navigator | undefined)?.locks;
+      if (!locks) return go();
+      return locks.request(`badloss-run:${id}`, { ifAvailable: true }, (lock) => {
+        if (!lock)
+          throw new LabError(
+            'this run is training in another tab of this browser: watch it there, or pause it there first',
+          );
+        return go();
       });
     },
 
+    /** Marks an unfinished phase as paused by the user (kept after a cancel: no auto-resume). */
+    markPaused: (id: string, phase: Phase): Promise<RunRecord> => runs.markPaused(id, phase),
     /** Asks the running `train` of this run to stop after the current step; the last checkpoint stays. */
     pause(id: string): void {
       pauses.add(id);

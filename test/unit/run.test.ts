@@ -145,7 +145,7 @@ describe('stage sequence (core)', () => {
       'probationary',
       'baseline',
     ]);
-    expect(configChange(c, { ...c, detect: { ...c.detect, k: 7 } }).clear).toEqual(['detect']);
+    expect(configChange(c, { ...c, detect: { ...c.detect, k: 7 } }).clear).toEqual(['retrain']);
     // Turning the baseline on discards nothing but the report; turning it off drops that model.
     expect(configChange(c, { ...c, separateBaseline: true }).clear).toEqual(['report']);
     expect(configChange({ ...c, separateBaseline: true }, c).clear).toEqual(['baseline']);
@@ -299,6 +299,24 @@ describe('run orchestrator', () => {
     expect(Object.keys(done.report!.defenses!)).toEqual(['badloss', 'spectral', 'abl']);
     expect(done.report!.defenses!.abl!.averageAsr).toBeGreaterThanOrEqual(0);
     expect(done.report!.defenses!.spectral!.averageAsr).toBeUndefined();
+    // A new BaDLoss threshold redoes BaDLoss's retraining only: the compared defenses and the
+    // model retrained without ABL's removals do not depend on it.
+    const moved = await runs.setThreshold(id, 0.6, true);
+    expect(moved.phases.retrain).toBeUndefined();
+    expect(moved.phases['retrain:abl']?.done).toBe(true);
+    expect(Object.keys(moved.defenses!).sort()).toEqual(['abl', 'spectral']);
+    expect(await store.loadCheckpoint(id, 'retrain:abl')).toBeDefined();
+    // and a change while a phase trains is refused, not undone by the next epoch
+    let refused: unknown;
+    await runs.train(id, 'retrain', {
+      onProgress: () => {
+        if (!refused) refused = runs.setThreshold(id, 0.2, true).catch((e) => e);
+      },
+    });
+    expect(await refused).toMatchObject({
+      message: expect.stringMatching(/while the retrain model of this run is training/),
+    });
+    await runs.runAll(id);
     const features = (await store.loadCheckpoint(id, 'probationary'))!.features!;
     expect(features.values.length).toBe(240 * features.dim);
     // Dropping ABL drops its retrained model and checkpoint (asking first).
