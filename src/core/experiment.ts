@@ -8,13 +8,14 @@ import {
   type ResolvedAttack,
   type TriggeredTestSet,
 } from './attacks/plan.ts';
-import { ATTACK_IDS, type AttackId } from './attacks/triggers.ts';
+import { ATTACK_IDS } from './attacks/triggers.ts';
 import {
   appendProbes,
   insertProbes,
   PROBE_BACKDOOR,
   PROBE_MISLABELED,
   type ProbeResult,
+  type ProbeTrigger,
 } from './probes.ts';
 import type { DetectOptions } from './detect/index.ts';
 import type { BaselineName } from './run.ts';
@@ -49,7 +50,8 @@ export interface RunConfig {
   /** Benchmark: attacks injected by us, ground truth known. Audit: the user's own data, no truth. */
   mode: 'benchmark' | 'audit';
   attacks: AttackRequest[];
-  probes: { n: number; trigger: AttackId; trusted: TrustedSource };
+  /** Probes (SPEC §3): n of each kind; the backdoor probes' trigger(s) — see `ProbeTrigger`. */
+  probes: { n: number; trigger: ProbeTrigger; trusted: TrustedSource };
   train: TrainRecipe & {
     /** Also measure test accuracy and ASR after every epoch (costs one test pass per epoch). */
     evalEachEpoch?: boolean;
