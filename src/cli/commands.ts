@@ -12,7 +12,8 @@ import { generateDemoDataset } from '../core/demo.ts';
 import { poisonDataset, type AttackRequest } from '../core/attacks/plan.ts';
 import { ATTACK_IDS, isAttackId, type AttackId } from '../core/attacks/triggers.ts';
 import { detect, DETECT_METHODS, flaggedRows, type DetectMethod } from '../core/detect/index.ts';
-import { preset, type RunConfig } from '../core/experiment.ts';
+import { DEFAULT_DETECT, preset, type RunConfig } from '../core/experiment.ts';
+import { PROBE_BANKS, type ProbeTrigger } from '../core/probes.ts';
 import { MODEL_NAMES, isModelName } from '../ml/resnet.ts';
 import { nodeDecoder } from './node-decoder.ts';
 import { encodeNpy, parseNpy } from '../core/formats/npy.ts';
@@ -26,7 +27,9 @@ const USAGE = `BaDLoss Lab command line
                  [--strength id=s,...] [--seed n] --out <poisoned.bin> --truth <truth.json>
   npm run cli -- audit <dataset file>... [--attacks <id,...>] [--model ${MODEL_NAMES.join('|')}] [--epochs n]
                  [--probes n] [--method knn|clean-distance|no-probe] [--seed n] --out <report.json>
-                 [--width w] [--batch b] [--lr x] [--k n] [--threshold t] [--limit-train n] [--limit-test n]
+                 [--width w] [--batch b] [--lr x] [--k n] [--threshold auto|t] [--limit-train n] [--limit-test n]
+                 [--probe-trigger bank|<id,...>] [--target-fpr a] [--calibration class|pooled]
+                 [--score knn|knn+distance] [--max-class-fraction f]
                  [--separate-baseline] [--trusted train|test] [--eval-each-epoch] [--state <dir>]
                  [--engine wasm|tfjs-cpu] [--threads n]
                  [--defenses badloss,spectral,activation-clustering,frequency,abl|all]
@@ -36,6 +39,9 @@ const USAGE = `BaDLoss Lab command line
 
 Dataset files: CIFAR-10/100 binary (.bin or cifar-10-binary.tar.gz), GTSRB zips (+ GT-final_test.csv),
 an image-folder zip, or the word "demo" for the built-in demo set. Attacks: ${ATTACK_IDS.join(', ')}.
+Detection defaults (docs/detection.md): the probe bank (${PROBE_BANKS.bank.join(', ')}), k-NN with the clean
+distance breaking ties, and a threshold calibrated per class on the clean probes to remove about
+--target-fpr (0.1) of the clean rows. The paper's method: --probe-trigger patch --threshold 0.1.
 Training runs on the WebAssembly engine (--threads, default: every core) or on tfjs's CPU backend
 (--engine tfjs-cpu); both give the same results up to float rounding.`;
 
@@ -182,13 +188,31 @@ function auditConfig(v: Record<string, string | boolean | undefined>): RunConfig
     throw new UsageError(`--defenses: ${describeError(e).message}`);
   }
   const limitTrain = num(s('limit-train'), 'limit-train', 'limit');
+  const trig = s('probe-trigger') ?? 'bank';
+  const trigger: ProbeTrigger =
+    trig in PROBE_BANKS
+      ? (trig as ProbeTrigger)
+      : trig.includes(',')
+        ? parseIds(trig)
+        : parseIds(trig)[0];
+  const thr = s('threshold');
+  const threshold =
+    thr === undefined || thr === 'auto' ? ('auto' as const) : num(thr, 'threshold', 'threshold')!;
+  const calibration = s('calibration');
+  if (calibration !== undefined && calibration !== 'class' && calibration !== 'pooled')
+    throw new UsageError(`--calibration ${calibration} must be class or pooled`);
+  const score = s('score');
+  if (score !== undefined && score !== 'knn' && score !== 'knn+distance')
+    throw new UsageError(`--score ${score} must be knn or knn+distance`);
+  const targetFpr = num(s('target-fpr'), 'target-fpr', 'targetFpr');
+  const maxClassFraction = num(s('max-class-fraction'), 'max-class-fraction', 'maxClassFraction');
   const limitTest = num(s('limit-test'), 'limit-test', 'limit');
   return {
     mode: attacks.length > 0 ? 'benchmark' : 'audit',
     attacks,
     probes: {
       n: num(s('probes'), 'probes', 'probes') ?? 250,
-      trigger: 'patch',
+      trigger,
       trusted: trusted === 'test' ? 'test' : 'train-untouched',
     },
     train: {
@@ -200,13 +224,21 @@ function auditConfig(v: Record<string, string | boolean | undefined>): RunConfig
       lr: num(s('lr'), 'lr', 'lr') ?? 1e-3,
       evalEachEpoch: v['eval-each-epoch'] === true,
     },
-    detect: {
-      method: method as DetectMethod,
-      k: num(s('k'), 'k', 'k') ?? 'auto',
-      ...(s('threshold') !== undefined
-        ? { threshold: num(s('threshold'), 'threshold', 'threshold') }
-        : {}),
-    },
+    detect:
+      method === 'knn'
+        ? {
+            ...DEFAULT_DETECT,
+            k: num(s('k'), 'k', 'k') ?? 'auto',
+            threshold,
+            ...(targetFpr !== undefined ? { targetFpr } : {}),
+            ...(calibration ? { calibration: calibration as 'class' | 'pooled' } : {}),
+            ...(score ? { score: score as 'knn' | 'knn+distance' } : {}),
+            ...(maxClassFraction !== undefined ? { maxClassFraction } : {}),
+          }
+        : {
+            method: method as DetectMethod,
+            ...(maxClassFraction !== undefined ? { maxClassFraction } : {}),
+          },
     separateBaseline: v['separate-baseline'] === true,
     ...(baselines.length ? { defenses: baselines } : {}),
     ...(baselines.length && v['retrain-defenses'] === true ? { retrainDefenses: baselines } : {}),
@@ -436,6 +468,11 @@ export async function main(argv: string[]): Promise<number> {
     defenses: { type: 'string' },
     'retrain-defenses': { type: 'boolean' },
     'save-features': { type: 'string' },
+    'probe-trigger': { type: 'string' },
+    'target-fpr': { type: 'string' },
+    calibration: { type: 'string' },
+    score: { type: 'string' },
+    'max-class-fraction': { type: 'string' },
   } as const;
   try {
     let parsed;

@@ -3,6 +3,7 @@ import type { AttackId } from './attacks/triggers.ts';
 import { ATTACK_NAMES } from './attacks/triggers.ts';
 import type { Detection } from './detect/index.ts';
 import { flaggedRows } from './detect/index.ts';
+import { disproportionateClasses } from './detect/calibrate.ts';
 import type { RunConfig } from './experiment.ts';
 import { auroc, rocCurve, type RocCurve } from './metrics.ts';
 import { PROBE_NONE } from './probes.ts';
@@ -28,6 +29,15 @@ export interface DetectionSummary extends RemovalSummary {
   method: string;
   k?: number;
   threshold: number;
+  /** Benchmark mode: per class, [removed, total] of the clean (never poisoned) non-probe rows. */
+  perClassClean?: { removed: number; total: number }[];
+  /**
+   * Classes losing disproportionately many rows (core's `disproportionateClasses` rule: at least
+   * twice the overall fraction and 10 points more), judged on clean rows when the ground truth is
+   * known — a class an attack targets holds its poisons, which should go — and on all rows in
+   * audit mode.
+   */
+  classWarnings: number[];
 }
 
 /**
@@ -45,11 +55,25 @@ export function summarizeDetection(
   threshold = det.threshold,
 ): DetectionSummary {
   const flagged = flaggedRows(det.scores, threshold);
+  const base = summarizeRemoval(det.scores, flagged, truth, probeKind, attacks, labels, numClasses);
+  let perClassClean: { removed: number; total: number }[] | undefined;
+  if (attacks.length > 0) {
+    perClassClean = Array.from({ length: numClasses }, () => ({ removed: 0, total: 0 }));
+    const isFlagged = new Uint8Array(truth.length);
+    for (const i of flagged) isFlagged[i] = 1;
+    for (let i = 0; i < truth.length; i++)
+      if (probeKind[i] === PROBE_NONE && truth[i] === -1) {
+        perClassClean[labels[i]].total++;
+        perClassClean[labels[i]].removed += isFlagged[i];
+      }
+  }
   return {
     method: det.method,
     k: det.k,
     threshold,
-    ...summarizeRemoval(det.scores, flagged, truth, probeKind, attacks, labels, numClasses),
+    ...base,
+    ...(perClassClean ? { perClassClean } : {}),
+    classWarnings: disproportionateClasses(perClassClean ?? base.perClass),
   };
 }
 
@@ -146,6 +170,10 @@ export interface Report {
     removed: Record<string, number>;
     removedFraction: Record<string, number>;
     perClass: { class: string; removed: number; total: number }[];
+    /** Benchmark mode: per class, clean rows removed and judged. */
+    perClassClean?: { class: string; removed: number; total: number }[];
+    /** Names of the classes that lost disproportionately many rows (see DetectionSummary). */
+    classWarnings?: string[];
     flaggedCount: number;
   };
   attacks: {
@@ -213,6 +241,15 @@ export function buildReport(r: ReportInput): Report {
       removed: s.removed,
       removedFraction: s.removedFraction,
       perClass: s.perClass.map((c, i) => ({ class: r.classes[i] ?? String(i), ...c })),
+      ...(s.perClassClean
+        ? {
+            perClassClean: s.perClassClean.map((c, i) => ({
+              class: r.classes[i] ?? String(i),
+              ...c,
+            })),
+          }
+        : {}),
+      classWarnings: (s.classWarnings ?? []).map((c) => r.classes[c] ?? String(c)),
       flaggedCount: s.flagged.length,
     },
     attacks: r.attacks.map((a) => ({
@@ -288,6 +325,7 @@ export function reportHtml(r: Report): string {
 <h2>Detection (${esc(r.detection.method)}${r.detection.k ? `, k = ${r.detection.k}` : ''}, threshold ${r.detection.threshold})</h2>
 <table><tr><th>group</th><th>AUROC</th><th>removed</th></tr>${auroc}</table>
 <h2>Removal per class</h2>
+${r.detection.classWarnings?.length ? `<p><strong>Warning:</strong> ${r.detection.classWarnings.map(esc).join(', ')} lost a much larger fraction than the other classes (at least twice the overall fraction and 10 points more).</p>` : ''}
 <table><tr><th>class</th><th>removed</th><th>of</th><th>fraction</th></tr>${perClass}</table>
 <h2>Configuration</h2>
 <pre>${esc(JSON.stringify(r.config, null, 2))}</pre>
