@@ -39,9 +39,10 @@ const USAGE = `BaDLoss Lab command line
 
 Dataset files: CIFAR-10/100 binary (.bin or cifar-10-binary.tar.gz), GTSRB zips (+ GT-final_test.csv),
 an image-folder zip, or the word "demo" for the built-in demo set. Attacks: ${ATTACK_IDS.join(', ')}.
-Detection defaults (docs/detection.md): the probe bank (${PROBE_BANKS.bank.join(', ')}), k-NN with the clean
-distance breaking ties, and a threshold calibrated per class on the clean probes to remove about
---target-fpr (0.1) of the clean rows. The paper's method: --probe-trigger patch --threshold 0.1.
+Detection defaults (docs/detection.md): the mirrored-patch probes, k-NN with the clean distance
+breaking ties, and a threshold calibrated per class on the clean probes for a clean-removal budget
+of --target-fpr (0.15). The paper's method: --threshold 0.1 --score knn. The probe bank
+(--probe-trigger bank: ${PROBE_BANKS.bank.join(', ')}) or any list of attack ids is an option.
 Training runs on the WebAssembly engine (--threads, default: every core) or on tfjs's CPU backend
 (--engine tfjs-cpu); both give the same results up to float rounding.`;
 
@@ -188,7 +189,7 @@ function auditConfig(v: Record<string, string | boolean | undefined>): RunConfig
     throw new UsageError(`--defenses: ${describeError(e).message}`);
   }
   const limitTrain = num(s('limit-train'), 'limit-train', 'limit');
-  const trig = s('probe-trigger') ?? 'bank';
+  const trig = s('probe-trigger') ?? 'patch';
   const trigger: ProbeTrigger =
     trig in PROBE_BANKS
       ? (trig as ProbeTrigger)

@@ -174,29 +174,30 @@ export function keptRows(flagged: ArrayLike<number>, probeKind: Uint8Array): num
  *
  * The two small presets put four attacks in at once — the local patch and three global triggers
  * (random blend, dimple blend, warping) — at ratios where each takes hold in the undefended model
- * at that scale (measured on the demo set: docs/detection.md). They use the default detection:
- * the probe bank and the probe-calibrated threshold (`DEFAULT_DETECT`).
+ * at that scale (measured on the demo set: docs/detection.md). They use the default detection
+ * (`DEFAULT_DETECT`, the probe-calibrated threshold).
  */
 export type PresetName = 'paper' | 'quick' | 'tiny';
 
 /** The demo presets' attacks: one local trigger and three global ones. */
 const DEMO_ATTACKS: AttackRequest[] = [
-  { id: 'patch', ratio: 0.03 },
-  { id: 'blend-r', ratio: 0.05 },
-  { id: 'blend-p', ratio: 0.03 },
+  { id: 'patch', ratio: 0.015 },
+  { id: 'blend-r', ratio: 0.03 },
+  { id: 'blend-p', ratio: 0.01 },
   { id: 'warping', ratio: 0.1 },
 ];
 
 /**
  * The default detection (docs/detection.md): k-NN over the probes with k by leave-one-out, the
  * clean distance breaking the k-NN score's ties, and a threshold calibrated per class on the
- * clean probes so that about 10% of the clean rows are removed (conformal p-values).
+ * clean probes (conformal p-values) for a clean-removal budget of 15% — the defender's budget,
+ * the one number to set; measured removal stays under it.
  */
 export const DEFAULT_DETECT: DetectOptions = {
   method: 'knn',
   k: 'auto',
   threshold: 'auto',
-  targetFpr: 0.1,
+  targetFpr: 0.15,
   calibration: 'class',
   score: 'knn+distance',
 };
@@ -232,6 +233,9 @@ export function preset(name: PresetName, gtsrb = false): RunConfig {
       return {
         mode: 'benchmark',
         attacks: DEMO_ATTACKS.map((a) => ({ ...a })),
+        // The rotated sinusoid, not the mirrored patch: in a narrow ResNet-8 (global average
+        // pooling, nearly translation-invariant) mirrored-patch probes vaccinate the model
+        // against the patch attack, and the demo would show no attack to defend against.
         probes: { n: 100, trigger: 'bank', trusted: 'train-untouched' },
         train: {
           model: 'resnet8',
@@ -255,8 +259,7 @@ export function preset(name: PresetName, gtsrb = false): RunConfig {
       const quick = preset('quick', gtsrb);
       return {
         ...quick,
-        probes: { ...quick.probes, n: 50 },
-        train: { ...quick.train, width: 0.25, epochs: 8, batchSize: 32 },
+        train: { ...quick.train, width: 0.5, epochs: 10, batchSize: 32 },
         limit: { train: 5000, test: 1000 },
       };
     }
