@@ -173,9 +173,10 @@ export function keptRows(flagged: ArrayLike<number>, probeKind: Uint8Array): num
  * Presets: the paper's setting, a classroom demo, and one that finishes without a GPU.
  *
  * The two small presets put four attacks in at once — the local patch and three global triggers
- * (random blend, dimple blend, warping) — at ratios where each takes hold in the undefended model
- * at that scale (measured on the demo set: docs/detection.md). They use the default detection
- * (`DEFAULT_DETECT`, the probe-calibrated threshold).
+ * (random blend, dimple blend, warping). Measured on the tiny preset (docs/detection.md): patch,
+ * dimple blend and warping take hold (71–87% ASR undefended); the random blend reaches 25% at 3%
+ * (at 8% it takes hold but its poisons are no longer separable). They use the default detection
+ * (`DEFAULT_DETECT`) with the probe bank.
  */
 export type PresetName = 'paper' | 'quick' | 'tiny';
 
