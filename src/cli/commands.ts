@@ -34,7 +34,8 @@ import {
   type DetectionSummary,
 } from '../core/report.ts';
 import { encode as encodePng } from 'fast-png';
-import { prepareExperiment, preset, type RunConfig } from '../core/experiment.ts';
+import { DEFAULT_DETECT, prepareExperiment, preset, type RunConfig } from '../core/experiment.ts';
+import { PROBE_BANKS, type ProbeTrigger } from '../core/probes.ts';
 import { buildTruthFile, readTruthFile, type TruthArrays, type TruthFile } from '../core/truth.ts';
 import { MODEL_NAMES, isModelName } from '../ml/resnet.ts';
 import { nodeDecoder } from './node-decoder.ts';
@@ -51,7 +52,9 @@ const USAGE = `BaDLoss Lab command line
                  [--limit-train n] [--seed n] --out <train.bin> --truth <truth.json>
   npm run cli -- audit <dataset file>... [--attacks <id,...>] [--model ${MODEL_NAMES.join('|')}] [--epochs n]
                  [--probes n] [--method knn|clean-distance|no-probe] [--seed n] --out <report.json>
-                 [--width w] [--batch b] [--lr x] [--k n] [--threshold t] [--limit-train n] [--limit-test n]
+                 [--width w] [--batch b] [--lr x] [--k n] [--threshold auto|t] [--limit-train n] [--limit-test n]
+                 [--probe-trigger bank|<id,...>] [--target-fpr a] [--calibration class|pooled]
+                 [--score knn|knn+distance] [--max-class-fraction f]
                  [--separate-baseline] [--trusted train|test] [--eval-each-epoch] [--state <dir>]
                  [--engine auto|wasm|tfjs-cpu] [--threads n]
                  [--defenses badloss,spectral,activation-clustering,frequency,abl|all]
@@ -67,6 +70,10 @@ and a truth file whose "probes" member is what detect --probes reads; record tra
 anywhere (integrations/pytorch/), then detect or report here.
 Dataset files: CIFAR-10/100 binary (.bin or cifar-10-binary.tar.gz), GTSRB zips (+ GT-final_test.csv),
 an image-folder zip, or the word "demo" for the built-in demo set. Attacks: ${ATTACK_IDS.join(', ')}.
+Detection defaults (docs/detection.md): the mirrored-patch probes, k-NN with the clean distance
+breaking ties, and a threshold calibrated per class on the clean probes for a clean-removal budget
+of --target-fpr (0.15). The paper's method: --threshold 0.1 --score knn. The probe bank
+(--probe-trigger bank: ${PROBE_BANKS.bank.join(', ')}) or any list of attack ids is an option.
 Training runs on the WebAssembly engine (--threads, default: every core) or on tfjs's CPU backend
 (--engine tfjs-cpu); both give the same results up to float rounding.`;
 
@@ -259,13 +266,31 @@ function auditConfig(v: Record<string, string | boolean | undefined>): RunConfig
     throw new UsageError(`--defenses: ${describeError(e).message}`);
   }
   const limitTrain = num(s('limit-train'), 'limit-train', 'limit');
+  const trig = s('probe-trigger') ?? 'patch';
+  const trigger: ProbeTrigger =
+    trig in PROBE_BANKS
+      ? (trig as ProbeTrigger)
+      : trig.includes(',')
+        ? parseIds(trig)
+        : parseIds(trig)[0];
+  const thr = s('threshold');
+  const threshold =
+    thr === undefined || thr === 'auto' ? ('auto' as const) : num(thr, 'threshold', 'threshold')!;
+  const calibration = s('calibration');
+  if (calibration !== undefined && calibration !== 'class' && calibration !== 'pooled')
+    throw new UsageError(`--calibration ${calibration} must be class or pooled`);
+  const score = s('score');
+  if (score !== undefined && score !== 'knn' && score !== 'knn+distance')
+    throw new UsageError(`--score ${score} must be knn or knn+distance`);
+  const targetFpr = num(s('target-fpr'), 'target-fpr', 'targetFpr');
+  const maxClassFraction = num(s('max-class-fraction'), 'max-class-fraction', 'maxClassFraction');
   const limitTest = num(s('limit-test'), 'limit-test', 'limit');
   return {
     mode: attacks.length > 0 ? 'benchmark' : 'audit',
     attacks,
     probes: {
       n: num(s('probes'), 'probes', 'probes') ?? 250,
-      trigger: 'patch',
+      trigger,
       trusted: trusted === 'test' ? 'test' : 'train-untouched',
     },
     train: {
@@ -277,13 +302,21 @@ function auditConfig(v: Record<string, string | boolean | undefined>): RunConfig
       lr: num(s('lr'), 'lr', 'lr') ?? 1e-3,
       evalEachEpoch: v['eval-each-epoch'] === true,
     },
-    detect: {
-      method: method as DetectMethod,
-      k: num(s('k'), 'k', 'k') ?? 'auto',
-      ...(s('threshold') !== undefined
-        ? { threshold: num(s('threshold'), 'threshold', 'threshold') }
-        : {}),
-    },
+    detect:
+      method === 'knn'
+        ? {
+            ...DEFAULT_DETECT,
+            k: num(s('k'), 'k', 'k') ?? 'auto',
+            threshold,
+            ...(targetFpr !== undefined ? { targetFpr } : {}),
+            ...(calibration ? { calibration: calibration as 'class' | 'pooled' } : {}),
+            ...(score ? { score: score as 'knn' | 'knn+distance' } : {}),
+            ...(maxClassFraction !== undefined ? { maxClassFraction } : {}),
+          }
+        : {
+            method: method as DetectMethod,
+            ...(maxClassFraction !== undefined ? { maxClassFraction } : {}),
+          },
     separateBaseline: v['separate-baseline'] === true,
     ...(baselines.length ? { defenses: baselines } : {}),
     ...(baselines.length && v['retrain-defenses'] === true ? { retrainDefenses: baselines } : {}),
@@ -568,7 +601,8 @@ async function cmdDetect(v: Record<string, string | boolean | undefined>): Promi
   if (!v.out) throw new UsageError('--out <scores.json> is required');
   const opts = detectOptions(v);
   const { traj, probes, truth } = await loadDetectionInputs(v);
-  const det = detect(traj, probes, opts, wasmNearest);
+  const context = truth ? { labels: truth.labels, numClasses: truth.classes.length } : undefined;
+  const det = detect(traj, probes, opts, context, wasmNearest);
   const scores = Array.from(det.scores, (s) => (Number.isNaN(s) ? null : s));
   const summary = truth ? summarize(det, truth) : undefined;
   const out = {
@@ -689,6 +723,10 @@ export async function main(argv: string[]): Promise<number> {
     'save-features': { type: 'string' },
     'probe-trigger': { type: 'string' },
     dataset: { type: 'string' },
+    'target-fpr': { type: 'string' },
+    calibration: { type: 'string' },
+    score: { type: 'string' },
+    'max-class-fraction': { type: 'string' },
   } as const;
   try {
     let parsed;

@@ -3,6 +3,7 @@ import type { RunConfig, TrainRecipe } from './experiment.ts';
 import { ATTACK_IDS } from './attacks/triggers.ts';
 import { BASELINE_NAMES, type BaselineName } from './run.ts';
 import type { AttackRequest } from './attacks/plan.ts';
+import { PROBE_BANKS } from './probes.ts';
 
 const MODELS = ['resnet8', 'resnet20', 'resnet18', 'resnet50'];
 const METHODS = ['knn', 'clean-distance', 'no-probe'];
@@ -28,6 +29,8 @@ export const LIMITS = {
   k: { min: 1, max: 100_000, int: true },
   threshold: { min: 0, max: 1, int: false },
   rejectFraction: { min: 0, max: 1, int: false },
+  targetFpr: { min: 0, max: 1, minExclusive: true, maxExclusive: true, int: false },
+  maxClassFraction: { min: 0, max: 1, minExclusive: true, int: false },
   limit: { min: 1, max: 100_000_000, int: true },
   seed: { min: -(2 ** 31), max: 2 ** 31 - 1, int: true },
   threads: { min: 1, max: 64, int: true },
@@ -124,8 +127,21 @@ export function validateRunConfig(v: unknown): RunConfig {
   const p = v.probes;
   if (!isObj(p)) return fail('probes missing');
   num(p, 'n', 'probes', 'probes.n');
-  if (typeof p.trigger !== 'string' || !(ATTACK_IDS as readonly string[]).includes(p.trigger))
-    fail(`probe trigger ${JSON.stringify(p.trigger)} is invalid; known: ${ATTACK_IDS.join(', ')}`);
+  {
+    const known = [...ATTACK_IDS, ...Object.keys(PROBE_BANKS)];
+    const ok = (x: unknown) =>
+      typeof x === 'string' && (ATTACK_IDS as readonly string[]).includes(x);
+    const valid =
+      (typeof p.trigger === 'string' && known.includes(p.trigger)) ||
+      (Array.isArray(p.trigger) &&
+        p.trigger.length > 0 &&
+        p.trigger.every(ok) &&
+        new Set(p.trigger).size === p.trigger.length);
+    if (!valid)
+      fail(
+        `probe trigger ${JSON.stringify(p.trigger)} is invalid: must be one of ${known.join(', ')} or a list of distinct attack ids`,
+      );
+  }
   if (p.trusted !== 'train-untouched' && p.trusted !== 'test' && p.trusted !== 'dataset')
     fail(
       `trusted source ${JSON.stringify(p.trusted)} is invalid: must be "train-untouched", "test" or "dataset"`,
@@ -142,7 +158,17 @@ export function validateRunConfig(v: unknown): RunConfig {
   if (!isObj(d) || typeof d.method !== 'string' || !METHODS.includes(d.method))
     return fail(`detect.method is invalid; known: ${METHODS.join(', ')}`);
   if (d.k !== undefined && d.k !== 'auto') num(d, 'k', 'k', 'detect.k');
-  if (d.threshold !== undefined) num(d, 'threshold', 'threshold', 'detect.threshold');
+  if (d.threshold !== undefined && d.threshold !== 'auto')
+    num(d, 'threshold', 'threshold', 'detect.threshold');
+  if (d.targetFpr !== undefined) num(d, 'targetFpr', 'targetFpr', 'detect.targetFpr');
+  if (d.calibration !== undefined && d.calibration !== 'class' && d.calibration !== 'pooled')
+    fail(
+      `detect.calibration ${JSON.stringify(d.calibration)} is invalid: must be "class" or "pooled"`,
+    );
+  if (d.score !== undefined && d.score !== 'knn' && d.score !== 'knn+distance')
+    fail(`detect.score ${JSON.stringify(d.score)} is invalid: must be "knn" or "knn+distance"`);
+  if (d.maxClassFraction !== undefined)
+    num(d, 'maxClassFraction', 'maxClassFraction', 'detect.maxClassFraction');
   if (d.rejectFraction !== undefined)
     num(d, 'rejectFraction', 'rejectFraction', 'detect.rejectFraction');
   if (typeof v.separateBaseline !== 'boolean') fail('separateBaseline must be true or false');

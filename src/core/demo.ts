@@ -61,25 +61,35 @@ function hsv(h: number, s: number, v: number): [number, number, number] {
 
 function drawImage(out: Uint8Array, base: number, label: number, rng: Rng): void {
   const S = IMAGE_SIZE;
-  const hue = (label * 36 + (rng.float() - 0.5) * 24 + 360) % 360;
-  const fg = hsv(hue, 0.65 + 0.35 * rng.float(), 0.7 + 0.3 * rng.float());
+  // Colour carries little class information: the hue is the class's only one image in two,
+  // random otherwise, so the network has to learn shapes and textures (and, like on natural
+  // images, memorizes part of the training set — which is what lets a 1% backdoor take hold).
+  const ownHue = rng.float() < 0.5;
+  const hue = ownHue ? (label * 36 + (rng.float() - 0.5) * 24 + 360) % 360 : rng.float() * 360;
+  const fg = hsv(hue, 0.35 + 0.65 * rng.float(), 0.45 + 0.55 * rng.float());
   const bgHue = rng.float() * 360;
-  const bgA = hsv(bgHue, 0.25 * rng.float(), 0.1 + 0.35 * rng.float());
-  const bgB = hsv(bgHue, 0.25 * rng.float(), 0.1 + 0.35 * rng.float());
-  const cx = 10 + rng.float() * 12;
-  const cy = 10 + rng.float() * 12;
-  const r = 5 + rng.float() * 5;
+  const bgA = hsv(bgHue, 0.6 * rng.float(), 0.1 + 0.6 * rng.float());
+  const bgB = hsv((bgHue + rng.float() * 120) % 360, 0.6 * rng.float(), 0.1 + 0.6 * rng.float());
+  const cx = 8 + rng.float() * 16;
+  const cy = 8 + rng.float() * 16;
+  const r = 4 + rng.float() * 6;
   const period = 3 + rng.int(4);
   const phase = rng.int(period);
-  const noise = 6 + rng.float() * 14;
+  // Little pixel noise, as in photographs: a faint blended pattern is not drowned in it.
+  const noise = 2 + rng.float() * 6;
   const angle = rng.float() < 0.5 ? 1 : -1;
+  // A faint distractor: another class's texture over the background, at low contrast.
+  const distractor = rng.int(DEMO_CLASSES.length);
+  const dPeriod = 3 + rng.int(4);
+  const dContrast = 0.25 * rng.float();
   for (let y = 0; y < S; y++) {
     for (let x = 0; x < S; x++) {
       const t = (x + y) / (2 * S - 2);
       const inside = shapeAt(label, x, y, cx, cy, r, period, phase, angle);
+      const texture = shapeAt(distractor, x, y, 16, 16, 14, dPeriod, 0, 1) ? dContrast : 0;
       const o = base + (y * S + x) * CHANNELS;
       for (let c = 0; c < 3; c++) {
-        const bg = bgA[c] * (1 - t) + bgB[c] * t;
+        const bg = (bgA[c] * (1 - t) + bgB[c] * t) * (1 - texture) + fg[c] * texture * 0.5;
         out[o + c] = clampByte((inside ? fg[c] : bg) + noise * rng.normal());
       }
     }

@@ -3,6 +3,7 @@ import type { AttackId } from './attacks/triggers.ts';
 import { ATTACK_NAMES } from './attacks/triggers.ts';
 import type { Detection } from './detect/index.ts';
 import { flaggedRows } from './detect/index.ts';
+import { disproportionateClasses } from './detect/calibrate.ts';
 import type { RunConfig } from './experiment.ts';
 import { auroc, rocCurve, type RocCurve } from './metrics.ts';
 import { PROBE_NONE } from './probes.ts';
@@ -31,6 +32,15 @@ export interface DetectionSummary extends RemovalSummary {
   method: string;
   k?: number;
   threshold: number;
+  /** Benchmark mode: per class, [removed, total] of the clean (never poisoned) non-probe rows. */
+  perClassClean?: { removed: number; total: number }[];
+  /**
+   * Classes losing disproportionately many rows (core's `disproportionateClasses` rule: at least
+   * twice the overall fraction and 10 points more), judged on clean rows when the ground truth is
+   * known — a class an attack targets holds its poisons, which should go — and on all rows in
+   * audit mode.
+   */
+  classWarnings: number[];
 }
 
 /**
@@ -48,11 +58,25 @@ export function summarizeDetection(
   threshold = det.threshold,
 ): DetectionSummary {
   const flagged = flaggedRows(det.scores, threshold);
+  const base = summarizeRemoval(det.scores, flagged, truth, probeKind, attacks, labels, numClasses);
+  let perClassClean: { removed: number; total: number }[] | undefined;
+  if (attacks.length > 0) {
+    perClassClean = Array.from({ length: numClasses }, () => ({ removed: 0, total: 0 }));
+    const isFlagged = new Uint8Array(truth.length);
+    for (const i of flagged) isFlagged[i] = 1;
+    for (let i = 0; i < truth.length; i++)
+      if (probeKind[i] === PROBE_NONE && truth[i] === -1) {
+        perClassClean[labels[i]].total++;
+        perClassClean[labels[i]].removed += isFlagged[i];
+      }
+  }
   return {
     method: det.method,
     k: det.k,
     threshold,
-    ...summarizeRemoval(det.scores, flagged, truth, probeKind, attacks, labels, numClasses),
+    ...base,
+    ...(perClassClean ? { perClassClean } : {}),
+    classWarnings: disproportionateClasses(perClassClean ?? base.perClass),
   };
 }
 
@@ -149,6 +173,10 @@ export interface Report {
     removed: Record<string, number>;
     removedFraction: Record<string, number>;
     perClass: { class: string; removed: number; total: number }[];
+    /** Benchmark mode: per class, clean rows removed and judged. */
+    perClassClean?: { class: string; removed: number; total: number }[];
+    /** Names of the classes that lost disproportionately many rows (see DetectionSummary). */
+    classWarnings?: string[];
     flaggedCount: number;
   };
   attacks: {
@@ -200,6 +228,15 @@ function detectionFields(s: DetectionSummary, classes: string[]): Report['detect
     removed: s.removed,
     removedFraction: s.removedFraction,
     perClass: s.perClass.map((c, i) => ({ class: classes[i] ?? String(i), ...c })),
+    ...(s.perClassClean
+      ? {
+          perClassClean: s.perClassClean.map((c, i) => ({
+            class: classes[i] ?? String(i),
+            ...c,
+          })),
+        }
+      : {}),
+    classWarnings: (s.classWarnings ?? []).map((c) => classes[c] ?? String(c)),
     flaggedCount: s.flagged.length,
   };
 }
@@ -392,7 +429,8 @@ ${caveats ? `<p><b>Caveats</b></p><ul class="caveats">${caveats}</ul>` : ''}
 <p><small>Method ${esc(det.method === 'knn' ? 'k-NN over the probes' : det.method)}${det.k ? `, ${abbr('k')} = ${det.k}` : ''}, ${abbr('threshold')} ${det.threshold}. Probes from ${esc(probeSourceText(r, opts.extras?.trustedName))}.</small></p>
 <table><tr><th>group</th><th>removed</th><th>of</th><th>share</th><th>${abbr('auroc')}</th></tr>${detRows}</table>
 <h2>Removal per class</h2>
-<table><tr><th>class</th><th>removed</th><th>of</th><th>share</th></tr>${perClass}</table>
+${r.detection.classWarnings?.length ? `<p><strong>Warning:</strong> ${r.detection.classWarnings.map(esc).join(', ')} lost a much larger fraction than the other classes (at least twice the overall fraction and 10 points more).</p>` : ''}
+<table><tr><th>class</th><th>removed</th><th>of</th><th>fraction</th></tr>${perClass}</table>
 ${defenseSection}
 ${thumbs ? `<h2>The most suspicious examples</h2><div class="thumbs">${thumbs}</div>` : ''}
 ${flagged.length ? `<h2>Flagged examples (${flagged.length}${flagged.length > shown.length ? `, first ${shown.length} shown` : ''})</h2><table><tr><th>rank</th><th>source</th><th>class</th><th>score</th>${hasTruth ? '<th>truth</th>' : ''}</tr>${flaggedRows}</table>` : ''}

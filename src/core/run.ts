@@ -9,6 +9,7 @@
 import type { ModelEvaluation, DetectionSummary, Report } from './report.ts';
 import type { RunConfig, TrainRecipe } from './experiment.ts';
 import { NotFoundError } from './errors.ts';
+import type { Detection } from './detect/index.ts';
 import { DEFENSE_NAMES, type DefenseName, type DefenseSummary } from './defenses/index.ts';
 
 /** The defenses compared beside BaDLoss (SPEC §10). */
@@ -132,6 +133,10 @@ export interface DetectionRecord {
   scores: Float32Array;
   k?: number;
   looAuroc?: { k: number; auroc: number }[];
+  /** With the probe-calibrated ('auto') threshold: how it was calibrated (the histogram draws it). */
+  calibration?: Detection['calibration'];
+  /** With a per-class cap: per class, rows removed, judged and spared by the cap. */
+  classRemoval?: Detection['classRemoval'];
 }
 
 /** A compared defense's verdict on the probationary run. */

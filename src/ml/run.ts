@@ -506,6 +506,8 @@ export class RunOrchestrator {
       { n: p.train.count, epochs: ck.config.epochs, losses: ck.trajectories },
       probeRowsFromKinds(p.probes.probeKind),
       config.detect,
+      // Labels let the threshold be calibrated per class and the per-class cap apply.
+      { labels: p.train.labels, numClasses: p.numClasses },
       this.deps.nearest,
     );
     r = await this.getRun(id);
@@ -944,6 +946,7 @@ export class RunOrchestrator {
         train,
         probeKind: im.probeKind,
         backdoorLabel: im.backdoorLabel,
+        bank: [],
         indices: {
           clean: rows(PROBE_CLEAN),
           backdoor: rows(PROBE_BACKDOOR),
@@ -997,6 +1000,7 @@ export class RunOrchestrator {
       scores: d.scores,
       threshold: d.summary.threshold,
       looAuroc: d.looAuroc,
+      calibration: d.calibration,
     };
   }
 
@@ -1023,6 +1027,8 @@ export class RunOrchestrator {
       scores: det.scores,
       k: det.k,
       looAuroc: det.looAuroc,
+      ...(det.calibration ? { calibration: det.calibration } : {}),
+      ...(det.classRemoval ? { classRemoval: det.classRemoval } : {}),
     };
     // Only BaDLoss's own retraining depends on its removals: the compared defenses and their
     // retrained models stay.

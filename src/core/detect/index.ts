@@ -1,24 +1,55 @@
 import { InvalidOptionError } from '../errors.ts';
-import { cleanDistanceScores, mahalanobisScores } from './clean-distance.ts';
+import { cleanDistanceScores, mahalanobisScores, toRanks } from './clean-distance.ts';
 import {
   knnScores,
+  knnScoresAllRows,
   nearestNeighbours,
   type NearestFn,
   type ProbeRows,
   type Trajectories,
 } from './knn.ts';
+import { adaptiveThreshold, capPerClass, conformalScores, type ClassRemoval } from './calibrate.ts';
 
 export type DetectMethod = 'knn' | 'clean-distance' | 'no-probe';
 export const DETECT_METHODS: readonly DetectMethod[] = ['knn', 'clean-distance', 'no-probe'];
+
+/** The raw suspicion score of the k-NN method: the paper's anomalous-neighbour fraction, or that with the clean distance breaking its ties. */
+export type KnnScore = 'knn' | 'knn+distance';
 
 export interface DetectOptions {
   method: DetectMethod;
   /** k-NN: a fixed k or 'auto' (leave-one-out AUROC over the probes). */
   k?: number | 'auto';
-  /** k-NN: reject when score > threshold (default 0.1). */
-  threshold?: number;
+  /**
+   * k-NN: reject when score > threshold (the paper: 0.1), or 'auto': calibrate on the clean
+   * probes so that about `targetFpr` of the clean rows are removed (conformal p-values; see
+   * calibrate.ts). Default 0.1 (the paper's method).
+   */
+  threshold?: number | 'auto';
+  /** 'auto' threshold: the clean false-positive rate aimed at, α (default 0.1). */
+  targetFpr?: number;
+  /** 'auto' threshold: calibrate within each class ('class', default) or over all clean probes ('pooled'). */
+  calibration?: 'class' | 'pooled';
+  /** k-NN: the raw score (default 'knn'). */
+  score?: KnnScore;
+  /** Remove at most this fraction of any class's rows (needs labels); unset = no cap. */
+  maxClassFraction?: number;
   /** clean-distance / no-probe: reject the top fraction by rank (default 0.4). */
   rejectFraction?: number;
+}
+
+/** What the calibrated ('auto') threshold found on the probes. */
+export interface Calibration {
+  /** The clean false-positive rate aimed at (α). */
+  targetFpr: number;
+  calibration: 'class' | 'pooled';
+  /** The raw-score threshold with clean-probe FPR ≤ α over all probes (for the raw histogram). */
+  rawThreshold: number;
+  /** Leave-one-out rates over the probes at the returned threshold. */
+  cleanProbeFpr: number;
+  anomalousProbeTpr: number;
+  /** Classes with too few clean probes (< ⌈1/α⌉ − 1) that used the pooled calibration. */
+  pooledClasses: number[];
 }
 
 export interface Detection {
@@ -30,19 +61,33 @@ export interface Detection {
   scores: Float32Array;
   /** The threshold applied: flagged ⇔ score > threshold. */
   threshold: number;
+  /** With the 'auto' threshold: how it was calibrated. */
+  calibration?: Calibration;
+  /** With `maxClassFraction`: per class, rows removed, judged, and spared by the cap. */
+  classRemoval?: ClassRemoval[];
+}
+
+/** Per-row labels, for per-class calibration and the per-class cap. */
+export interface DetectContext {
+  labels: ArrayLike<number>;
+  numClasses: number;
 }
 
 /**
  * Runs a detector over trajectories. Probe rows get NaN scores (they are dropped or kept by
  * their kind, not judged). For rank-based methods the threshold is 1 − rejectFraction, so
- * "score > threshold" rejects the top fraction. `nearest` is the nearest-neighbour kernel of the
- * k-NN and clean-distance methods (default: the pure one; the CLI and the worker pass the
- * WebAssembly SIMD kernel of src/ml/fast-knn.ts).
+ * "score > threshold" rejects the top fraction. With `threshold: 'auto'` (k-NN) the scores are
+ * conformal: 1 − p, p calibrated on the clean probes' leave-one-out scores (per class when
+ * `context` gives labels and `calibration` is 'class'), and the threshold is 1 − targetFpr.
+ * Without `context`, per-class calibration falls back to pooled and no cap is applied.
+ * `nearest` is the nearest-neighbour kernel of the k-NN and clean-distance methods (default: the
+ * pure one; the CLI and the worker pass the WebAssembly SIMD kernel of src/ml/fast-knn.ts).
  */
 export function detect(
   t: Trajectories,
   probes: ProbeRows,
   opts: DetectOptions,
+  context?: DetectContext,
   nearest: NearestFn = nearestNeighbours,
 ): Detection {
   if (t.losses.length !== t.n * t.epochs) {
@@ -50,25 +95,129 @@ export function detect(
       `trajectory matrix has ${t.losses.length} values, expected ${t.n} × ${t.epochs}`,
     );
   }
+  if (context && context.labels.length !== t.n)
+    throw new InvalidOptionError(`${context.labels.length} labels for ${t.n} trajectories`);
   const probeRows = [...probes.clean, ...probes.anomalous];
   for (const r of probeRows)
     if (!(r >= 0 && r < t.n))
       throw new InvalidOptionError(`probe row ${r} is outside 0–${t.n - 1}`);
+  let det: Detection;
   if (opts.method === 'knn') {
-    const threshold = opts.threshold ?? 0.1;
     const res = knnScores(t, probes, opts.k ?? 'auto', undefined, nearest);
-    return { method: 'knn', k: res.k, looAuroc: res.looAuroc, scores: res.scores, threshold };
+    const score = opts.score ?? 'knn';
+    if (opts.threshold === 'auto' || score !== 'knn') {
+      const raw = rawKnnScores(t, probes, res.k, score, nearest);
+      det = { method: 'knn', k: res.k, looAuroc: res.looAuroc, scores: raw, threshold: 0.1 };
+      if (opts.threshold === 'auto') {
+        const cal = calibrate(raw, probes, t.n, opts, context);
+        det.scores = cal.scores;
+        det.threshold = cal.threshold;
+        det.calibration = cal.calibration;
+      } else {
+        det.threshold = opts.threshold ?? 0.1;
+        const isProbe = new Uint8Array(t.n);
+        for (const r of probeRows) isProbe[r] = 1;
+        det.scores = raw.map((v, i) => (isProbe[i] ? NaN : v));
+      }
+    } else {
+      det = {
+        method: 'knn',
+        k: res.k,
+        looAuroc: res.looAuroc,
+        scores: res.scores,
+        threshold: opts.threshold ?? 0.1,
+      };
+    }
+  } else {
+    const fraction = opts.rejectFraction ?? 0.4;
+    if (!(fraction >= 0 && fraction <= 1))
+      throw new InvalidOptionError(`reject fraction ${fraction} must be in [0, 1]`);
+    const raw =
+      opts.method === 'clean-distance'
+        ? cleanDistanceScores(t, probes.clean, undefined, nearest)
+        : mahalanobisScores(t, probes.clean);
+    const scores = raw.slice();
+    for (const r of probeRows) scores[r] = NaN;
+    det = { method: opts.method, scores, threshold: 1 - fraction };
   }
-  const fraction = opts.rejectFraction ?? 0.4;
-  if (!(fraction >= 0 && fraction <= 1))
-    throw new InvalidOptionError(`reject fraction ${fraction} must be in [0, 1]`);
-  const raw =
-    opts.method === 'clean-distance'
+  if (opts.maxClassFraction !== undefined && context) {
+    const isProbe = new Uint8Array(t.n);
+    for (const r of probeRows) isProbe[r] = 1;
+    const rows: number[] = [];
+    for (let i = 0; i < t.n; i++) if (!isProbe[i]) rows.push(i);
+    det.classRemoval = capPerClass(
+      det.scores,
+      det.threshold,
+      rows,
+      context.labels,
+      context.numClasses,
+      opts.maxClassFraction,
+    );
+  }
+  return det;
+}
+
+/**
+ * Raw k-NN suspicion of every row (probes leave themselves out). 'knn+distance' adds the clean
+ * distance's rank (in [0, 1]) divided by 2k: below one k-NN step, so it only orders rows with
+ * the same anomalous fraction — most clean rows share a fraction of 0, and among them the ones
+ * farthest from every clean probe are the most suspicious.
+ */
+export function rawKnnScores(
+  t: Trajectories,
+  probes: ProbeRows,
+  k: number,
+  score: KnnScore,
+  nearest: NearestFn = nearestNeighbours,
+): Float32Array {
+  const knn = knnScoresAllRows(t, probes, k, nearest);
+  if (score === 'knn') return knn;
+  const dist =
+    probes.clean.length >= 2
       ? cleanDistanceScores(t, probes.clean, undefined, nearest)
-      : mahalanobisScores(t, probes.clean);
-  const scores = raw.slice();
-  for (const r of probeRows) scores[r] = NaN;
-  return { method: opts.method, scores, threshold: 1 - fraction };
+      : toRanks(knn);
+  return knn.map((v, i) => v + dist[i] / (2 * k));
+}
+
+function calibrate(
+  raw: Float32Array,
+  probes: ProbeRows,
+  n: number,
+  opts: DetectOptions,
+  context?: DetectContext,
+): { scores: Float32Array; threshold: number; calibration: Calibration } {
+  const alpha = opts.targetFpr ?? 0.1;
+  if (!(alpha > 0 && alpha < 1))
+    throw new InvalidOptionError(`targetFpr ${alpha} must be in (0, 1)`);
+  const mode = context ? (opts.calibration ?? 'class') : 'pooled';
+  const labels = context?.labels;
+  const groupOf = mode === 'class' && labels ? (i: number) => labels[i] : () => 0;
+  // A group of m clean probes can only reject p ≤ 1/(m + 1): it needs m ≥ 1/α − 1.
+  const minGroup = Math.ceil(1 / alpha - 1);
+  const rows = [...Array(n).keys()];
+  const { scores, pooledGroups } = conformalScores(raw, probes.clean, rows, groupOf, minGroup);
+  const threshold = 1 - alpha;
+  const rate = (r: number[]) => r.filter((i) => scores[i] > threshold).length / (r.length || 1);
+  const cleanProbeFpr = rate(probes.clean);
+  const anomalousProbeTpr = rate(probes.anomalous);
+  const rawCut = adaptiveThreshold(
+    probes.clean.map((r) => raw[r]),
+    probes.anomalous.map((r) => raw[r]),
+    alpha,
+  );
+  for (const r of [...probes.clean, ...probes.anomalous]) scores[r] = NaN;
+  return {
+    scores,
+    threshold,
+    calibration: {
+      targetFpr: alpha,
+      calibration: mode,
+      rawThreshold: rawCut.threshold,
+      cleanProbeFpr,
+      anomalousProbeTpr,
+      pooledClasses: mode === 'class' ? pooledGroups : [],
+    },
+  };
 }
 
 /** Rows flagged by a detection: score > threshold (NaN never flags). */

@@ -255,3 +255,38 @@ export function leaveOneOutAuroc(
 
 /** The pure-TypeScript nearest-neighbour kernel: `squaredDistances` then `kNearest`. */
 export const nearestNeighbours: NearestFn = nearestFromDistances(squaredDistances);
+
+/**
+ * k-NN scores for every row, probes included: a non-probe row's score is the anomalous fraction
+ * among its k nearest probe trajectories (as `knnScores`); a probe's is the same with itself left
+ * out (its leave-one-out score, what calibration against the probes needs). N floats.
+ */
+export function knnScoresAllRows(
+  t: Trajectories,
+  probes: ProbeRows,
+  k: number,
+  nearest: NearestFn = nearestNeighbours,
+): Float32Array {
+  const refs = [...probes.clean, ...probes.anomalous];
+  if (!(Number.isInteger(k) && k >= 1 && k < refs.length))
+    throw new InvalidOptionError(
+      `k = ${k} must be a whole number between 1 and the number of probes less one (${refs.length - 1})`,
+    );
+  const isAnom = new Uint8Array(refs.length);
+  isAnom.fill(1, probes.clean.length);
+  const refIndex = new Map(refs.map((r, j) => [r, j]));
+  const scores = new Float32Array(t.n);
+  const CHUNK = 4096;
+  for (let s = 0; s < t.n; s += CHUNK) {
+    const qs: number[] = [];
+    for (let i = s; i < Math.min(t.n, s + CHUNK); i++) qs.push(i);
+    const skip = Int32Array.from(qs, (q) => refIndex.get(q) ?? -1);
+    const nn = nearest(t, qs, refs, k, skip).index;
+    for (let j = 0; j < qs.length; j++) {
+      let a = 0;
+      for (let m = 0; m < k; m++) a += isAnom[nn[j * k + m]];
+      scores[qs[j]] = a / k;
+    }
+  }
+  return scores;
+}

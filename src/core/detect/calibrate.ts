@@ -1,0 +1,179 @@
+import { InvalidOptionError } from '../errors.ts';
+
+/**
+ * Probe-calibrated decisions: turning a raw suspicion score into a removal decision with a known
+ * clean false-positive rate, per class, and capping removal per class.
+ *
+ * The clean probes are a random sample of trusted clean examples, scored exactly like every other
+ * row (each leaving itself out). Under that exchangeability, the conformal p-value of a row,
+ *   p(x) = (1 + #{clean probes j of its calibration group : s_j ≥ s(x)}) / (n_group + 1),
+ * is super-uniform for clean rows, so rejecting p ≤ α removes at most a fraction α of the clean
+ * rows in expectation (Vovk et al., "Algorithmic Learning in a Random World", ch. 2 and 4;
+ * calibrating within each class is their "Mondrian" variant, which bounds the rate in every class
+ * separately — a hard or minority class cannot lose more than its share).
+ */
+
+/**
+ * Conformal suspicion scores: 1 − p(x) with p as above, for every row in `rows` (NaN elsewhere).
+ * `raw`: per-row raw score (higher = more suspicious); for the clean probes it must be their
+ * leave-one-out score. `groupOf[i]`: calibration group of row i (the class, or 0 for all); a
+ * group with fewer than `minGroup` clean probes falls back to the pooled calibration (a group of
+ * m probes cannot reject below p = 1/(m+1), so it would never flag). Flag ⇔ score > 1 − α.
+ * Returns the scores and which groups used the pooled calibration.
+ */
+export function conformalScores(
+  raw: ArrayLike<number>,
+  cleanRows: readonly number[],
+  rows: readonly number[],
+  groupOf: (i: number) => number,
+  minGroup: number,
+): { scores: Float32Array; pooledGroups: number[] } {
+  if (cleanRows.length === 0)
+    throw new InvalidOptionError('calibration needs at least one clean probe');
+  const sortedAll = Float64Array.from(cleanRows, (r) => raw[r]).sort();
+  const byGroup = new Map<number, number[]>();
+  for (const r of cleanRows) {
+    const g = groupOf(r);
+    const list = byGroup.get(g) ?? [];
+    list.push(raw[r]);
+    byGroup.set(g, list);
+  }
+  const sorted = new Map<number, Float64Array>();
+  const pooledGroups = new Set<number>();
+  for (const [g, list] of byGroup)
+    if (list.length >= minGroup) sorted.set(g, Float64Array.from(list).sort());
+  const scores = new Float32Array(raw.length).fill(NaN);
+  for (const i of rows) {
+    const g = groupOf(i);
+    let ref = sorted.get(g);
+    if (!ref) {
+      pooledGroups.add(g);
+      ref = sortedAll;
+    }
+    // #{s_j ≥ s} = m − (index of the first s_j ≥ s)
+    const atLeast = ref.length - lowerBound(ref, raw[i]);
+    scores[i] = 1 - (1 + atLeast) / (ref.length + 1);
+  }
+  return { scores, pooledGroups: [...pooledGroups].sort((a, b) => a - b) };
+}
+
+/** First index j with a[j] ≥ x in an ascending array (a.length when none). */
+export function lowerBound(a: ArrayLike<number>, x: number): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (a[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * The adaptive threshold on a raw score: the smallest t such that at most a fraction `alpha` of
+ * the clean probes' (leave-one-out) scores exceed t — the Neyman–Pearson choice, catching as many
+ * anomalous probes as any threshold with that clean false-positive rate. Returns t, the clean
+ * probes' false-positive rate and the anomalous probes' detection rate at t.
+ */
+export function adaptiveThreshold(
+  cleanScores: ArrayLike<number>,
+  anomalousScores: ArrayLike<number>,
+  alpha: number,
+): { threshold: number; cleanFpr: number; anomalousTpr: number } {
+  if (!(alpha >= 0 && alpha <= 1))
+    throw new InvalidOptionError(`target false-positive rate ${alpha} must be in [0, 1]`);
+  const c = Float64Array.from(cleanScores).sort();
+  if (c.length === 0) throw new InvalidOptionError('the adaptive threshold needs clean probes');
+  const allowed = Math.floor(alpha * c.length);
+  // Exceeding t: the values strictly above it. t = c[m − allowed − 1] lets exactly the
+  // `allowed` largest through, or fewer when that value is tied with larger ones.
+  const threshold = allowed >= c.length ? -Infinity : c[c.length - allowed - 1];
+  const above = (v: ArrayLike<number>) => {
+    let n = 0;
+    for (let i = 0; i < v.length; i++) if (v[i] > threshold) n++;
+    return v.length ? n / v.length : NaN;
+  };
+  return { threshold, cleanFpr: above(c), anomalousTpr: above(anomalousScores) };
+}
+
+/** Per class: rows removed, rows judged, and how many flagged rows the cap spared. */
+export interface ClassRemoval {
+  removed: number;
+  total: number;
+  spared: number;
+}
+
+/**
+ * Caps removal per class: within each class (by `labels`), at most ⌊maxFraction · total⌋ of the
+ * judged rows (`rows`) may have score > threshold; the lowest-scoring excess rows (ties: higher
+ * index first) get their score lowered to the threshold (the largest float32 not above it), so "score > threshold" and the
+ * cap agree. Mutates `scores`; returns the per-class counts after the cap.
+ */
+export function capPerClass(
+  scores: Float32Array,
+  threshold: number,
+  rows: readonly number[],
+  labels: ArrayLike<number>,
+  numClasses: number,
+  maxFraction: number,
+): ClassRemoval[] {
+  if (!(maxFraction > 0 && maxFraction <= 1))
+    throw new InvalidOptionError(`maxClassFraction ${maxFraction} must be in (0, 1]`);
+  const flagged: number[][] = Array.from({ length: numClasses }, () => []);
+  const out: ClassRemoval[] = Array.from({ length: numClasses }, () => ({
+    removed: 0,
+    total: 0,
+    spared: 0,
+  }));
+  for (const i of rows) {
+    const c = labels[i];
+    out[c].total++;
+    if (scores[i] > threshold) flagged[c].push(i);
+  }
+  flagged.forEach((list, c) => {
+    const allowed = Math.floor(maxFraction * out[c].total);
+    if (list.length > allowed) {
+      list.sort((a, b) => scores[b] - scores[a] || a - b);
+      const atThreshold = float32AtMost(threshold);
+      for (const i of list.slice(allowed)) scores[i] = atThreshold;
+      out[c].spared = list.length - allowed;
+    }
+    out[c].removed = Math.min(list.length, allowed);
+  });
+  return out;
+}
+
+/** The largest float32 value ≤ x (a float32 score set to it never exceeds x). */
+export function float32AtMost(x: number): number {
+  const f = Math.fround(x);
+  if (f <= x || !Number.isFinite(f)) return f;
+  const buf = new Float32Array([f]);
+  const bits = new Int32Array(buf.buffer);
+  if (f > 0) bits[0]--;
+  else if (f < 0) bits[0]++;
+  else return -Number.MIN_VALUE;
+  return buf[0];
+}
+
+/**
+ * The minority-class warning rule: a class is flagged when it loses at least twice the overall
+ * removed fraction AND at least 10 points more (r_c ≥ 2·r and r_c − r ≥ 0.10) — both, so that
+ * neither a tiny overall rate nor a uniformly high one raises it. Returns the flagged classes.
+ */
+export function disproportionateClasses(
+  perClass: readonly { removed: number; total: number }[],
+): number[] {
+  let removed = 0;
+  let total = 0;
+  for (const c of perClass) {
+    removed += c.removed;
+    total += c.total;
+  }
+  const r = total ? removed / total : 0;
+  const out: number[] = [];
+  perClass.forEach((c, i) => {
+    const rc = c.total ? c.removed / c.total : 0;
+    if (c.total > 0 && rc >= 2 * r && rc - r >= 0.1) out.push(i);
+  });
+  return out;
+}
