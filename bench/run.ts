@@ -11,6 +11,7 @@
  *   vsPytorch.train|record[backend]     our images/s ÷ PyTorch's, per model, for every node-* and
  *                                       chromium-* backend measured
  * Set BENCH_NODE=0, BENCH_BROWSER=0, BENCH_PYTORCH=0, BENCH_TINY=0 or BENCH_IMPORT=0 to skip a part,
+ * BENCH_COMPARE=1 to also time the paper comparison preset end to end in the tab,
  * BENCH_STEPS to change the browser's step count, BENCH_BROWSER_BACKENDS for the browser's
  * backends (comma-separated; default "auto,cpu,wasm": the app's measured choice, then the CPU
  * backends; add webgl,webgpu for the GPU ones — slow with software adapters).
@@ -41,6 +42,8 @@ const results: {
   importMBps?: number;
   /** The tiny preset end to end in the tab (build → report), seconds. */
   tinyPresetSeconds?: number;
+  /** The paper comparison preset end to end in the tab (BENCH_COMPARE=1), seconds. */
+  comparePresetSeconds?: number;
   demoGenerateSeconds?: number;
   pytorch?: PytorchRef;
   vsPytorch?: {
@@ -291,7 +294,10 @@ async function browser() {
       await page.close();
     }
     await context.close();
-    if (process.env.BENCH_TINY !== '0') await tinyPreset(browserApp, port);
+    if (process.env.BENCH_TINY !== '0')
+      results.tinyPresetSeconds = await presetEndToEnd(browserApp, port, 'tiny');
+    if (process.env.BENCH_COMPARE === '1')
+      results.comparePresetSeconds = await presetEndToEnd(browserApp, port, 'compare');
     if (process.env.BENCH_IMPORT === '0') {
       await browserApp.close();
       return;
@@ -322,10 +328,15 @@ async function browser() {
 }
 
 /**
- * The tiny preset end to end in the tab, driven as a user would on the backend the app chooses:
- * preset → build → train → detect → retrain → report. Seconds from the Build click to the report.
+ * A preset end to end in the tab, driven as a user would on the backend the app chooses: preset →
+ * build → train → detect (→ retrain every compared defense) → retrain → report. Seconds from
+ * the Build click to the report.
  */
-async function tinyPreset(browserApp: Browser, port: number) {
+async function presetEndToEnd(
+  browserApp: Browser,
+  port: number,
+  preset: 'tiny' | 'compare',
+): Promise<number> {
   const page = await browserApp.newPage();
   await page.goto(`http://127.0.0.1:${port}/`);
   await page.getByTestId('compute-check').filter({ hasText: 'check passed' }).waitFor({
@@ -338,7 +349,9 @@ async function tinyPreset(browserApp: Browser, port: number) {
   await nav('Data').click();
   await page.getByTestId('dataset-list').getByText('Demo shapes (seed 0)').waitFor();
   await nav('Attacks').click();
-  await page.getByRole('button', { name: /Tiny \(no GPU\)/ }).click();
+  await page
+    .getByRole('button', { name: preset === 'tiny' ? /Tiny \(no GPU\)/ : /Paper comparison/ })
+    .click();
   await nav('Probes').click();
   const t0 = performance.now();
   await page.getByRole('button', { name: /^Build the training set/ }).click();
@@ -350,18 +363,28 @@ async function tinyPreset(browserApp: Browser, port: number) {
   await nav('Detect').click();
   await page.getByRole('button', { name: 'Run detection' }).click();
   await page.getByTestId('score-histogram').waitFor({ timeout: 300_000 });
+  if (preset === 'compare') {
+    // every compared defense is retrained too, one after the other
+    await page.getByRole('button', { name: /^Retrain all \d+ queued/ }).click();
+    for (const d of ['spectral', 'activation-clustering', 'frequency', 'abl'])
+      await page
+        .getByTestId(`phase-retrain:${d}`)
+        .getByText(/✓ trained/)
+        .waitFor({ timeout: 1_800_000 });
+  }
   await nav('Retrain').click();
   const re = page.getByTestId('phase-retrain');
   await re.getByRole('button', { name: 'Start training' }).click();
   await re.getByText(/✓ trained/).waitFor({ timeout: 1_800_000 });
   await page.getByRole('button', { name: 'See the report →' }).click();
   await page.getByTestId('verdict').waitFor({ timeout: 120_000 });
-  results.tinyPresetSeconds = (performance.now() - t0) / 1000;
+  const seconds = (performance.now() - t0) / 1000;
   const verdict = (await page.getByTestId('verdict').textContent())?.replace(/\s+/g, ' ').trim();
   log(
-    `Tiny preset end to end in the tab (${(await page.getByTestId('backend').textContent())?.replace(/\s+/g, ' ').trim().slice(0, 60)}…): ${results.tinyPresetSeconds.toFixed(0)} s (target ≤ 180 s)\n  ${verdict?.slice(0, 300)}`,
+    `${preset === 'tiny' ? 'Tiny preset' : 'Paper comparison preset'} end to end in the tab (${(await page.getByTestId('backend').textContent())?.replace(/\s+/g, ' ').trim().slice(0, 40)}…): ${seconds.toFixed(0)} s${preset === 'tiny' ? ' (target ≤ 180 s)' : ''}\n  ${verdict?.slice(0, 400)}`,
   );
   await page.close();
+  return seconds;
 }
 
 if (process.env.BENCH_NODE !== '0') {
