@@ -198,15 +198,20 @@ export function createTrainerApi(deps: TrainerApiDeps) {
           shouldPause: () => pauses.has(id),
         });
       // One trainer per run across tabs: a second tab (a shared link, an auto-resume) is refused.
+      // A worker just terminated by a cancel releases its lock a moment later: wait up to 5 s.
       const locks = (globalThis.navigator as Navigator | undefined)?.locks;
       if (!locks) return go();
-      return locks.request(`badloss-run:${id}`, { ifAvailable: true }, (lock) => {
-        if (!lock)
+      try {
+        return await locks.request(`badloss-run:${id}`, { signal: AbortSignal.timeout(5000) }, () =>
+          go(),
+        );
+      } catch (e) {
+        if ((e as Error).name === 'TimeoutError' || (e as Error).name === 'AbortError')
           throw new LabError(
             'this run is training in another tab of this browser: watch it there, or pause it there first',
           );
-        return go();
-      });
+        throw e;
+      }
     },
 
     /** Marks an unfinished phase as paused by the user (kept after a cancel: no auto-resume). */
