@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { activePreset, configSummary } from '../../src/app/presets.ts';
+import { controlsFrom, detectOptionsFrom } from '../../src/app/detect-options.ts';
 import { niceTicks, pctFine } from '../../src/app/format.ts';
-import { preset } from '../../src/core/experiment.ts';
+import { DEFAULT_DETECT, preset } from '../../src/core/experiment.ts';
 import { stepFromUrl, stepsDone, urlWithStep } from '../../src/app/steps-done.ts';
 import type { RunRecord } from '../../src/core/run.ts';
 
@@ -89,5 +90,42 @@ describe('niceTicks', () => {
     expect(niceTicks(1, 4, false)).toEqual([0, 0.5, 1]);
     expect(niceTicks(1, 10, false)).toEqual([0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1]);
     expect(niceTicks(0)).toEqual([0]);
+  });
+});
+
+describe('Detect step options', () => {
+  it("runs exactly each preset's detection when the controls are left alone", () => {
+    // The bug this guards: the page sent only { method, k, threshold }, so the app ran α = 0.1
+    // without the distance tie-break while the CLI ran the default.
+    for (const name of ['paper', 'quick', 'tiny', 'compare'] as const) {
+      const d = preset(name).detect;
+      expect(detectOptionsFrom(controlsFrom(d, 0.12), d)).toEqual(d);
+    }
+    expect(detectOptionsFrom(controlsFrom(DEFAULT_DETECT, 0.12), DEFAULT_DETECT)).toEqual(
+      DEFAULT_DETECT,
+    );
+  });
+  it('turns the budget, the fixed threshold and the cap into options', () => {
+    const c = controlsFrom(DEFAULT_DETECT, 0.12);
+    expect(detectOptionsFrom({ ...c, budgetPct: 8, capPct: 40 }, DEFAULT_DETECT)).toEqual({
+      ...DEFAULT_DETECT,
+      targetFpr: 0.08,
+      maxClassFraction: 0.4,
+    });
+    const fixed = detectOptionsFrom(
+      { ...c, thresholdMode: 'fixed', threshold: 0.3 },
+      DEFAULT_DETECT,
+    );
+    expect(fixed.threshold).toBe(0.3);
+    expect(fixed.targetFpr).toBeUndefined();
+    expect(
+      detectOptionsFrom({ ...c, capPct: null }, DEFAULT_DETECT).maxClassFraction,
+    ).toBeUndefined();
+    expect(
+      detectOptionsFrom({ ...c, method: 'clean-distance', rejectFraction: 0.3 }, DEFAULT_DETECT),
+    ).toEqual({
+      method: 'clean-distance',
+      rejectFraction: 0.3,
+    });
   });
 });

@@ -1,0 +1,48 @@
+import type { DetectMethod, DetectOptions } from '../core/detect/index.ts';
+
+/** What the Detect step's controls say. */
+export interface DetectControls {
+  method: DetectMethod;
+  k: 'auto' | number;
+  /** k-NN: calibrated on the clean probes (a clean-data budget) or the paper's fixed threshold. */
+  thresholdMode: 'auto' | 'fixed';
+  threshold: number;
+  /** The clean-removal budget α, in percent. */
+  budgetPct: number;
+  /** Per-class removal cap in percent; null or 0 = none. */
+  capPct: number | null;
+  /** clean-distance / no-probe: the share rejected. */
+  rejectFraction: number;
+}
+
+/** The controls a run's detection settings start them at. */
+export function controlsFrom(d: DetectOptions, defaultBudget: number): DetectControls {
+  return {
+    method: d.method,
+    k: d.k ?? 'auto',
+    thresholdMode: d.threshold === 'auto' ? 'auto' : 'fixed',
+    threshold: typeof d.threshold === 'number' ? d.threshold : 0.1,
+    budgetPct: Math.round(100 * (d.targetFpr ?? defaultBudget)),
+    capPct: d.maxClassFraction !== undefined ? Math.round(100 * d.maxClassFraction) : null,
+    rejectFraction: d.rejectFraction ?? 0.4,
+  };
+}
+
+/**
+ * The detection options the controls describe. Settings without a control (the score, per-class
+ * or pooled calibration) are kept from the run's configuration `base`, so a preset's detection is
+ * exactly what runs from the page — the app and the CLI give the same removals on the same run.
+ */
+export function detectOptionsFrom(c: DetectControls, base: DetectOptions): DetectOptions {
+  if (c.method !== 'knn') return { method: c.method, rejectFraction: c.rejectFraction };
+  const opts: DetectOptions = {
+    method: 'knn',
+    k: c.k,
+    threshold: c.thresholdMode === 'auto' ? 'auto' : c.threshold,
+  };
+  if (c.thresholdMode === 'auto') opts.targetFpr = c.budgetPct / 100;
+  if (base.calibration) opts.calibration = base.calibration;
+  if (base.score) opts.score = base.score;
+  if (c.capPct !== null && c.capPct > 0) opts.maxClassFraction = c.capPct / 100;
+  return opts;
+}
