@@ -61,7 +61,7 @@ export function benchDataset(seed: number): Dataset {
 
 let engine: TrainingEngine | undefined;
 function theEngine(): TrainingEngine {
-  engine ??= createWasmEngine({ threads: Number(process.env.BENCH_THREADS ?? 1) });
+  engine ??= createWasmEngine({ threads: Number(process.env.BENCH_THREADS ?? 2) });
   return engine;
 }
 
@@ -77,7 +77,7 @@ export interface StoredRun {
 const keyOf = (seed: number, trigger: ProbeTrigger) =>
   `s${seed}-${Array.isArray(trigger) ? trigger.join('+') : trigger}`;
 
-/** The probationary run of a setting: from the cache, or trained now (one thread) and cached. */
+/** The probationary run of a setting: from the cache, or trained now and cached. */
 export async function probationary(
   seed: number,
   trigger: ProbeTrigger,

@@ -72,7 +72,7 @@ Dataset files: CIFAR-10/100 binary (.bin or cifar-10-binary.tar.gz), GTSRB zips 
 an image-folder zip, or the word "demo" for the built-in demo set. Attacks: ${ATTACK_IDS.join(', ')}.
 Detection defaults (docs/detection.md): the mirrored-patch probes, k-NN with the clean distance
 breaking ties, and a threshold calibrated per class on the clean probes for a clean-removal budget
-of --target-fpr (0.15). The paper's method: --threshold 0.1 --score knn. The probe bank
+of --target-fpr (${DEFAULT_DETECT.targetFpr}). The paper's method: --threshold 0.1 --score knn. The probe bank
 (--probe-trigger bank: ${PROBE_BANKS.bank.join(', ')}) or any list of attack ids is an option.
 Training runs on the WebAssembly engine (--threads, default: every core) or on tfjs's CPU backend
 (--engine tfjs-cpu); both give the same results up to float rounding.`;

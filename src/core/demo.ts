@@ -75,8 +75,10 @@ function drawImage(out: Uint8Array, base: number, label: number, rng: Rng): void
   const r = 4 + rng.float() * 6;
   const period = 3 + rng.int(4);
   const phase = rng.int(period);
-  // Little pixel noise, as in photographs: a faint blended pattern is not drowned in it.
-  const noise = 2 + rng.float() * 6;
+  // Little pixel noise (σ 0.5–2), as in clean photographs: a faint blended pattern is not drowned
+  // in it. With σ 2–8 the random blend (α 0.075, a pattern of σ ≈ 5.5) looked like one more noisy
+  // image and took hold to only 25% at 3%; with σ up to 32 it never did (docs/detection.md).
+  const noise = 0.5 + rng.float() * 1.5;
   const angle = rng.float() < 0.5 ? 1 : -1;
   // A faint distractor: another class's texture over the background, at low contrast.
   const distractor = rng.int(DEMO_CLASSES.length);

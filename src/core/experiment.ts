@@ -231,33 +231,42 @@ export function keptRows(flagged: ArrayLike<number>, probeKind: Uint8Array): num
 /**
  * Presets: the paper's setting, a classroom demo, and one that finishes without a GPU.
  *
- * The two small presets put four attacks in at once — the local patch and three global triggers
- * (random blend, dimple blend, warping). Measured on the tiny preset (docs/detection.md): patch,
- * dimple blend and warping take hold (71–87% ASR undefended); the random blend reaches 25% at 3%
- * (at 8% it takes hold but its poisons are no longer separable). They use the default detection
- * (`DEFAULT_DETECT`) with the probe bank.
+ * The two small presets put four attacks in at once, one of each trigger family — a local patch,
+ * a noise blend (random pattern), an invisible frequency trigger (FTrojan) and a geometric one
+ * (warping) — at ratios where each takes hold at this scale, with a probe bank of 300 probes of
+ * each kind. Measured on the tiny preset (docs/detection.md, `bench/demo-presets.ts`), seed 0:
+ * undefended ASR 56–72% for every attack; retrained, the patch, frequency and warping attacks fall
+ * below 4% and the random blend only to 34%; on seed 1 every attack is at least halved. They use
+ * the default detection (`DEFAULT_DETECT`).
  */
 export type PresetName = 'paper' | 'quick' | 'tiny' | 'compare';
 
-/** The demo presets' attacks: one local trigger and three global ones. */
+/**
+ * The demo presets' attacks: one local trigger and three global ones. The dimple blend is not
+ * among them: beside the random blend the two noise-like blends confused each other, and the
+ * dimple's poisons trained like clean rows (AUROC 0.59–0.85 at this scale, never halved;
+ * docs/detection.md); the frequency trigger gives the demo an invisible global attack instead.
+ */
 const DEMO_ATTACKS: AttackRequest[] = [
-  { id: 'patch', ratio: 0.015 },
+  { id: 'patch', ratio: 0.02 },
   { id: 'blend-r', ratio: 0.03 },
-  { id: 'blend-p', ratio: 0.01 },
+  { id: 'frequency', ratio: 0.02 },
   { id: 'warping', ratio: 0.1 },
 ];
 
 /**
  * The default detection (docs/detection.md): k-NN over the probes with k by leave-one-out, the
  * clean distance breaking the k-NN score's ties, and a threshold calibrated per class on the
- * clean probes (conformal p-values) for a clean-removal budget of 15% — the defender's budget,
- * the one number to set; measured removal stays under it.
+ * clean probes (conformal p-values) at α = 0.12 — the defender's clean-removal budget, the one
+ * number to set. Not 0.15, although 15% is the most we may remove: a per-class conformal level is
+ * discrete and one draw of 250 clean probes moves the realized removal by about ±2 points, so at
+ * 0.15 it went over (16.1%) where at 0.12 it stayed at 8–14% on all six seeds measured.
  */
 export const DEFAULT_DETECT: DetectOptions = {
   method: 'knn',
   k: 'auto',
   threshold: 'auto',
-  targetFpr: 0.15,
+  targetFpr: 0.12,
   calibration: 'class',
   score: 'knn+distance',
 };
@@ -293,11 +302,11 @@ export function preset(name: PresetName, gtsrb = false): RunConfig {
       return {
         mode: 'benchmark',
         attacks: DEMO_ATTACKS.map((a) => ({ ...a })),
-        // The probe bank: measured on the tiny preset (docs/detection.md) it separates the four
-        // attacks (AUROC 0.93 overall) where rotated-sinusoid probes alone did not (0.62). Only a
-        // quarter of the backdoor probes carry the mirrored patch, so they do not vaccinate the
-        // narrow, nearly translation-invariant ResNet-8 against the patch attack.
-        probes: { n: 100, trigger: 'bank', trusted: 'train-untouched' },
+        // The probe bank, 300 of each kind: measured on the tiny preset (docs/detection.md), 75
+        // backdoor probes per trigger separate the four attacks (AUROC 0.90–0.94 overall on seeds
+        // 0 and 1) where 100 probes of each kind did not (0.85–0.90): with 25 per trigger a probe
+        // trigger often lost to the attack it resembles and was never learned.
+        probes: { n: 300, trigger: 'bank', trusted: 'train-untouched' },
         train: {
           model: 'resnet8',
           width: 1,

@@ -23,7 +23,7 @@ describe('presets', () => {
   });
   it('summarises a configuration in one line', () => {
     expect(configSummary(preset('tiny'))).toBe(
-      'Patch (BadNets checkerboard) at 1.5%, Blend, random pattern at 3%, Blend, dimple pattern at 1%, WaNet warping at 10%; ResNet-8 ×0.5, 10 epochs on up to 5,000 training images; 100 probes of each kind.',
+      'Patch (BadNets checkerboard) at 2%, Blend, random pattern at 3%, Frequency (FTrojan) at 2%, WaNet warping at 10%; ResNet-8 ×0.5, 10 epochs on up to 5,000 training images; 300 probes of each kind.',
     );
     expect(configSummary({ ...preset('quick'), mode: 'audit', attacks: [] })).toMatch(
       /^no attacks/,

@@ -53,7 +53,7 @@ describe('experiments', () => {
     const p = prepareExperiment(ds, cfg);
     expect(p.train.count).toBe(600);
     expect(p.test.count).toBe(200);
-    expect(p.triggered.map((t) => t.attack)).toEqual(['patch', 'blend-r', 'blend-p', 'warping']);
+    expect(p.triggered.map((t) => t.attack)).toEqual(['patch', 'blend-r', 'warping', 'frequency']);
     for (let i = 0; i < 600; i++)
       if (p.probes.probeKind[i] !== PROBE_NONE) expect(p.truth[i]).toBe(-1);
     expect(Array.from(p.sourceLabels)).toEqual(Array.from(ds.splits.train!.labels));
