@@ -1,4 +1,5 @@
 import type { DetectMethod, DetectOptions } from '../core/detect/index.ts';
+import { DEFAULT_DETECT } from '../core/experiment.ts';
 
 /** What the Detect step's controls say. */
 export interface DetectControls {
@@ -15,14 +16,14 @@ export interface DetectControls {
   rejectFraction: number;
 }
 
-/** The controls a run's detection settings start them at. */
-export function controlsFrom(d: DetectOptions, defaultBudget: number): DetectControls {
+/** The controls a run's detection settings start them at (the default budget where it has none). */
+export function controlsFrom(d: DetectOptions): DetectControls {
   return {
     method: d.method,
     k: d.k ?? 'auto',
     thresholdMode: d.threshold === 'auto' ? 'auto' : 'fixed',
     threshold: typeof d.threshold === 'number' ? d.threshold : 0.1,
-    budgetPct: Math.round(100 * (d.targetFpr ?? defaultBudget)),
+    budgetPct: Math.round(100 * (d.targetFpr ?? DEFAULT_DETECT.targetFpr!)),
     capPct: d.maxClassFraction !== undefined ? Math.round(100 * d.maxClassFraction) : null,
     rejectFraction: d.rejectFraction ?? 0.4,
   };

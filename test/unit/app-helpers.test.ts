@@ -99,14 +99,12 @@ describe('Detect step options', () => {
     // without the distance tie-break while the CLI ran the default.
     for (const name of ['paper', 'quick', 'tiny', 'compare'] as const) {
       const d = preset(name).detect;
-      expect(detectOptionsFrom(controlsFrom(d, 0.12), d)).toEqual(d);
+      expect(detectOptionsFrom(controlsFrom(d), d)).toEqual(d);
     }
-    expect(detectOptionsFrom(controlsFrom(DEFAULT_DETECT, 0.12), DEFAULT_DETECT)).toEqual(
-      DEFAULT_DETECT,
-    );
+    expect(detectOptionsFrom(controlsFrom(DEFAULT_DETECT), DEFAULT_DETECT)).toEqual(DEFAULT_DETECT);
   });
   it('turns the budget, the fixed threshold and the cap into options', () => {
-    const c = controlsFrom(DEFAULT_DETECT, 0.12);
+    const c = controlsFrom(DEFAULT_DETECT);
     expect(detectOptionsFrom({ ...c, budgetPct: 8, capPct: 40 }, DEFAULT_DETECT)).toEqual({
       ...DEFAULT_DETECT,
       targetFpr: 0.08,
