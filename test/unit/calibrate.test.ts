@@ -4,6 +4,7 @@ import {
   capPerClass,
   conformalScores,
   disproportionateClasses,
+  eitherScores,
   lowerBound,
 } from '../../src/core/detect/calibrate.ts';
 import { detect, flaggedRows } from '../../src/core/detect/index.ts';
@@ -103,6 +104,62 @@ describe('conformal scores', () => {
     expect(r.pooledGroups).toEqual([1]);
     expect(r.scores[5]).toBeCloseTo(1 - 1 / 5, 6); // pooled: 4 clean probes, none ≥ 0.9
     expect(r.scores[4]).toBeCloseTo(1 - 1 / 4, 6); // class 0: 3 clean probes
+  });
+});
+
+describe('either score (knn-or-distance)', () => {
+  it("is the larger of the scores' ranks among all rows of the group (hand-worked)", () => {
+    // rows 0–3 clean probes; row 4 a row. A ranks: 0.1 < 0.2 < 0.25 < 0.3 < 0.4 → 0, ¼, ½, ¾, 1
+    const a = [0.1, 0.2, 0.3, 0.4, 0.25];
+    const b = [0.4, 0.3, 0.2, 0.1, 0.05];
+    const s = eitherScores([a, b], [0, 1, 2, 3], 5, () => 0, 1);
+    expect(Array.from(s)).toEqual([1, 0.75, 0.75, 1, 0.5]);
+  });
+
+  it('when a group has too few clean probes, every row is ranked over all rows', () => {
+    // Group 1 has one clean probe (below minGroup 2): ranks over all rows, as pooled.
+    const a = [0.1, 0.2, 0.3, 0.4, 0.25, 0.9];
+    const b = [0.4, 0.3, 0.2, 0.1, 0.05, 0.0];
+    const groups = [0, 0, 0, 1, 0, 1];
+    const mixed = eitherScores([a, b], [0, 1, 2, 3], 6, (i) => groups[i], 2);
+    const pooled = eitherScores([a, b], [0, 1, 2, 3], 6, () => 0, 2);
+    expect(Array.from(mixed)).toEqual(Array.from(pooled));
+    // without a fallback each group ranks its own rows: two probes per group
+    const even = [0, 0, 1, 1, 0, 1];
+    const own = eitherScores([a, b], [0, 1, 2, 3], 6, (i) => even[i], 2);
+    expect(own[4]).toBe(1); // A 0.25 is the largest of group 0's {0.1, 0.2, 0.25}
+    expect(pooled[4]).toBeCloseTo(0.4, 6); // over all six rows A 0.25 is 3rd of 6: 2/5
+  });
+
+  it('recalibrated, removes about α of the clean rows and catches rows unusual on either score', () => {
+    const rng = new Rng(21);
+    const n = 20_000;
+    const m = 600;
+    // rows < m clean probes; the last 400 are planted: 200 unusual on A only, 200 on B only.
+    const a = Float64Array.from(
+      { length: n },
+      (_, i) => rng.normal() + (i >= n - 400 && i < n - 200 ? 4 : 0),
+    );
+    const b = Float64Array.from({ length: n }, (_, i) => rng.normal() + (i >= n - 200 ? 4 : 0));
+    const clean = [...Array(m).keys()];
+    const rows = [...Array(n - m).keys()].map((i) => i + m);
+    const cleanRows = rows.filter((i) => i < n - 400);
+    const either = eitherScores([a, b], clean, n, () => 0, 1);
+    const { scores } = conformalScores(either, clean, rows, () => 0, 1);
+    const alpha = 0.1;
+    const flagged = new Set(flaggedRows(scores, 1 - alpha));
+    const cleanRate = cleanRows.filter((i) => flagged.has(i)).length / cleanRows.length;
+    expect(cleanRate).toBeGreaterThan(0.07);
+    expect(cleanRate).toBeLessThanOrEqual(0.12);
+    const caught = (lo: number, hi: number) =>
+      rows.filter((i) => i >= lo && i < hi && flagged.has(i)).length / (hi - lo);
+    expect(caught(n - 400, n - 200)).toBeGreaterThan(0.9);
+    expect(caught(n - 200, n)).toBeGreaterThan(0.9);
+    // The union of two separate tests at α removes nearly 2α of the clean rows.
+    const sa = conformalScores(a, clean, rows, () => 0, 1).scores;
+    const sb = conformalScores(b, clean, rows, () => 0, 1).scores;
+    const union = cleanRows.filter((i) => sa[i] > 1 - alpha || sb[i] > 1 - alpha).length;
+    expect(union / cleanRows.length).toBeGreaterThan(0.16);
   });
 });
 
@@ -210,5 +267,60 @@ describe('detect with the calibrated threshold', () => {
     expect(flagged.filter((i) => i >= 2900).length).toBe(100);
     expect(flagged.filter((i) => i < 2900).length).toBeLessThan(0.08 * 2500);
     for (const r of [...probes.clean, ...probes.anomalous]) expect(det.scores[r]).toBeNaN();
+  });
+
+  it("'knn-or-distance' also flags rows unlike every probe, at the same clean budget", () => {
+    const rng = new Rng(8);
+    const n = 4000;
+    const E = 5;
+    const losses = new Float32Array(n * E);
+    // rows 0–399 clean probes, 400–599 anomalous probes (learned at once); 3800–3899 behave like
+    // the anomalous probes, 3900–3999 like nothing seen (loss stuck near 4): the k-NN alone sees
+    // only the first group, the clean distance sees both.
+    for (let i = 0; i < n; i++)
+      for (let e = 0; e < E; e++) {
+        const base =
+          (i >= 400 && i < 600) || (i >= 3800 && i < 3900)
+            ? 2 * Math.exp(-2 * e)
+            : i >= 3900
+              ? 4
+              : 2 - 0.3 * e;
+        losses[i * E + e] = base + 0.2 * rng.normal();
+      }
+    const labels = Uint8Array.from({ length: n }, (_, i) => i % 4);
+    const probes = {
+      clean: [...Array(400).keys()],
+      anomalous: [...Array(200).keys()].map((i) => i + 400),
+    };
+    const run = (score: 'knn' | 'knn-or-distance') => {
+      const det = detect(
+        { n, epochs: E, losses },
+        probes,
+        { method: 'knn', k: 10, threshold: 'auto', targetFpr: 0.05, score },
+        { labels, numClasses: 4 },
+      );
+      const f = new Set(flaggedRows(det.scores, det.threshold));
+      const frac = (lo: number, hi: number) => {
+        let c = 0;
+        for (let i = lo; i < hi; i++) if (f.has(i)) c++;
+        return c / (hi - lo);
+      };
+      return { det, like: frac(3800, 3900), unlike: frac(3900, 4000), clean: frac(600, 3800) };
+    };
+    const knn = run('knn');
+    expect(knn.unlike).toBe(0);
+    // With a fixed threshold the either score (a conformal quantity) is not used: the k-NN score
+    // with the distance's ties is, so the paper's 0.1 keeps its meaning.
+    const fixed = (score: 'knn+distance' | 'knn-or-distance') =>
+      detect({ n, epochs: E, losses }, probes, { method: 'knn', k: 10, threshold: 0.1, score })
+        .scores;
+    expect(Array.from(fixed('knn-or-distance'))).toEqual(Array.from(fixed('knn+distance')));
+    const either = run('knn-or-distance');
+    expect(either.det.threshold).toBeCloseTo(0.95, 12);
+    expect(either.det.calibration!.calibration).toBe('class');
+    expect(either.like).toBeGreaterThan(0.95);
+    expect(either.unlike).toBe(1);
+    expect(either.clean).toBeLessThan(0.08);
+    for (const r of [...probes.clean, ...probes.anomalous]) expect(either.det.scores[r]).toBeNaN();
   });
 });

@@ -139,7 +139,9 @@ describe('probe bank', () => {
       /calibration/,
     );
     expect(() => validateRunConfig({ ...base, detect: { ...detect, score: 'x' } })).toThrow(
-      /score/,
+      /detect\.score "x" is invalid: must be one of "knn", "knn\+distance", "knn-or-distance"/,
     );
+    for (const score of ['knn', 'knn+distance', 'knn-or-distance'])
+      expect(validateRunConfig({ ...base, detect: { ...detect, score } }).detect.score).toBe(score);
   });
 });

@@ -1,4 +1,5 @@
 import { InvalidOptionError } from '../errors.ts';
+import { toRanks } from './clean-distance.ts';
 
 /**
  * Probe-calibrated decisions: turning a raw suspicion score into a removal decision with a known
@@ -55,6 +56,46 @@ export function conformalScores(
     scores[i] = 1 - (1 + atLeast) / (ref.length + 1);
   }
   return { scores, pooledGroups: [...pooledGroups].sort((a, b) => a - b) };
+}
+
+/**
+ * "Either score is unusual": per row, the largest of several raw scores' ranks in [0, 1] among
+ * all rows of its group (probes included; ties share their mean rank). The ranks are one function
+ * of the whole data set, the same for a clean probe as for a clean row, so calibrating their
+ * maximum on the clean probes (`conformalScores`) keeps the conformal guarantee: flagging at level
+ * α removes about α of the clean rows — where a union of separate tests at α each would remove up
+ * to α per score — and a row only one score finds unusual is still caught. (Conformal p-values as
+ * the first stage would not do: every score's top clean probe ties with the most extreme rows, so
+ * with K scores no row could get p below (K + 1)/(m + 1).) The k-NN score sees rows that behave like
+ * the backdoor probes; the clean distance rows that behave like no clean probe, whatever their
+ * trigger (docs/detection.md). `groupOf` as for `conformalScores`; when any group has fewer than
+ * `minGroup` clean probes (so the second stage pools it), ranks are taken over all rows instead.
+ */
+export function eitherScores(
+  raws: readonly ArrayLike<number>[],
+  cleanRows: readonly number[],
+  n: number,
+  groupOf: (i: number) => number,
+  minGroup: number,
+): Float32Array {
+  const members = new Map<number, number[]>();
+  for (let i = 0; i < n; i++) {
+    const g = groupOf(i);
+    const list = members.get(g) ?? [];
+    list.push(i);
+    members.set(g, list);
+  }
+  const probesIn = new Map<number, number>();
+  for (const r of cleanRows) probesIn.set(groupOf(r), (probesIn.get(groupOf(r)) ?? 0) + 1);
+  const pooled = [...members.keys()].some((g) => (probesIn.get(g) ?? 0) < minGroup);
+  const groups = pooled ? [[...Array(n).keys()]] : [...members.values()];
+  const out = new Float32Array(n).fill(-Infinity);
+  for (const raw of raws)
+    for (const rows of groups) {
+      const ranks = toRanks(Float64Array.from(rows, (i) => raw[i]));
+      rows.forEach((i, j) => (out[i] = Math.max(out[i], ranks[j])));
+    }
+  return out;
 }
 
 /** First index j with a[j] ≥ x in an ascending array (a.length when none). */

@@ -8,13 +8,25 @@ import {
   type ProbeRows,
   type Trajectories,
 } from './knn.ts';
-import { adaptiveThreshold, capPerClass, conformalScores, type ClassRemoval } from './calibrate.ts';
+import {
+  adaptiveThreshold,
+  capPerClass,
+  conformalScores,
+  eitherScores,
+  type ClassRemoval,
+} from './calibrate.ts';
 
 export type DetectMethod = 'knn' | 'clean-distance' | 'no-probe';
 export const DETECT_METHODS: readonly DetectMethod[] = ['knn', 'clean-distance', 'no-probe'];
 
-/** The raw suspicion score of the k-NN method: the paper's anomalous-neighbour fraction, or that with the clean distance breaking its ties. */
-export type KnnScore = 'knn' | 'knn+distance';
+/**
+ * The raw suspicion score of the k-NN method: the paper's anomalous-neighbour fraction
+ * ('knn'); that with the clean distance breaking its ties ('knn+distance'); or the larger of
+ * that score's and the clean distance's ranks within the class, calibrated like any score
+ * ('knn-or-distance', see `eitherScores`).
+ */
+export type KnnScore = 'knn' | 'knn+distance' | 'knn-or-distance';
+export const KNN_SCORES: readonly KnnScore[] = ['knn', 'knn+distance', 'knn-or-distance'];
 
 export interface DetectOptions {
   method: DetectMethod;
@@ -43,7 +55,10 @@ export interface Calibration {
   /** The clean false-positive rate aimed at (α). */
   targetFpr: number;
   calibration: 'class' | 'pooled';
-  /** The raw-score threshold with clean-probe FPR ≤ α over all probes (for the raw histogram). */
+  /**
+   * The raw-score threshold with clean-probe FPR ≤ α over all probes (for the raw histogram); with
+   * the 'knn-or-distance' score the raw score is the larger of the two scores' ranks.
+   */
   rawThreshold: number;
   /** Leave-one-out rates over the probes at the returned threshold. */
   cleanProbeFpr: number;
@@ -106,7 +121,18 @@ export function detect(
     const res = knnScores(t, probes, opts.k ?? 'auto', undefined, nearest);
     const score = opts.score ?? 'knn';
     if (opts.threshold === 'auto' || score !== 'knn') {
-      const raw = rawKnnScores(t, probes, res.k, score, nearest);
+      const knn = knnScoresAllRows(t, probes, res.k, nearest);
+      const dist =
+        probes.clean.length >= 2
+          ? cleanDistanceScores(t, probes.clean, undefined, nearest)
+          : toRanks(knn);
+      let raw = score === 'knn' ? knn : withDistanceTies(knn, dist, res.k);
+      // The either score is a conformal quantity, meaningful only calibrated: with a fixed
+      // threshold (on the k-NN scale) the k-NN score with the distance's ties is used.
+      if (score === 'knn-or-distance' && opts.threshold === 'auto') {
+        const { groupOf, minGroup } = calibrationGroups(opts, context);
+        raw = eitherScores([raw, dist], probes.clean, t.n, groupOf, minGroup);
+      }
       det = { method: 'knn', k: res.k, looAuroc: res.looAuroc, scores: raw, threshold: 0.1 };
       if (opts.threshold === 'auto') {
         const cal = calibrate(raw, probes, t.n, opts, context);
@@ -172,11 +198,30 @@ export function rawKnnScores(
 ): Float32Array {
   const knn = knnScoresAllRows(t, probes, k, nearest);
   if (score === 'knn') return knn;
+  // 'knn-or-distance' starts from 'knn+distance' (detect() combines it with the clean distance).
   const dist =
     probes.clean.length >= 2
       ? cleanDistanceScores(t, probes.clean, undefined, nearest)
       : toRanks(knn);
+  return withDistanceTies(knn, dist, k);
+}
+
+/** The k-NN fraction plus the clean distance's rank / 2k: orders rows within a k-NN step only. */
+function withDistanceTies(knn: Float32Array, dist: Float32Array, k: number): Float32Array {
   return knn.map((v, i) => v + dist[i] / (2 * k));
+}
+
+/** The budget α and the calibration groups (the class, or one group) of the 'auto' threshold. */
+function calibrationGroups(opts: DetectOptions, context?: DetectContext) {
+  const alpha = opts.targetFpr ?? 0.1;
+  if (!(alpha > 0 && alpha < 1))
+    throw new InvalidOptionError(`targetFpr ${alpha} must be in (0, 1)`);
+  const mode: 'class' | 'pooled' = context ? (opts.calibration ?? 'class') : 'pooled';
+  const labels = context?.labels;
+  const groupOf = mode === 'class' && labels ? (i: number) => labels[i] : () => 0;
+  // A group of m clean probes can only reject p ≤ 1/(m + 1): it needs m ≥ 1/α − 1.
+  const minGroup = Math.ceil(1 / alpha - 1);
+  return { alpha, mode, groupOf, minGroup };
 }
 
 function calibrate(
@@ -186,14 +231,7 @@ function calibrate(
   opts: DetectOptions,
   context?: DetectContext,
 ): { scores: Float32Array; threshold: number; calibration: Calibration } {
-  const alpha = opts.targetFpr ?? 0.1;
-  if (!(alpha > 0 && alpha < 1))
-    throw new InvalidOptionError(`targetFpr ${alpha} must be in (0, 1)`);
-  const mode = context ? (opts.calibration ?? 'class') : 'pooled';
-  const labels = context?.labels;
-  const groupOf = mode === 'class' && labels ? (i: number) => labels[i] : () => 0;
-  // A group of m clean probes can only reject p ≤ 1/(m + 1): it needs m ≥ 1/α − 1.
-  const minGroup = Math.ceil(1 / alpha - 1);
+  const { alpha, mode, groupOf, minGroup } = calibrationGroups(opts, context);
   const rows = [...Array(n).keys()];
   const { scores, pooledGroups } = conformalScores(raw, probes.clean, rows, groupOf, minGroup);
   const threshold = 1 - alpha;
