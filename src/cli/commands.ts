@@ -22,7 +22,9 @@ import {
   detect,
   DETECT_METHODS,
   flaggedRows,
+  KNN_SCORES,
   type DetectMethod,
+  type KnnScore,
   type Detection,
   type DetectOptions,
 } from '../core/detect/index.ts';
@@ -34,7 +36,13 @@ import {
   type DetectionSummary,
 } from '../core/report.ts';
 import { encode as encodePng } from 'fast-png';
-import { DEFAULT_DETECT, prepareExperiment, preset, type RunConfig } from '../core/experiment.ts';
+import {
+  DEFAULT_DETECT,
+  DEFAULT_PROBE_TRIGGER,
+  prepareExperiment,
+  preset,
+  type RunConfig,
+} from '../core/experiment.ts';
 import { PROBE_BANKS, type ProbeTrigger } from '../core/probes.ts';
 import { buildTruthFile, readTruthFile, type TruthArrays, type TruthFile } from '../core/truth.ts';
 import { MODEL_NAMES, isModelName } from '../ml/resnet.ts';
@@ -48,13 +56,13 @@ const USAGE = `BaDLoss Lab command line
 
   npm run cli -- info <dataset file>...
   npm run cli -- poison <dataset file>... [--attacks <id,...>] [--ratio id=r,...] [--target id=c,...]
-                 [--strength id=s,...] [--probes n] [--probe-trigger id] [--trusted train|test]
+                 [--strength id=s,...] [--probes n] [--probe-trigger bank|<id,...>] [--trusted train|test]
                  [--limit-train n] [--seed n] --out <train.bin> --truth <truth.json>
   npm run cli -- audit <dataset file>... [--attacks <id,...>] [--model ${MODEL_NAMES.join('|')}] [--epochs n]
                  [--probes n] [--method knn|clean-distance|no-probe] [--seed n] --out <report.json>
                  [--width w] [--batch b] [--lr x] [--k n] [--threshold auto|t] [--limit-train n] [--limit-test n]
                  [--probe-trigger bank|<id,...>] [--target-fpr a] [--calibration class|pooled]
-                 [--score knn|knn+distance] [--max-class-fraction f]
+                 [--score ${KNN_SCORES.join('|')}] [--max-class-fraction f]
                  [--separate-baseline] [--trusted train|test] [--eval-each-epoch] [--state <dir>]
                  [--engine auto|wasm|tfjs-cpu] [--threads n]
                  [--defenses badloss,spectral,activation-clustering,frequency,abl|all]
@@ -70,10 +78,11 @@ and a truth file whose "probes" member is what detect --probes reads; record tra
 anywhere (integrations/pytorch/), then detect or report here.
 Dataset files: CIFAR-10/100 binary (.bin or cifar-10-binary.tar.gz), GTSRB zips (+ GT-final_test.csv),
 an image-folder zip, or the word "demo" for the built-in demo set. Attacks: ${ATTACK_IDS.join(', ')}.
-Detection defaults (docs/detection.md): the mirrored-patch probes, k-NN with the clean distance
-breaking ties, and a threshold calibrated per class on the clean probes for a clean-removal budget
-of --target-fpr (${DEFAULT_DETECT.targetFpr}). The paper's method: --threshold 0.1 --score knn. The probe bank
-(--probe-trigger bank: ${PROBE_BANKS.bank.join(', ')}) or any list of attack ids is an option.
+Detection defaults (docs/detection.md): backdoor probes from the bank (${PROBE_BANKS.bank.join(', ')}),
+k-NN with k by leave-one-out and the clean distance breaking its ties (--score ${DEFAULT_DETECT.score}), and a
+threshold calibrated per class on the clean probes for a clean-removal budget of --target-fpr
+(${DEFAULT_DETECT.targetFpr}). --score knn-or-distance also removes rows far from every clean probe. The paper's
+method: --probe-trigger patch --threshold 0.1 --score knn. Any list of attack ids is a probe trigger too.
 Training runs on the WebAssembly engine (--threads, default: every core) or on tfjs's CPU backend
 (--engine tfjs-cpu); both give the same results up to float rounding.`;
 
@@ -202,9 +211,7 @@ async function cmdPoison(
       mode: 'benchmark',
     });
   } else {
-    const trigger = (v['probe-trigger'] as string | undefined) ?? 'patch';
-    if (!isAttackId(trigger))
-      throw new UsageError(`--probe-trigger ${trigger} is not one of ${ATTACK_IDS.join(', ')}`);
+    const trigger = probeTriggerOption(v['probe-trigger'] as string | undefined);
     const trusted = (v.trusted as string | undefined) ?? (requests.length > 0 ? 'train' : 'test');
     if (trusted !== 'train' && trusted !== 'test')
       throw new UsageError(`--trusted ${trusted} must be train or test`);
@@ -244,6 +251,13 @@ async function cmdPoison(
 }
 
 /** The run configuration the audit flags describe (validated by the orchestrator). */
+/** --probe-trigger: a named bank, one attack id or a comma-separated list (default: the bank). */
+function probeTriggerOption(trig: string | undefined): ProbeTrigger {
+  const t = trig ?? (DEFAULT_PROBE_TRIGGER as string);
+  if (t in PROBE_BANKS) return t as ProbeTrigger;
+  return t.includes(',') ? parseIds(t) : parseIds(t)[0];
+}
+
 function auditConfig(v: Record<string, string | boolean | undefined>): RunConfig {
   const method = (v.method as string | undefined) ?? 'knn';
   if (!DETECT_METHODS.includes(method as DetectMethod))
@@ -266,13 +280,7 @@ function auditConfig(v: Record<string, string | boolean | undefined>): RunConfig
     throw new UsageError(`--defenses: ${describeError(e).message}`);
   }
   const limitTrain = num(s('limit-train'), 'limit-train', 'limit');
-  const trig = s('probe-trigger') ?? 'patch';
-  const trigger: ProbeTrigger =
-    trig in PROBE_BANKS
-      ? (trig as ProbeTrigger)
-      : trig.includes(',')
-        ? parseIds(trig)
-        : parseIds(trig)[0];
+  const trigger = probeTriggerOption(s('probe-trigger'));
   const thr = s('threshold');
   const threshold =
     thr === undefined || thr === 'auto' ? ('auto' as const) : num(thr, 'threshold', 'threshold')!;
@@ -280,8 +288,8 @@ function auditConfig(v: Record<string, string | boolean | undefined>): RunConfig
   if (calibration !== undefined && calibration !== 'class' && calibration !== 'pooled')
     throw new UsageError(`--calibration ${calibration} must be class or pooled`);
   const score = s('score');
-  if (score !== undefined && score !== 'knn' && score !== 'knn+distance')
-    throw new UsageError(`--score ${score} must be knn or knn+distance`);
+  if (score !== undefined && !(KNN_SCORES as readonly string[]).includes(score))
+    throw new UsageError(`--score ${score} must be one of ${KNN_SCORES.join(', ')}`);
   const targetFpr = num(s('target-fpr'), 'target-fpr', 'targetFpr');
   const maxClassFraction = num(s('max-class-fraction'), 'max-class-fraction', 'maxClassFraction');
   const limitTest = num(s('limit-test'), 'limit-test', 'limit');
@@ -310,7 +318,7 @@ function auditConfig(v: Record<string, string | boolean | undefined>): RunConfig
             threshold,
             ...(targetFpr !== undefined ? { targetFpr } : {}),
             ...(calibration ? { calibration: calibration as 'class' | 'pooled' } : {}),
-            ...(score ? { score: score as 'knn' | 'knn+distance' } : {}),
+            ...(score ? { score: score as KnnScore } : {}),
             ...(maxClassFraction !== undefined ? { maxClassFraction } : {}),
           }
         : {

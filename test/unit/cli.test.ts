@@ -197,6 +197,9 @@ describe('cli detect', () => {
       join(dir, 'x.json'),
     );
     expect(r.err).toMatch(/--method magic is not one of knn, clean-distance, no-probe/);
+    const audit = cli('audit', 'demo', '--score', 'magic', '--out', join(dir, 'x.json'));
+    expect(audit.code).toBe(2);
+    expect(audit.err).toMatch(/--score magic must be one of knn, knn\+distance, knn-or-distance/);
     expect(existsSync(join(dir, 'x.json'))).toBe(false);
   });
 });

@@ -8,7 +8,12 @@ import { parseNpy } from '../../src/core/formats/npy.ts';
 import { parseCifarBin } from '../../src/core/formats/cifar.ts';
 import { splitFingerprint } from '../../src/core/dataset.ts';
 import { generateDemoDataset } from '../../src/core/demo.ts';
-import { prepareExperiment, preset, type RunConfig } from '../../src/core/experiment.ts';
+import {
+  DEFAULT_PROBE_TRIGGER,
+  prepareExperiment,
+  preset,
+  type RunConfig,
+} from '../../src/core/experiment.ts';
 import type { TruthFile } from '../../src/core/truth.ts';
 
 // The whole path of integrations/pytorch: poison (probes in place) → a 2-process gloo DDP run
@@ -155,7 +160,8 @@ describe('poison with probes', () => {
         { id: 'patch', ratio: 0.05 },
         { id: 'blend-r', ratio: 0.05 },
       ],
-      probes: { n: 20, trigger: 'patch', trusted: 'train-untouched' },
+      // poison's default probes are the default detection's (the bank), as audit's are
+      probes: { n: 20, trigger: DEFAULT_PROBE_TRIGGER, trusted: 'train-untouched' },
       limit: { train: ROWS },
       seed: 1,
     };
