@@ -578,11 +578,15 @@ export class RunOrchestrator {
     this.confirmDropping(r, ['retrain'], confirm);
     const p = await this.prepared(r);
     const det = this.storedDetection(r);
-    // Rank-based detectors cut at 1 − rejectFraction: store the cut where a re-detection reads it.
+    // Store the cut where a re-detection reads it: rank-based detectors cut at 1 − rejectFraction,
+    // a calibrated k-NN threshold at 1 − α (its scores are 1 − p), a fixed one at the threshold.
+    const d = r.config.detect;
     const detectCfg =
-      r.config.detect.method === 'knn'
-        ? { ...r.config.detect, threshold }
-        : { ...r.config.detect, rejectFraction: 1 - threshold };
+      d.method !== 'knn'
+        ? { ...d, rejectFraction: 1 - threshold }
+        : d.threshold === 'auto' && threshold > 0 && threshold < 1
+          ? { ...d, targetFpr: 1 - threshold }
+          : { ...d, threshold };
     const run = await this.storeDetection(
       { ...r, config: { ...r.config, detect: detectCfg } },
       p,

@@ -186,6 +186,27 @@ describe('run orchestrator', () => {
     expect(runB.report!.asr).toEqual(runA.report!.asr);
   }, 120_000);
 
+  it('a threshold moved on calibrated scores is stored as the clean-removal budget', async () => {
+    const runs = orchestrator(new MemoryRunStore());
+    const detect = {
+      method: 'knn',
+      k: 5,
+      threshold: 'auto',
+      targetFpr: 0.2,
+      calibration: 'pooled',
+    } as const;
+    const done = await runs.runAll((await newRun(runs, { detect })).id);
+    const moved = await runs.setThreshold(done.id, 0.6, true);
+    expect(moved.config.detect.threshold).toBe('auto');
+    expect(moved.config.detect.targetFpr).toBeCloseTo(0.4, 12);
+    expect(moved.detection!.summary.flagged.length).toBeGreaterThan(
+      done.detection!.summary.flagged.length,
+    );
+    // detecting again from the stored settings removes what the slider showed
+    const again = await runs.detect(done.id, undefined, true);
+    expect(again.detection!.summary.flagged).toEqual(moved.detection!.summary.flagged);
+  }, 120_000);
+
   it('pauses between steps and continues to the same trajectories; a cancel rejects with CancelledError', async () => {
     const store = new MemoryRunStore();
     const runs = orchestrator(store);
