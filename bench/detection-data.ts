@@ -60,7 +60,7 @@ export function benchDataset(seed: number): Dataset {
 }
 
 let engine: TrainingEngine | undefined;
-function theEngine(): TrainingEngine {
+export function theEngine(): TrainingEngine {
   engine ??= createWasmEngine({ threads: Number(process.env.BENCH_THREADS ?? 2) });
   return engine;
 }

@@ -1,0 +1,136 @@
+/**
+ * `npx tsx bench/second-round.ts`: a second detection round, measured (docs/detection.md).
+ *
+ * Round 1 detects on the stored probationary run of bench/detection.ts (probes BENCH_TRIGGER,
+ * default the default's bank; score BENCH_SCORE, default the default's) at budget α1 (BENCH_A1,
+ * default "0.12,0.08"). Round 2 trains a second probationary model on what round 1 kept — every
+ * probe included, seed + 3, same recipe — records its trajectories, detects again at α2
+ * (BENCH_A2, default "0,0.03,0.05"; 0 = no second round) and removes the union; the model is
+ * retrained without it as in bench/detection.ts. The idea: with half an attack's poisons gone,
+ * the rest are learned later and look more like the probes. BENCH_SEEDS (default "0,1,2,3").
+ * Round-2 trajectories are cached beside the probationary runs (keyed, like them, by seed,
+ * trigger and rows: the recipe is the bench's). Prints one Markdown row per (seed, α1, α2).
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { subsetSplit } from '../src/core/dataset.ts';
+import { detect, flaggedRows, type KnnScore } from '../src/core/detect/index.ts';
+import { probeRowsFromKinds, type Trajectories } from '../src/core/detect/knn.ts';
+import { DEFAULT_DETECT, DEFAULT_PROBE_TRIGGER } from '../src/core/experiment.ts';
+import type { ProbeTrigger } from '../src/core/probes.ts';
+import { PROBE_NONE } from '../src/core/probes.ts';
+import { averageOf } from '../src/core/report.ts';
+import { trainConfigOf } from '../src/ml/run.ts';
+import { Trainer } from '../src/ml/train.ts';
+import { CACHE, probationary, retrained, theEngine } from './detection-data.ts';
+
+const log = (s: string) => process.stdout.write(s + '\n');
+const list = (v: string | undefined, d: string) => (v ?? d).split(',').map(Number);
+const seeds = list(process.env.BENCH_SEEDS, '0,1,2,3');
+const a1s = list(process.env.BENCH_A1, '0.12,0.08');
+const a2s = list(process.env.BENCH_A2, '0,0.03,0.05');
+const score = (process.env.BENCH_SCORE ?? DEFAULT_DETECT.score) as KnnScore;
+const trigger: ProbeTrigger = process.env.BENCH_TRIGGER
+  ? (process.env.BENCH_TRIGGER.split(',') as ProbeTrigger)
+  : DEFAULT_PROBE_TRIGGER;
+const triggerKey = Array.isArray(trigger) && trigger.length === 1 ? trigger[0] : trigger;
+const ATT = ['patch', 'single-pix', 'blend-r', 'blend-p', 'sinusoid', 'warping'];
+const pct = (x: number) => (100 * x).toFixed(1);
+
+/** Rows (of `t`) the default detection at budget α flags, probes never. */
+function flagged(
+  t: Trajectories,
+  kinds: Uint8Array,
+  labels: Uint8Array,
+  numClasses: number,
+  alpha: number,
+) {
+  const det = detect(
+    t,
+    probeRowsFromKinds(kinds),
+    { ...DEFAULT_DETECT, score, targetFpr: alpha },
+    { labels, numClasses },
+  );
+  return flaggedRows(det.scores, det.threshold);
+}
+
+const rows: string[] = [];
+for (const seed of seeds) {
+  const run = await probationary(seed, triggerKey, log);
+  const p = run.prepared;
+  const kinds = p.probes.probeKind;
+  const cleanRows = p.truth.filter((a, i) => a < 0 && kinds[i] === PROBE_NONE).length;
+  for (const a1 of a1s) {
+    const f1 = flagged(
+      { n: p.train.count, epochs: run.epochs, losses: run.trajectories },
+      kinds,
+      p.train.labels,
+      p.numClasses,
+      a1,
+    );
+    const drop = new Set(f1);
+    const rows2 = [...Array(p.train.count).keys()].filter((i) => !drop.has(i));
+    const key = createHash('sha256')
+      .update(JSON.stringify([seed, triggerKey, rows2]))
+      .digest('hex')
+      .slice(0, 20);
+    const bin = join(CACHE, `r2-${key}.f32`);
+    let losses: Float32Array | undefined;
+    if (existsSync(bin)) {
+      const b = readFileSync(bin);
+      losses = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+      // A file cut short by an interrupted run is trained again.
+      if (losses.length !== rows2.length * run.epochs) losses = undefined;
+    }
+    if (!losses) {
+      const t0 = performance.now();
+      const cfg = { ...trainConfigOf(run.cfg, 'probationary'), seed: run.cfg.seed + 3 };
+      const tr = await Trainer.create(theEngine(), cfg, subsetSplit(p.train, rows2), p.numClasses);
+      try {
+        while (!tr.done) await tr.trainEpoch();
+        losses = tr.trajectories.slice();
+      } finally {
+        tr.dispose();
+      }
+      writeFileSync(`${bin}.part`, new Uint8Array(losses.buffer.slice(0)));
+      renameSync(`${bin}.part`, bin);
+      log(
+        `  seed ${seed} α1 ${a1}: round 2 trained in ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+      );
+    }
+    const kinds2 = Uint8Array.from(rows2, (r) => kinds[r]);
+    const labels2 = Uint8Array.from(rows2, (r) => p.train.labels[r]);
+    for (const a2 of a2s) {
+      const all = new Set(f1);
+      if (a2 > 0)
+        for (const j of flagged(
+          { n: rows2.length, epochs: run.epochs, losses },
+          kinds2,
+          labels2,
+          p.numClasses,
+          a2,
+        ))
+          all.add(rows2[j]);
+      let clean = 0;
+      const removed: Record<string, number> = {};
+      for (const r of all) {
+        const a = p.truth[r];
+        if (a < 0) clean++;
+        else removed[p.attacks[a].id] = (removed[p.attacks[a].id] ?? 0) + 1;
+      }
+      const ev = await retrained(run, [...all], log);
+      const u = run.undefended;
+      // Attacks that took hold (≥ 5% undefended) and were not halved.
+      const notHalved = ATT.filter((a) => u.asr[a] >= 0.05 && ev.asr[a] > u.asr[a] / 2);
+      const line = `| ${seed} | ${a1} | ${a2 || '–'} | ${pct(clean / cleanRows)}% | ${ATT.map((a) => removed[a] ?? 0).join(' / ')} | ${pct(u.cleanAccuracy)} → ${pct(ev.cleanAccuracy)} | ${pct(averageOf(u.asr))} → ${pct(averageOf(ev.asr))} | ${notHalved.join(', ') || 'all halved'} |`;
+      log(line);
+      rows.push(line);
+    }
+  }
+}
+log(
+  `\n| seed | α1 | α2 | clean removed | poisons removed ${ATT.join(' / ')} | clean acc | avg ASR | not halved |`,
+);
+log('|---|---|---|---|---|---|---|---|');
+log(rows.join('\n'));
