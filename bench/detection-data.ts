@@ -5,7 +5,7 @@
  * detection variants are compared without training again.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { subsetSplit, type Dataset } from '../src/core/dataset.ts';
 import { generateDemoDataset } from '../src/core/demo.ts';
@@ -77,6 +77,20 @@ export interface StoredRun {
 const keyOf = (seed: number, trigger: ProbeTrigger) =>
   `s${seed}-${Array.isArray(trigger) ? trigger.join('+') : trigger}`;
 
+/** A cached float32 array, or undefined when the file is missing or not `length` values long (cut short). */
+export function loadF32(file: string, length: number): Float32Array | undefined {
+  if (!existsSync(file)) return undefined;
+  const b = readFileSync(file);
+  const out = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  return out.length === length ? out : undefined;
+}
+
+/** Writes a float32 array whole or not at all (a temporary file renamed into place). */
+export function saveF32(file: string, data: Float32Array): void {
+  writeFileSync(`${file}.part`, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  renameSync(`${file}.part`, file);
+}
+
 /** The probationary run of a setting: from the cache, or trained now and cached. */
 export async function probationary(
   seed: number,
@@ -89,12 +103,9 @@ export async function probationary(
   const key = keyOf(seed, trigger);
   const meta = join(CACHE, `${key}.json`);
   const bin = join(CACHE, `${key}.f32`);
-  if (existsSync(meta) && existsSync(bin)) {
-    const m = JSON.parse(readFileSync(meta, 'utf8'));
-    const buf = readFileSync(bin);
-    const trajectories = new Float32Array(
-      buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength),
-    );
+  const m = existsSync(meta) ? JSON.parse(readFileSync(meta, 'utf8')) : undefined;
+  const trajectories = m && loadF32(bin, prepared.train.count * m.epochs);
+  if (m && trajectories) {
     return {
       cfg,
       prepared,
@@ -116,7 +127,7 @@ export async function probationary(
     }
     const undefended = await evaluateModel(trainer, prepared.test, prepared.triggered);
     const seconds = (performance.now() - t0) / 1000;
-    writeFileSync(bin, new Uint8Array(trainer.trajectories.buffer.slice(0)));
+    saveF32(bin, trainer.trajectories);
     writeFileSync(meta, JSON.stringify({ epochs: tc.epochs, undefended, seconds }));
     return {
       cfg,

@@ -12,7 +12,6 @@
  * trigger and rows: the recipe is the bench's). Prints one Markdown row per (seed, α1, α2).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { subsetSplit } from '../src/core/dataset.ts';
 import { detect, flaggedRows, type KnnScore } from '../src/core/detect/index.ts';
@@ -23,7 +22,7 @@ import { PROBE_NONE } from '../src/core/probes.ts';
 import { averageOf } from '../src/core/report.ts';
 import { trainConfigOf } from '../src/ml/run.ts';
 import { Trainer } from '../src/ml/train.ts';
-import { CACHE, probationary, retrained, theEngine } from './detection-data.ts';
+import { CACHE, loadF32, probationary, retrained, saveF32, theEngine } from './detection-data.ts';
 
 const log = (s: string) => process.stdout.write(s + '\n');
 const list = (v: string | undefined, d: string) => (v ?? d).split(',').map(Number);
@@ -76,13 +75,7 @@ for (const seed of seeds) {
       .digest('hex')
       .slice(0, 20);
     const bin = join(CACHE, `r2-${key}.f32`);
-    let losses: Float32Array | undefined;
-    if (existsSync(bin)) {
-      const b = readFileSync(bin);
-      losses = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-      // A file cut short by an interrupted run is trained again.
-      if (losses.length !== rows2.length * run.epochs) losses = undefined;
-    }
+    let losses = loadF32(bin, rows2.length * run.epochs);
     if (!losses) {
       const t0 = performance.now();
       const cfg = { ...trainConfigOf(run.cfg, 'probationary'), seed: run.cfg.seed + 3 };
@@ -93,8 +86,7 @@ for (const seed of seeds) {
       } finally {
         tr.dispose();
       }
-      writeFileSync(`${bin}.part`, new Uint8Array(losses.buffer.slice(0)));
-      renameSync(`${bin}.part`, bin);
+      saveF32(bin, losses);
       log(
         `  seed ${seed} α1 ${a1}: round 2 trained in ${((performance.now() - t0) / 1000).toFixed(0)} s`,
       );

@@ -122,16 +122,19 @@ export function detect(
     const score = opts.score ?? 'knn';
     if (opts.threshold === 'auto' || score !== 'knn') {
       const knn = knnScoresAllRows(t, probes, res.k, nearest);
-      const dist =
-        probes.clean.length >= 2
-          ? cleanDistanceScores(t, probes.clean, undefined, nearest)
-          : toRanks(knn);
-      let raw = score === 'knn' ? knn : withDistanceTies(knn, dist, res.k);
-      // The either score is a conformal quantity, meaningful only calibrated: with a fixed
-      // threshold (on the k-NN scale) the k-NN score with the distance's ties is used.
-      if (score === 'knn-or-distance' && opts.threshold === 'auto') {
-        const { groupOf, minGroup } = calibrationGroups(opts, context);
-        raw = eitherScores([raw, dist], probes.clean, t.n, groupOf, minGroup);
+      let raw = knn;
+      if (score !== 'knn') {
+        const dist =
+          probes.clean.length >= 2
+            ? cleanDistanceScores(t, probes.clean, undefined, nearest)
+            : toRanks(knn);
+        raw = withDistanceTies(knn, dist, res.k);
+        // The either score is a conformal quantity, meaningful only calibrated: with a fixed
+        // threshold (on the k-NN scale) the k-NN score with the distance's ties is used.
+        if (score === 'knn-or-distance' && opts.threshold === 'auto') {
+          const { groupOf, minGroup } = calibrationGroups(opts, context);
+          raw = eitherScores([raw, dist], probes.clean, t.n, groupOf, minGroup);
+        }
       }
       det = { method: 'knn', k: res.k, looAuroc: res.looAuroc, scores: raw, threshold: 0.1 };
       if (opts.threshold === 'auto') {
@@ -184,29 +187,11 @@ export function detect(
 }
 
 /**
- * Raw k-NN suspicion of every row (probes leave themselves out). 'knn+distance' adds the clean
- * distance's rank (in [0, 1]) divided by 2k: below one k-NN step, so it only orders rows with
- * the same anomalous fraction — most clean rows share a fraction of 0, and among them the ones
- * farthest from every clean probe are the most suspicious.
+ * The 'knn+distance' score: the k-NN fraction plus the clean distance's rank (in [0, 1]) divided
+ * by 2k — below one k-NN step, so it only orders rows with the same anomalous fraction (most clean
+ * rows share a fraction of 0, and among them the ones farthest from every clean probe are the most
+ * suspicious).
  */
-export function rawKnnScores(
-  t: Trajectories,
-  probes: ProbeRows,
-  k: number,
-  score: KnnScore,
-  nearest: NearestFn = nearestNeighbours,
-): Float32Array {
-  const knn = knnScoresAllRows(t, probes, k, nearest);
-  if (score === 'knn') return knn;
-  // 'knn-or-distance' starts from 'knn+distance' (detect() combines it with the clean distance).
-  const dist =
-    probes.clean.length >= 2
-      ? cleanDistanceScores(t, probes.clean, undefined, nearest)
-      : toRanks(knn);
-  return withDistanceTies(knn, dist, k);
-}
-
-/** The k-NN fraction plus the clean distance's rank / 2k: orders rows within a k-NN step only. */
 function withDistanceTies(knn: Float32Array, dist: Float32Array, k: number): Float32Array {
   return knn.map((v, i) => v + dist[i] / (2 * k));
 }
