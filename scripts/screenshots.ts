@@ -6,6 +6,8 @@
  * demo set with the tiny classroom preset (four attacks at once; about a minute of training on
  * the backend the app measures fastest — our WebAssembly engine on a machine without a GPU), and
  * the exported HTML report as docs/step-report-html.png. Set STEPS=data,attacks to stop early.
+ * SECOND_ROUND=0.03 adds a second detection round (the CLI's default) and its picture,
+ * docs/step-detect-rounds.png.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -17,9 +19,13 @@ const BASE = `http://127.0.0.1:${PORT}/`;
 const OUT = 'docs';
 const only = process.env.STEPS?.split(',');
 
-/** The tiny classroom preset, exactly as its button sets it. */
+const secondRound = process.env.SECOND_ROUND ? Number(process.env.SECOND_ROUND) : undefined;
+
+/** The tiny classroom preset, exactly as its button sets it (with SECOND_ROUND, two rounds). */
 function config() {
-  return preset('tiny');
+  const c = preset('tiny');
+  if (secondRound) c.detect = { ...c.detect, secondRound };
+  return c;
 }
 
 async function waitForServer(): Promise<void> {
@@ -97,6 +103,13 @@ async function main() {
     await page.getByTestId('removal-table').waitFor({ timeout: 120_000 });
     await page.getByTestId('gallery').waitFor({ timeout: 60_000 });
     await shot('detect');
+    if (secondRound) {
+      const recheck = page.getByTestId('phase-recheck');
+      await recheck.getByRole('button', { name: 'Start training' }).click();
+      await recheck.getByText(/✓ trained/).waitFor({ timeout: 1_800_000 });
+      await page.getByTestId('second-round-result').waitFor({ timeout: 60_000 });
+      await shot('detect-rounds');
+    }
     if (!want('retrain')) return;
     await go('Retrain');
     const retrain = page.getByTestId('phase-retrain');

@@ -14,6 +14,8 @@ export interface DetectControls {
   capPct: number | null;
   /** clean-distance / no-probe: the share rejected. */
   rejectFraction: number;
+  /** k-NN: the second detection round's clean-removal budget in percent; null = one round. */
+  secondRoundPct: number | null;
 }
 
 /** The controls a run's detection settings start them at (the default budget where it has none). */
@@ -26,6 +28,7 @@ export function controlsFrom(d: DetectOptions): DetectControls {
     budgetPct: Math.round(100 * (d.targetFpr ?? DEFAULT_DETECT.targetFpr!)),
     capPct: d.maxClassFraction !== undefined ? Math.round(100 * d.maxClassFraction) : null,
     rejectFraction: d.rejectFraction ?? 0.4,
+    secondRoundPct: d.secondRound !== undefined ? +(100 * d.secondRound).toFixed(1) : null,
   };
 }
 
@@ -45,5 +48,6 @@ export function detectOptionsFrom(c: DetectControls, base: DetectOptions): Detec
   if (base.calibration) opts.calibration = base.calibration;
   if (base.score) opts.score = base.score;
   if (c.capPct !== null && c.capPct > 0) opts.maxClassFraction = c.capPct / 100;
+  if (c.secondRoundPct !== null && c.secondRoundPct > 0) opts.secondRound = c.secondRoundPct / 100;
   return opts;
 }

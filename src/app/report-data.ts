@@ -6,6 +6,7 @@ import {
   cleanedDataset,
   cleanedRows,
   flaggedEntries,
+  twoRoundEntries,
   imageDataUrl,
   imageFolderZip,
   rowSourceResolver,
@@ -49,7 +50,13 @@ export async function flaggedList(
     rec.config.mode === 'benchmark'
       ? (i: number) => (ctx.truth[i] >= 0 ? ctx.attackIds[ctx.truth[i]] : 'clean')
       : undefined;
-  return flaggedEntries(det.summary.flagged, det.scores, ctx.labels, classes, source, truth);
+  const two = det.secondRound;
+  if (!two)
+    return flaggedEntries(det.summary.flagged, det.scores, ctx.labels, classes, source, truth);
+  return twoRoundEntries(
+    flaggedEntries(two.first.flagged, det.scores, ctx.labels, classes, source, truth),
+    flaggedEntries(two.summary.flagged, two.scores, ctx.labels, classes, source, truth),
+  );
 }
 
 /** What the verdict needs that the report does not hold. */

@@ -6,6 +6,8 @@ import { describeError } from '../core/errors.ts';
 import {
   BASELINE_NAMES,
   dataKey,
+  firstRound,
+  phaseName,
   PHASES,
   type BaselineName,
   type DetectionContext,
@@ -53,11 +55,16 @@ export class RunState {
   busy = $state<string | null>(null);
   question = $state<Question | null>(null);
 
-  /** What the Detect step shows: the explored threshold's summary, else the stored one. */
+  /**
+   * What the Detect step's histogram and slider show: the explored threshold's summary, else the
+   * stored first round's (a second round, when there is one, is shown beside it).
+   */
   liveSummary = $derived.by((): DetectionSummary | null =>
     this.threshold !== null && this.exploredSummary
       ? this.exploredSummary
-      : (this.record?.detection?.summary ?? null),
+      : this.record?.detection
+        ? firstRound(this.record.detection)
+        : null,
   );
 
   private summarizing = false;
@@ -266,7 +273,7 @@ export class RunState {
   async cancel(): Promise<void> {
     const t = this.training;
     if (!t) return;
-    await cancelTrainer(`training of the ${t.phase} model`);
+    await cancelTrainer(`training of the ${phaseName(t.phase)} model`);
     this.training = null;
     await this.discard(t.phase, t.runId);
   }
@@ -276,7 +283,13 @@ export class RunState {
     if (!id) return;
     const ok = await this.ask(
       'Discard this model?',
-      `The ${phase} model's finished epochs${phase === 'probationary' ? ', its trajectories and the detection' : ''} will be deleted; training starts again from scratch.`,
+      `The ${phaseName(phase)} model's finished epochs${
+        phase === 'probationary'
+          ? ', its trajectories and the detection'
+          : phase === 'recheck'
+            ? ", its trajectories, the second round's removals and the retrained model"
+            : ''
+      } will be deleted; training starts again from scratch.`,
       'Discard',
     );
     // Kept: it waits for the user, like a pause (a reload does not start it again).

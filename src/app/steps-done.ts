@@ -7,7 +7,7 @@ export type StepId = (typeof STEPS)[number];
 /**
  * Which steps are finished, for the step navigation's done-marks: a dataset chosen; the attacks
  * and probes built into the stored run (`current`: the run matches the draft settings); the
- * probationary model trained; detection run; the defended model (and the separate baseline, when
+ * probationary model trained; detection run (both rounds, with a second one); the defended model (and the separate baseline, when
  * asked for) trained; the report built.
  */
 export function stepsDone(
@@ -22,7 +22,7 @@ export function stepsDone(
     attacks: done('prepare') && current,
     probes: done('prepare') && current,
     train: done('probationary'),
-    detect: done('detect'),
+    detect: done('detect', 'recheck'),
     retrain: done('retrain', 'baseline'),
     report: done('report'),
   };

@@ -62,7 +62,7 @@ const USAGE = `BaDLoss Lab command line
                  [--probes n] [--method knn|clean-distance|no-probe] [--seed n] --out <report.json>
                  [--width w] [--batch b] [--lr x] [--k n] [--threshold auto|t] [--limit-train n] [--limit-test n]
                  [--probe-trigger bank|<id,...>] [--target-fpr a] [--calibration class|pooled]
-                 [--score ${KNN_SCORES.join('|')}] [--max-class-fraction f]
+                 [--score ${KNN_SCORES.join('|')}] [--max-class-fraction f] [--second-round a|off]
                  [--separate-baseline] [--trusted train|test] [--eval-each-epoch] [--state <dir>]
                  [--engine auto|wasm|tfjs-cpu] [--threads n]
                  [--defenses badloss,spectral,activation-clustering,frequency,abl|all]
@@ -81,8 +81,10 @@ an image-folder zip, or the word "demo" for the built-in demo set. Attacks: ${AT
 Detection defaults (docs/detection.md): backdoor probes from the bank (${PROBE_BANKS.bank.join(', ')}),
 k-NN with k by leave-one-out and the clean distance breaking its ties (--score ${DEFAULT_DETECT.score}), and a
 threshold calibrated per class on the clean probes for a clean-removal budget of --target-fpr
-(${DEFAULT_DETECT.targetFpr}). --score knn-or-distance also removes rows far from every clean probe. The paper's
-method: --probe-trigger patch --threshold 0.1 --score knn. Any list of attack ids is a probe trigger too.
+(${DEFAULT_DETECT.targetFpr}); then a second round (--second-round ${DEFAULT_DETECT.secondRound}, its budget): a second probationary model
+trained on the rows the first round kept is scored again, and retraining drops both rounds' rows.
+--score knn-or-distance also removes rows far from every clean probe. The paper's method:
+--probe-trigger patch --threshold 0.1 --score knn --second-round off. Any list of attack ids is a probe trigger too.
 Training runs on the WebAssembly engine (--threads, default: every core) or on tfjs's CPU backend
 (--engine tfjs-cpu); both give the same results up to float rounding.`;
 
@@ -292,6 +294,16 @@ function auditConfig(v: Record<string, string | boolean | undefined>): RunConfig
     throw new UsageError(`--score ${score} must be one of ${KNN_SCORES.join(', ')}`);
   const targetFpr = num(s('target-fpr'), 'target-fpr', 'targetFpr');
   const maxClassFraction = num(s('max-class-fraction'), 'max-class-fraction', 'maxClassFraction');
+  const second = s('second-round');
+  if (second !== undefined && method !== 'knn')
+    throw new UsageError(
+      `--second-round needs --method knn (it detects again against the probes), not ${method}`,
+    );
+  // "off" or 0: one round.
+  const secondRound =
+    second === 'off' || (second !== undefined && second.trim() !== '' && Number(second) === 0)
+      ? undefined
+      : (num(second, 'second-round', 'secondRound') ?? DEFAULT_DETECT.secondRound);
   const limitTest = num(s('limit-test'), 'limit-test', 'limit');
   return {
     mode: attacks.length > 0 ? 'benchmark' : 'audit',
@@ -320,6 +332,7 @@ function auditConfig(v: Record<string, string | boolean | undefined>): RunConfig
             ...(calibration ? { calibration: calibration as 'class' | 'pooled' } : {}),
             ...(score ? { score: score as KnnScore } : {}),
             ...(maxClassFraction !== undefined ? { maxClassFraction } : {}),
+            secondRound,
           }
         : {
             method: method as DetectMethod,
@@ -735,6 +748,7 @@ export async function main(argv: string[]): Promise<number> {
     calibration: { type: 'string' },
     score: { type: 'string' },
     'max-class-fraction': { type: 'string' },
+    'second-round': { type: 'string' },
   } as const;
   try {
     let parsed;

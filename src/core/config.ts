@@ -32,6 +32,7 @@ export const LIMITS = {
   rejectFraction: { min: 0, max: 1, int: false },
   targetFpr: { min: 0, max: 1, minExclusive: true, maxExclusive: true, int: false },
   maxClassFraction: { min: 0, max: 1, minExclusive: true, int: false },
+  secondRound: { min: 0, max: 0.5, minExclusive: true, int: false },
   limit: { min: 1, max: 100_000_000, int: true },
   seed: { min: -(2 ** 31), max: 2 ** 31 - 1, int: true },
   threads: { min: 1, max: 64, int: true },
@@ -174,6 +175,13 @@ export function validateRunConfig(v: unknown): RunConfig {
     num(d, 'maxClassFraction', 'maxClassFraction', 'detect.maxClassFraction');
   if (d.rejectFraction !== undefined)
     num(d, 'rejectFraction', 'rejectFraction', 'detect.rejectFraction');
+  if (d.secondRound !== undefined) {
+    num(d, 'secondRound', 'secondRound', 'detect.secondRound');
+    if (d.method !== 'knn')
+      fail(
+        `detect.secondRound needs the k-NN method (it detects again against the probes), not ${JSON.stringify(d.method)}: remove it or choose knn`,
+      );
+  }
   if (typeof v.separateBaseline !== 'boolean') fail('separateBaseline must be true or false');
   const names = (key: 'defenses' | 'retrainDefenses'): BaselineName[] | undefined => {
     const x = v[key];

@@ -237,7 +237,7 @@ export function keptRows(flagged: ArrayLike<number>, probeKind: Uint8Array): num
  * each kind. Measured on the tiny preset (docs/detection.md, `bench/demo-presets.ts`), seed 0:
  * undefended ASR 56–72% for every attack; retrained, the patch, frequency and warping attacks fall
  * below 4% and the random blend only to 34%; on seed 1 every attack is at least halved. They use
- * the default detection (`DEFAULT_DETECT`).
+ * the default detection's first round (`DEFAULT_DETECT` without its second round).
  */
 export type PresetName = 'paper' | 'quick' | 'tiny' | 'compare';
 
@@ -262,6 +262,12 @@ const DEMO_ATTACKS: AttackRequest[] = [
  * discrete and one draw of 250 clean probes moves the realized removal by about ±2 points. The
  * 'knn-or-distance' score was a wash beside this one on ten seeds at 6,000 images and worse on the
  * classroom presets, so it stays an option.
+ *
+ * Then a second round at α2 = 0.03: a second probationary model trained on what the first round
+ * kept, detected again. With half an attack's poisons gone the rest are learned later, like the
+ * backdoor probes. Over ten seeds of the six-attack setting it lowered the mean average ASR after
+ * retraining from 10.2% to 6.1% and met all four of issue #12's targets on 7 of 10 seeds instead
+ * of 2, for one more training (α2 was chosen on seeds 0–3).
  */
 export const DEFAULT_DETECT: DetectOptions = {
   method: 'knn',
@@ -270,6 +276,7 @@ export const DEFAULT_DETECT: DetectOptions = {
   targetFpr: 0.12,
   calibration: 'class',
   score: 'knn+distance',
+  secondRound: 0.03,
 };
 
 /**
@@ -283,7 +290,10 @@ export const DEFAULT_PROBE_TRIGGER: ProbeTrigger = 'bank';
 export const PAPER_DETECT: DetectOptions = { method: 'knn', k: 'auto', threshold: 0.1 };
 
 export function preset(name: PresetName, gtsrb = false): RunConfig {
-  const detect: DetectOptions = { ...DEFAULT_DETECT };
+  // The classroom presets detect in one round: on the tiny preset's seeds 0–5 a second round
+  // lowered the mean average ASR (28.5% → 24.0%) but halved every attack on none of them (one
+  // round: 2 of 6), for a third more time (docs/detection.md). The Detect step turns it on.
+  const { secondRound: _secondRound, ...detect } = DEFAULT_DETECT;
   switch (name) {
     case 'paper':
       return {

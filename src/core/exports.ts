@@ -17,6 +17,8 @@ export interface FlaggedEntry {
   class: string;
   /** Suspicion score (higher = more suspicious). */
   score: number;
+  /** With two detection rounds: the round that flagged it (its score is that round's). */
+  round?: 1 | 2;
   /** Benchmark only: the attack that poisoned it, or "clean". */
   truth?: string;
 }
@@ -64,12 +66,29 @@ export function flaggedEntries(
   }));
 }
 
+/**
+ * Two detection rounds' flagged rows in one list: the first round's, most suspicious first by
+ * its scores, then the second round's by its own (the two rounds' scores are not comparable).
+ */
+export function twoRoundEntries(
+  first: readonly FlaggedEntry[],
+  second: readonly FlaggedEntry[],
+): FlaggedEntry[] {
+  return [
+    ...first.map((e) => ({ ...e, round: 1 as const })),
+    ...second.map((e) => ({ ...e, round: 2 as const })),
+  ].map((e, j) => ({ ...e, rank: j + 1 }));
+}
+
 const csvField = (s: string) => (/[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
 
-/** CSV (RFC 4180 quoting) of flagged entries: rank,source,row,label,class,score[,truth]. */
+/** CSV (RFC 4180 quoting) of flagged entries: rank,source,row,label,class,score[,round][,truth]. */
 export function flaggedEntriesCsv(entries: readonly FlaggedEntry[]): string {
   const truth = entries.some((e) => e.truth !== undefined);
-  const lines = ['rank,source,row,label,class,score' + (truth ? ',truth' : '')];
+  const round = entries.some((e) => e.round !== undefined);
+  const lines = [
+    'rank,source,row,label,class,score' + (round ? ',round' : '') + (truth ? ',truth' : ''),
+  ];
   for (const e of entries)
     lines.push(
       [
@@ -79,6 +98,7 @@ export function flaggedEntriesCsv(entries: readonly FlaggedEntry[]): string {
         e.label,
         csvField(e.class),
         e.score.toFixed(6),
+        ...(round ? [e.round ?? ''] : []),
         ...(truth ? [csvField(e.truth ?? '')] : []),
       ].join(','),
     );

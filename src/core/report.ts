@@ -56,8 +56,9 @@ export function summarizeDetection(
   labels: Uint8Array,
   numClasses: number,
   threshold = det.threshold,
+  /** The rows removed, when not the scores above the threshold (two detection rounds' union). */
+  flagged: readonly number[] = flaggedRows(det.scores, threshold),
 ): DetectionSummary {
-  const flagged = flaggedRows(det.scores, threshold);
   const base = summarizeRemoval(det.scores, flagged, truth, probeKind, attacks, labels, numClasses);
   let perClassClean: { removed: number; total: number }[] | undefined;
   if (attacks.length > 0) {
@@ -178,6 +179,12 @@ export interface Report {
     /** Names of the classes that lost disproportionately many rows (see DetectionSummary). */
     classWarnings?: string[];
     flaggedCount: number;
+    /**
+     * With a second detection round: its budget, what each round removed (rows; per attack and
+     * clean in `removed`), and the second round's AUROC on the rows it judged. The block's other
+     * numbers are both rounds together; its AUROC is the first round's.
+     */
+    secondRound?: SecondRoundReport;
   };
   attacks: {
     id: AttackId;
@@ -199,6 +206,31 @@ export interface Report {
   comparison?: string;
 }
 
+/** The report's account of a second detection round (see Report['detection']). */
+export interface SecondRoundReport {
+  targetFpr: number;
+  firstRound: { flagged: number; removed: Record<string, number> };
+  secondRound: { flagged: number; removed: Record<string, number>; auroc: Record<string, number> };
+}
+
+/** The second round's report block from the two rounds' summaries. */
+export function secondRoundReport(
+  targetFpr: number,
+  first: DetectionSummary,
+  second: DetectionSummary,
+): SecondRoundReport {
+  return {
+    targetFpr,
+    firstRound: { flagged: first.flagged.length, removed: first.removed },
+    secondRound: { flagged: second.flagged.length, removed: second.removed, auroc: second.auroc },
+  };
+}
+
+/** The report's sentence on a second detection round (the HTML export and the Report step). */
+export function secondRoundText(s: SecondRoundReport): string {
+  return `Two detection rounds: the first removed ${s.firstRound.flagged}; a second model, trained on what it kept, found ${s.secondRound.flagged} more at a clean-removal budget of ${+(100 * s.targetFpr).toFixed(1)}%. The table counts both rounds; its AUROC is the first round's.`;
+}
+
 export interface ReportInput {
   datasetName: string;
   classes: string[];
@@ -208,6 +240,8 @@ export interface ReportInput {
   attacks: ResolvedAttack[];
   probes: { n: number; backdoorLabel: number };
   summary: DetectionSummary;
+  /** With a second detection round (`summary` is then both rounds together). */
+  secondRound?: SecondRoundReport;
   undefended: ModelEvaluation;
   defended: ModelEvaluation;
   historyUndefended: { epoch: number; loss: number; accuracy: number }[];
@@ -259,7 +293,10 @@ export function buildReport(r: ReportInput): Report {
     asr: { undefended: r.undefended.asr, defended: r.defended.asr },
     asrBoosted: { undefended: r.undefended.asrBoosted, defended: r.defended.asrBoosted },
     averageAsr: { undefended: averageOf(r.undefended.asr), defended: averageOf(r.defended.asr) },
-    detection: detectionFields(s, r.classes),
+    detection: {
+      ...detectionFields(s, r.classes),
+      ...(r.secondRound ? { secondRound: r.secondRound } : {}),
+    },
     attacks: r.attacks.map((a) => ({
       id: a.id,
       name: ATTACK_NAMES[a.id],
@@ -426,7 +463,7 @@ ${caveats ? `<p><b>Caveats</b></p><ul class="caveats">${caveats}</ul>` : ''}
 <p><small>${abbr('cleanAccuracy')}: higher is better. ${abbr('asr')}: lower is better. Changes within ±2 points count as no effect.</small></p>
 <table><tr><th></th><th>${abbr('cleanAccuracy')}</th>${asrHead}${ids.length ? '<th>average ASR</th>' : ''}</tr>${row('No defense', 'undefended')}${row('BaDLoss', 'defended')}${changeRow}</table>
 <h2>Detection</h2>
-<p><small>Method ${esc(det.method === 'knn' ? 'k-NN over the probes' : det.method)}${det.k ? `, ${abbr('k')} = ${det.k}` : ''}, ${abbr('threshold')} ${det.threshold}. Probes from ${esc(probeSourceText(r, opts.extras?.trustedName))}.</small></p>
+<p><small>Method ${esc(det.method === 'knn' ? 'k-NN over the probes' : det.method)}${det.k ? `, ${abbr('k')} = ${det.k}` : ''}, ${abbr('threshold')} ${det.threshold}. Probes from ${esc(probeSourceText(r, opts.extras?.trustedName))}.${det.secondRound ? ` ${esc(secondRoundText(det.secondRound))}` : ''}</small></p>
 <table><tr><th>group</th><th>removed</th><th>of</th><th>share</th><th>${abbr('auroc')}</th></tr>${detRows}</table>
 <h2>Removal per class</h2>
 ${r.detection.classWarnings?.length ? `<p><strong>Warning:</strong> ${r.detection.classWarnings.map(esc).join(', ')} lost a much larger fraction than the other classes (at least twice the overall fraction and 10 points more).</p>` : ''}

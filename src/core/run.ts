@@ -23,12 +23,19 @@ export const RETRAIN_PHASES: readonly RetrainPhase[] = BASELINE_NAMES.map(
 );
 
 /**
- * The training phases of a run: the probationary model, the optional separate undefended model
- * ('baseline'), the model retrained without BaDLoss's removals ('retrain'), and one retrained
- * without each compared defense's removals.
+ * The training phases of a run: the probationary model, the second detection round's model
+ * trained on what the first round kept ('recheck', with `detect.secondRound`), the optional
+ * separate undefended model ('baseline'), the model retrained without BaDLoss's removals
+ * ('retrain'), and one retrained without each compared defense's removals.
  */
-export type Phase = 'probationary' | 'retrain' | 'baseline' | RetrainPhase;
-export const PHASES: readonly Phase[] = ['probationary', 'baseline', 'retrain', ...RETRAIN_PHASES];
+export type Phase = 'probationary' | 'recheck' | 'retrain' | 'baseline' | RetrainPhase;
+export const PHASES: readonly Phase[] = [
+  'probationary',
+  'recheck',
+  'baseline',
+  'retrain',
+  ...RETRAIN_PHASES,
+];
 
 /** The defense whose removal set a retraining phase drops (null for other phases). */
 export function defenseOfPhase(p: Phase): DefenseName | null {
@@ -128,8 +135,13 @@ export interface PhaseResult {
 }
 
 export interface DetectionRecord {
+  /**
+   * What BaDLoss removes: the first round's detection, or — once a second round has run — both
+   * rounds' removals together (`flagged` is their union; the AUROC and ROC stay the first
+   * round's, whose scores judged every row).
+   */
   summary: DetectionSummary;
-  /** Per-row scores (NaN for probes). */
+  /** The first round's per-row scores (NaN for probes). Everything below is the first round's. */
   scores: Float32Array;
   k?: number;
   looAuroc?: { k: number; auroc: number }[];
@@ -137,6 +149,47 @@ export interface DetectionRecord {
   calibration?: Detection['calibration'];
   /** With a per-class cap: per class, rows removed, judged and spared by the cap. */
   classRemoval?: Detection['classRemoval'];
+  /** The second detection round (`detect.secondRound`), once it has run. */
+  secondRound?: SecondRoundRecord;
+}
+
+/**
+ * The second detection round: a model trained on the rows the first round kept (every probe
+ * included) and its detection. Rows are training-set rows throughout.
+ */
+export interface SecondRoundRecord {
+  /** The first round alone (the detection's `summary` is then both rounds together). */
+  first: DetectionSummary;
+  /** The clean-removal budget α2 the second round's threshold was calibrated at. */
+  targetFpr: number;
+  /**
+   * The second round's detection on the rows it judged (the first round's keepers): its AUROC
+   * and removal counts are over those rows; `flagged` are the rows it added.
+   */
+  summary: DetectionSummary;
+  /** Per training row: the second round's score; NaN for probes and the first round's removals. */
+  scores: Float32Array;
+  calibration?: Detection['calibration'];
+}
+
+/** The first round's summary of a detection (its `summary` when there is no second round). */
+export function firstRound(d: DetectionRecord): DetectionSummary {
+  return d.secondRound?.first ?? d.summary;
+}
+
+/** Whether a run's detection has a second round to do or done. */
+export function hasSecondRound(r: RunRecord): boolean {
+  return !r.imported && r.config.detect.method === 'knn' && !!r.config.detect.secondRound;
+}
+
+/** The run has detected once and its second round is still to do (retraining waits for it). */
+export function secondRoundPending(r: RunRecord): boolean {
+  return hasSecondRound(r) && !!r.detection && !r.detection.secondRound;
+}
+
+/** A phase's name in a sentence ("the … model"): its id, except the second round's. */
+export function phaseName(p: Phase): string {
+  return p === 'recheck' ? 'second-round probationary' : p;
 }
 
 /** A compared defense's verdict on the probationary run. */
@@ -231,16 +284,25 @@ export async function getRun(store: RunStore, id: string): Promise<RunRecord> {
 
 /**
  * The stages of a run, in order. `prepare` builds the training set (attacks, probes);
- * `probationary` trains with trajectories; `detect` scores them; `baseline` (only with a separate
- * undefended model) trains on the poisoned data without probes; `retrain` trains without the
- * flagged rows; `report` assembles the result.
+ * `probationary` trains with trajectories; `detect` scores them; `recheck` (only with a second
+ * detection round) trains a second probationary model on the rows kept and detects again;
+ * `baseline` (only with a separate undefended model) trains on the poisoned data without probes;
+ * `retrain` trains without the flagged rows; `report` assembles the result.
  */
 export type Stage =
-  'prepare' | 'probationary' | 'detect' | 'baseline' | 'retrain' | RetrainPhase | 'report';
+  | 'prepare'
+  | 'probationary'
+  | 'detect'
+  | 'recheck'
+  | 'baseline'
+  | 'retrain'
+  | RetrainPhase
+  | 'report';
 export const STAGES: readonly Stage[] = [
   'prepare',
   'probationary',
   'detect',
+  'recheck',
   'baseline',
   'retrain',
   ...RETRAIN_PHASES,
@@ -263,6 +325,8 @@ export function stageDone(r: RunRecord, s: Stage): boolean {
       return !r.config.separateBaseline || phaseFinished(r, s);
     case 'detect':
       return !!r.detection && (r.config.defenses ?? []).every((d) => !!r.defenses?.[d]);
+    case 'recheck':
+      return !hasSecondRound(r) || (phaseFinished(r, s) && !!r.detection?.secondRound);
     case 'report':
       return !!r.report;
     default: {
@@ -281,7 +345,8 @@ export function nextStage(r: RunRecord): Stage | null {
 const DEPENDENTS: Record<Stage, Stage[]> = {
   prepare: ['probationary', 'baseline'],
   probationary: ['detect'],
-  detect: ['retrain', ...RETRAIN_PHASES],
+  detect: ['recheck', ...RETRAIN_PHASES],
+  recheck: ['retrain'],
   baseline: ['report'],
   retrain: ['report'],
   ...(Object.fromEntries(RETRAIN_PHASES.map((p) => [p, ['report']])) as Record<
@@ -327,6 +392,10 @@ export function clearFrom(
   if (stages.includes('detect')) {
     delete run.detection;
     delete run.defenses;
+  } else if (stages.includes('recheck') && run.detection?.secondRound) {
+    // Back to the first round alone.
+    const { secondRound, ...first } = run.detection;
+    run.detection = { ...first, summary: secondRound.first };
   }
   // Every stage feeds the report.
   delete run.report;
@@ -398,8 +467,8 @@ export function dataKey(c: RunConfig): string {
 /**
  * Which stages a configuration change invalidates, and in words what changed: the data settings
  * (attacks, probes, subsample, seed, mode) invalidate everything; the training recipe every
- * trained model; the detection options BaDLoss's detection (redone by the caller) and its
- * retrained model; turning the separate baseline off drops that model, turning it on only adds a
+ * trained model; the detection options BaDLoss's detection (redone by the caller), its second
+ * round and its retrained model; turning the separate baseline off drops that model, turning it on only adds a
  * stage to do.
  */
 export function configChange(prev: RunConfig, next: RunConfig): { clear: Stage[]; what: string[] } {
@@ -415,10 +484,10 @@ export function configChange(prev: RunConfig, next: RunConfig): { clear: Stage[]
     clear.add('baseline');
   }
   if (JSON.stringify(prev.detect) !== JSON.stringify(next.detect)) {
-    // BaDLoss's own detection is redone (the caller drops it) and its retraining goes; the
-    // compared defenses do not read these settings.
+    // BaDLoss's own detection is redone (the caller drops it) and its second round and
+    // retraining go; the compared defenses do not read these settings.
     what.push('the detection settings');
-    clear.add('retrain');
+    clear.add('recheck');
   }
   const removedFrom = (a?: BaselineName[], b?: BaselineName[]) =>
     (a ?? []).filter((d) => !(b ?? []).includes(d));
@@ -453,6 +522,8 @@ export function stagesWithResults(r: RunRecord, stages: Stage[]): Stage[] {
         return !!r.prepared;
       case 'detect':
         return !!r.detection;
+      case 'recheck':
+        return !!r.phases.recheck || !!r.detection?.secondRound;
       case 'report':
         return !!r.report;
       default:

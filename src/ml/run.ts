@@ -7,7 +7,7 @@ import {
   type Dataset,
   type ImageSplit,
 } from '../core/dataset.ts';
-import { detect, type Detection, type DetectOptions } from '../core/detect/index.ts';
+import { detect, flaggedRows, type Detection, type DetectOptions } from '../core/detect/index.ts';
 import { nearestNeighbours, probeRowsFromKinds, type NearestFn } from '../core/detect/knn.ts';
 import { CancelledError, InvalidOptionError, LabError } from '../core/errors.ts';
 import {
@@ -30,6 +30,7 @@ import { compareDefenses } from '../core/comparison.ts';
 import { countRemovals } from '../core/removals.ts';
 import {
   buildReport,
+  secondRoundReport,
   summarizeDetection,
   type DetectionSummary,
   type ModelEvaluation,
@@ -40,6 +41,11 @@ import {
   configChange,
   dataKey,
   defenseOfPhase,
+  firstRound,
+  hasSecondRound,
+  phaseName,
+  secondRoundPending,
+  type SecondRoundRecord,
   type BaselineName,
   type DefenseRecord,
   defaultRunName,
@@ -104,18 +110,21 @@ export interface RunCall {
 }
 
 /**
- * The recipe of a phase: the run's recipe with its own seed. Only the probationary model's
- * trajectories are used, so the retrained and baseline models record from their training pass
- * (free) instead of a separate evaluation pass.
+ * The recipe of a phase: the run's recipe with its own seed. Only the probationary models'
+ * trajectories (the first and the second detection round's) are used, so the retrained and
+ * baseline models record from their training pass (free) instead of a separate evaluation pass.
  */
 export function trainConfigOf(cfg: RunConfig, phase: Phase = 'probationary'): TrainConfig {
   const { evalEachEpoch: _unused, ...train } = cfg.train;
   // Every retraining (BaDLoss's and each compared defense's) shares one seed, so two retrained
-  // models differ only in the rows they dropped.
-  const offset = phase === 'probationary' ? 0 : phase === 'baseline' ? 2 : 1;
+  // models differ only in the rows they dropped. The second round's model gets a seed of its own
+  // (docs/detection.md measured it so).
+  const offset =
+    phase === 'probationary' ? 0 : phase === 'baseline' ? 2 : phase === 'recheck' ? 3 : 1;
+  const probing = phase === 'probationary' || phase === 'recheck';
   return {
     ...train,
-    record: phase === 'probationary' ? train.record : 'train',
+    record: probing ? train.record : 'train',
     seed: cfg.seed + offset,
   };
 }
@@ -186,6 +195,7 @@ function stageWords(s: Stage): string {
     prepare: 'the built training set',
     probationary: 'the probationary model and its trajectories',
     detect: 'the detection',
+    recheck: "the second detection round's model and removals",
     baseline: 'the separate undefended model',
     retrain: 'the retrained model',
     report: 'the report',
@@ -262,7 +272,9 @@ export class RunOrchestrator {
   async deleteRun(id: string): Promise<void> {
     const phase = this.active.get(id);
     if (phase)
-      throw new LabError(`the ${phase} model of this run is training: pause or cancel it first`);
+      throw new LabError(
+        `the ${phaseName(phase)} model of this run is training: pause or cancel it first`,
+      );
     if (this.cache?.key.startsWith(`${id}|`)) this.cache = null;
     await this.deps.store.deleteRun(id);
   }
@@ -289,7 +301,8 @@ export class RunOrchestrator {
         `changing ${change.what.join(' and ')} discards ${lost.map((s) => stageWords(s)).join(', ')} of this run; confirm, or start a new run with these settings`,
       );
     let run: RunRecord = { ...r, config: next };
-    // New detection settings: BaDLoss's detection is redone (cheap); its retraining goes.
+    // New detection settings: BaDLoss's detection is redone (cheap); its second round and its
+    // retraining go.
     if (JSON.stringify(r.config.detect) !== JSON.stringify(next.detect)) delete run.detection;
     if (run.defenses) {
       const kept = new Set(next.defenses ?? []);
@@ -326,7 +339,14 @@ export class RunOrchestrator {
       throw new InvalidOptionError(
         'this run has no separate undefended model: turn the option on first',
       );
-    if (r.phases[phase]?.done && r.phases[phase]?.evaluation) return r;
+    if (phase === 'recheck' && !hasSecondRound(r))
+      throw new InvalidOptionError(
+        'this run has no second detection round: set its clean-removal budget in the detection settings first',
+      );
+    if (r.phases[phase]?.done && r.phases[phase]?.evaluation)
+      return phase === 'recheck' && !r.detection?.secondRound
+        ? this.put(await this.withSecondRound(r))
+        : r;
     const was = r.phases[phase];
     if (was?.paused)
       r = await this.put({ ...r, phases: { ...r.phases, [phase]: { ...was, paused: false } } });
@@ -343,7 +363,9 @@ export class RunOrchestrator {
         ? ckpt
         : undefined;
     if (this.active.has(id))
-      throw new LabError(`the ${this.active.get(id)} model of this run is already training`);
+      throw new LabError(
+        `the ${phaseName(this.active.get(id)!)} model of this run is already training`,
+      );
     this.active.set(id, phase);
     let trainer: Trainer;
     try {
@@ -379,7 +401,7 @@ export class RunOrchestrator {
         const stats = await trainer.trainEpoch(report, stop);
         if (!stats) {
           if (call.signal?.aborted)
-            throw new CancelledError(`training of the ${phase} model was cancelled`);
+            throw new CancelledError(`training of the ${phaseName(phase)} model was cancelled`);
           call.log?.(`${phase}: paused after epoch ${trainer.epoch}`);
           // A pause the user asked for stays paused; a reloaded tab resumes unpaused phases.
           const cur = await this.getRun(id);
@@ -426,7 +448,12 @@ export class RunOrchestrator {
       r = await this.getRun(id);
       // A report built before this phase finished no longer shows everything: rebuild it.
       const { report: _stale, ...rest } = r;
-      const done = await this.put({ ...rest, phases: { ...r.phases, [phase]: result } });
+      let next: RunRecord = { ...rest, phases: { ...r.phases, [phase]: result } };
+      // The second round's model and its detection are stored in one write: a reload never
+      // finds the model trained and its removals missing.
+      if (phase === 'recheck') next = await this.withSecondRound(next);
+      const done = await this.put(next);
+      if (phase === 'recheck') call.log?.(secondRoundLine(done.detection!));
       call.onUpdate?.(done);
       return done;
     } finally {
@@ -481,7 +508,7 @@ export class RunOrchestrator {
   /** Forgets a phase's checkpoint and results, and everything downstream of them. */
   async resetPhase(id: string, phase: Phase): Promise<RunRecord> {
     const r = await this.getRun(id);
-    this.refuseWhileTraining(r, `discard the ${phase} model`);
+    this.refuseWhileTraining(r, `discard the ${phaseName(phase)} model`);
     const { run, dropCheckpoints } = clearFrom(r, phase);
     return this.put(run, dropCheckpoints);
   }
@@ -495,7 +522,6 @@ export class RunOrchestrator {
     let r = await this.getRun(id);
     this.refuseWhileTraining(r, 'detect again');
     const config = options ? validateRunConfig({ ...r.config, detect: options }) : r.config;
-    this.confirmDropping(r, ['retrain'], confirm);
     const p = await this.prepared(r);
     const ck = await this.deps.store.loadCheckpoint(id, 'probationary');
     if (!ck || !r.phases.probationary?.done)
@@ -510,6 +536,7 @@ export class RunOrchestrator {
       { labels: p.train.labels, numClasses: p.numClasses },
       this.deps.nearest,
     );
+    this.confirmDropping(r, [this.invalidatedBy({ ...r, config }, det, det.threshold)], confirm);
     r = await this.getRun(id);
     const stored = await this.storeDetection({ ...r, config }, p, det, det.threshold);
     return this.detectBaselines(stored.id);
@@ -575,9 +602,9 @@ export class RunOrchestrator {
     const r = await this.getRun(id);
     this.refuseWhileTraining(r, 'change the threshold');
     if (!r.detection) throw new InvalidOptionError('run detection before choosing a threshold');
-    this.confirmDropping(r, ['retrain'], confirm);
     const p = await this.prepared(r);
     const det = this.storedDetection(r);
+    this.confirmDropping(r, [this.invalidatedBy(r, det, threshold)], confirm);
     // Store the cut where a re-detection reads it: rank-based detectors cut at 1 − rejectFraction,
     // a calibrated k-NN threshold at 1 − α (its scores are 1 − p), a fixed one at the threshold.
     const d = r.config.detect;
@@ -613,7 +640,7 @@ export class RunOrchestrator {
       p.train.labels,
       p.numClasses,
     );
-    return { ...r.detection.summary, ...counts, threshold };
+    return { ...firstRound(r.detection), ...counts, threshold };
   }
 
   /** Per-row data of the probationary run for the Detect step's pictures. */
@@ -666,6 +693,15 @@ export class RunOrchestrator {
       attacks: p.attacks,
       probes: { n: r.config.probes.n, backdoorLabel: p.probes.backdoorLabel },
       summary: r.detection.summary,
+      ...(r.detection.secondRound
+        ? {
+            secondRound: secondRoundReport(
+              r.detection.secondRound.targetFpr,
+              r.detection.secondRound.first,
+              r.detection.secondRound.summary,
+            ),
+          }
+        : {}),
       undefended: undefendedPhase.evaluation,
       defended: retrain.evaluation,
       historyUndefended: r.phases.probationary?.history ?? [],
@@ -890,9 +926,13 @@ export class RunOrchestrator {
         r = await this.report(id);
         break;
       default:
-        if (stage !== 'probationary' && stage !== 'baseline')
+        if (stage === 'recheck')
           call.log?.(
-            `${stage}: training on ${this.retrainRows(await this.getRun(id), stage)} rows`,
+            `recheck: a second probationary model on the ${this.trainingRows(await this.getRun(id), stage)} rows the first round kept`,
+          );
+        else if (stage !== 'probationary' && stage !== 'baseline')
+          call.log?.(
+            `${stage}: training on ${this.trainingRows(await this.getRun(id), stage)} rows`,
           );
         r = await this.train(id, stage, call);
     }
@@ -970,10 +1010,18 @@ export class RunOrchestrator {
     };
   }
 
-  /** Rows each phase trains on (SPEC §4): all, the poisoned set without probes, or the kept rows. */
+  /**
+   * Rows each phase trains on (SPEC §4): all, the poisoned set without probes, the rows the first
+   * detection round kept (every probe included), or the kept rows.
+   */
   private trainingSplit(r: RunRecord, phase: Phase, p: Prepared): ImageSplit {
     if (phase === 'probationary') return p.train;
     if (phase === 'baseline') return p.poisoned;
+    if (phase === 'recheck') return subsetSplit(p.train, this.recheckRows(r, p.train.count));
+    if (phase === 'retrain' && secondRoundPending(r))
+      throw new InvalidOptionError(
+        'run the second detection round before retraining: retraining drops what both rounds flag',
+      );
     const removed = this.removedBy(r, phase);
     if (!removed)
       throw new InvalidOptionError(
@@ -990,10 +1038,84 @@ export class RunOrchestrator {
       : r.defenses?.[d as BaselineName]?.summary.flagged;
   }
 
-  private retrainRows(r: RunRecord, phase: Phase): number | string {
+  /** The rows the second round's model trains on: every row the first round did not flag. */
+  private recheckRows(r: RunRecord, count: number): number[] {
+    if (!r.detection)
+      throw new InvalidOptionError(
+        'run detection before its second round: the second model trains on what the first kept',
+      );
+    const out = new Uint8Array(count);
+    for (const i of firstRound(r.detection).flagged) out[i] = 1;
+    const rows: number[] = [];
+    for (let i = 0; i < count; i++) if (!out[i]) rows.push(i);
+    return rows;
+  }
+
+  private trainingRows(r: RunRecord, phase: Phase): number | string {
+    if (!r.prepared) return '?';
+    if (phase === 'recheck')
+      return r.detection ? r.prepared.trainCount - firstRound(r.detection).flagged.length : '?';
     const removed = this.removedBy(r, phase);
-    const probes = r.prepared ? r.prepared.probes.backdoor + r.prepared.probes.mislabeled : 0;
-    return removed && r.prepared ? r.prepared.trainCount - removed.length - probes : '?';
+    const probes = r.prepared.probes.backdoor + r.prepared.probes.mislabeled;
+    return removed ? r.prepared.trainCount - removed.length - probes : '?';
+  }
+
+  /**
+   * The run with its second detection round (docs/detection.md): detects on the trajectories of
+   * the model trained on the first round's keepers (its stored checkpoint), at the budget
+   * `detect.secondRound`, with the run's other detection options and a calibrated threshold; keeps
+   * its removals beside the first round's, and both together as what BaDLoss removes. With half
+   * an attack's poisons gone, the rest are learned later and look more like the probes.
+   */
+  private async withSecondRound(r: RunRecord): Promise<RunRecord> {
+    const p = await this.prepared(r);
+    const ck = await this.deps.store.loadCheckpoint(r.id, 'recheck');
+    const rows = this.recheckRows(r, p.train.count);
+    if (!ck || !r.phases.recheck?.done || ck.count !== rows.length)
+      throw new InvalidOptionError(
+        "train the second round's model before its detection (it trains on the rows the first round kept)",
+      );
+    const pick = <T extends Uint8Array | Int8Array>(a: T, make: (n: number) => T): T => {
+      const out = make(rows.length);
+      rows.forEach((row, j) => (out[j] = a[row]));
+      return out;
+    };
+    const kinds = pick(p.probes.probeKind, (n) => new Uint8Array(n));
+    const labels = pick(p.train.labels, (n) => new Uint8Array(n));
+    const truth = pick(p.truth, (n) => new Int8Array(n));
+    const targetFpr = r.config.detect.secondRound!;
+    const det = detect(
+      { n: rows.length, epochs: ck.config.epochs, losses: ck.trajectories },
+      probeRowsFromKinds(kinds),
+      { ...r.config.detect, threshold: 'auto', targetFpr },
+      { labels, numClasses: p.numClasses },
+      this.deps.nearest,
+    );
+    const local = summarizeDetection(det, truth, kinds, p.attacks, labels, p.numClasses);
+    const scores = new Float32Array(p.train.count).fill(NaN);
+    rows.forEach((row, j) => (scores[row] = det.scores[j]));
+    const added = local.flagged.map((j) => rows[j]);
+    const first = firstRound(r.detection!);
+    const union = [...first.flagged, ...added].sort((a, b) => a - b);
+    const summary = summarizeDetection(
+      this.storedDetection(r),
+      p.truth,
+      p.probes.probeKind,
+      p.attacks,
+      p.train.labels,
+      p.numClasses,
+      first.threshold,
+      union,
+    );
+    const secondRound: SecondRoundRecord = {
+      first,
+      targetFpr,
+      summary: { ...local, flagged: added },
+      scores,
+      ...(det.calibration ? { calibration: det.calibration } : {}),
+    };
+    const { report: _stale, ...rest } = r;
+    return { ...rest, detection: { ...r.detection!, summary, secondRound } };
   }
 
   private storedDetection(r: RunRecord): Detection {
@@ -1034,10 +1156,24 @@ export class RunOrchestrator {
       ...(det.calibration ? { calibration: det.calibration } : {}),
       ...(det.classRemoval ? { classRemoval: det.classRemoval } : {}),
     };
-    // Only BaDLoss's own retraining depends on its removals: the compared defenses and their
-    // retrained models stay.
-    const { run, dropCheckpoints } = clearFrom(r, 'retrain');
+    // Only BaDLoss's own second round and retraining depend on its removals: the compared
+    // defenses and their retrained models stay.
+    const { run, dropCheckpoints } = clearFrom(r, this.invalidatedBy(r, det, threshold));
     return this.put({ ...run, detection: record }, dropCheckpoints);
+  }
+
+  /**
+   * What a new first-round detection of `r` (its configuration already the new one) discards,
+   * with everything downstream: the second round's model only when the rows it trained on
+   * change (or the run no longer has a second round); otherwise its removals (scored again, no
+   * training) and the retrained model.
+   */
+  private invalidatedBy(r: RunRecord, det: Detection, threshold: number): Stage {
+    const before = r.detection && firstRound(r.detection).flagged;
+    const after = flaggedRows(det.scores, threshold);
+    const same =
+      !!before && before.length === after.length && before.every((x, i) => x === after[i]);
+    return same && hasSecondRound(r) ? 'retrain' : 'recheck';
   }
 
   /** Phases training now in this process, by run (a run trains one phase at a time). */
@@ -1048,7 +1184,7 @@ export class RunOrchestrator {
     const phase = this.active.get(r.id);
     if (phase)
       throw new LabError(
-        `cannot ${what} while the ${phase} model of this run is training: pause or cancel it first`,
+        `cannot ${what} while the ${phaseName(phase)} model of this run is training: pause or cancel it first`,
       );
   }
 
@@ -1095,22 +1231,28 @@ function prepareLine(r: RunRecord): string {
   return `prepared ${p.trainCount} training rows, fingerprint ${p.fingerprint.slice(0, 16)} (${attacks}; ${r.config.probes.n} probes of each kind), ${p.testCount} test images`;
 }
 
+/** Per-group AUROCs for a log line; "—" for a group with nothing left to rank. */
+function aurocText(auroc: Record<string, number>): string {
+  return (
+    Object.entries(auroc)
+      .map(([k, v]) => `${k} ${Number.isNaN(v) ? '—' : v.toFixed(3)}`)
+      .join(', ') || 'n/a (no ground truth)'
+  );
+}
+
 function defenseLine(d: DefenseRecord): string {
   const s = d.summary;
-  const aurocs =
-    Object.entries(s.auroc)
-      .map(([k, v]) => `${k} ${v.toFixed(3)}`)
-      .join(', ') || 'n/a (no ground truth)';
-  return `${s.method}: removes ${s.flagged.length}; AUROC ${aurocs}`;
+  return `${s.method}: removes ${s.flagged.length}; AUROC ${aurocText(s.auroc)}`;
+}
+
+function secondRoundLine(d: DetectionRecord): string {
+  const s = d.secondRound!;
+  return `second detection round (α = ${s.targetFpr}): flagged ${s.summary.flagged.length} more, ${d.summary.flagged.length} in all; AUROC on the rows it judged ${aurocText(s.summary.auroc)}`;
 }
 
 function detectLine(d: DetectionRecord): string {
   const s = d.summary;
-  const aurocs =
-    Object.entries(s.auroc)
-      .map(([k, v]) => `${k} ${v.toFixed(3)}`)
-      .join(', ') || 'n/a (no ground truth)';
-  return `detection (${s.method}${s.k ? `, k = ${s.k}` : ''}): flagged ${s.flagged.length}; AUROC ${aurocs}`;
+  return `detection (${s.method}${s.k ? `, k = ${s.k}` : ''}): flagged ${s.flagged.length}; AUROC ${aurocText(s.auroc)}`;
 }
 
 /**

@@ -10,7 +10,8 @@ function tinyQuickDemo() {
   const cfg = preset('quick');
   cfg.train = { ...cfg.train, width: 0.25, epochs: 2, batchSize: 32 };
   cfg.probes.n = 8;
-  cfg.detect = { method: 'knn', k: 5, threshold: 0.1 };
+  // a fixed first-round threshold, and a second round as the default has
+  cfg.detect = { method: 'knn', k: 5, threshold: 0.1, secondRound: 0.3 };
   cfg.limit = { train: 160, test: 60 };
   return cfg;
 }
@@ -72,7 +73,22 @@ test('the quick demo runs the whole flow: data → attacks → probes → train 
   await page.getByRole('button', { name: /^Back to/ }).click();
   await expect(page.getByTestId('flagged-count')).toHaveText(before ?? '');
 
+  // the second round: retraining waits for it; its model trains on what the first round kept
   await nav('Retrain').click();
+  await expect(page.getByTestId('second-round-pending')).toBeVisible();
+  await nav('Detect').click();
+  const recheck = page.getByTestId('phase-recheck');
+  await recheck.getByRole('button', { name: 'Start training' }).click();
+  await expect(recheck).toContainText(`✓ trained 2 epochs on ${160 - Number(before)} images`, {
+    timeout: 600_000,
+  });
+  const rounds = page.getByTestId('second-round-result');
+  await expect(rounds).toContainText('Second round');
+  const both = Number(await rounds.getByTestId('flagged-both').textContent());
+  expect(both).toBeGreaterThanOrEqual(Number(before));
+
+  await nav('Retrain').click();
+  await expect(page.getByText(/from the first detection round, \d+ from the second/)).toBeVisible();
   await page.getByTestId('phase-retrain').getByRole('button', { name: 'Start training' }).click();
   await expect(page.getByTestId('phase-retrain')).toContainText('✓ trained 2 epochs', {
     timeout: 600_000,
@@ -101,7 +117,7 @@ test('the quick demo runs the whole flow: data → attacks → probes → train 
       expect(r.detection.auroc.patch).toBeGreaterThanOrEqual(0);
     }
     if (ext === 'csv') {
-      expect(body.split('\n')[0]).toBe('rank,source,row,label,class,score,truth');
+      expect(body.split('\n')[0]).toBe('rank,source,row,label,class,score,round,truth');
       // the demo set has no files: sources are stored rows
       if (body.split('\n').length > 2) expect(body.split('\n')[1]).toMatch(/^1,row \d+,/);
     }

@@ -61,7 +61,7 @@ describe('steps', () => {
         .map(([k]) => k),
     ).toEqual(['data']);
     const rec = {
-      config: { separateBaseline: true },
+      config: { separateBaseline: true, detect: { method: 'knn' } },
       prepared: {},
       // a phase is finished once trained and evaluated (core's stageDone)
       phases: {
@@ -80,6 +80,18 @@ describe('steps', () => {
       report: false,
     });
     expect(stepsDone(rec, true, false).probes).toBe(false);
+    // with a second detection round, detection is done once that round has run too
+    const two = {
+      ...rec,
+      config: { ...rec.config, detect: { method: 'knn', secondRound: 0.03 } },
+    } as RunRecord;
+    expect(stepsDone(two, true, true).detect).toBe(false);
+    const both = {
+      ...two,
+      phases: { ...two.phases, recheck: { done: true, evaluation: {} } },
+      detection: { secondRound: {} },
+    } as unknown as RunRecord;
+    expect(stepsDone(both, true, true).detect).toBe(true);
   });
 });
 
@@ -118,6 +130,11 @@ describe('Detect step options', () => {
     expect(fixed.targetFpr).toBeUndefined();
     expect(
       detectOptionsFrom({ ...c, capPct: null }, DEFAULT_DETECT).maxClassFraction,
+    ).toBeUndefined();
+    expect(c.secondRoundPct).toBe(3);
+    expect(detectOptionsFrom({ ...c, secondRoundPct: 5 }, DEFAULT_DETECT).secondRound).toBe(0.05);
+    expect(
+      detectOptionsFrom({ ...c, secondRoundPct: null }, DEFAULT_DETECT).secondRound,
     ).toBeUndefined();
     expect(
       detectOptionsFrom({ ...c, method: 'clean-distance', rejectFraction: 0.3 }, DEFAULT_DETECT),

@@ -200,6 +200,21 @@ describe('cli detect', () => {
     const audit = cli('audit', 'demo', '--score', 'magic', '--out', join(dir, 'x.json'));
     expect(audit.code).toBe(2);
     expect(audit.err).toMatch(/--score magic must be one of knn, knn\+distance, knn-or-distance/);
+    const second = cli('audit', 'demo', '--second-round', '0.9', '--out', join(dir, 'x.json'));
+    expect(second.code).toBe(2);
+    expect(second.err).toMatch(/--second-round 0\.9 is not/);
+    const other = cli(
+      'audit',
+      'demo',
+      '--method',
+      'clean-distance',
+      '--second-round',
+      '0.03',
+      '--out',
+      join(dir, 'x.json'),
+    );
+    expect(other.code).toBe(2);
+    expect(other.err).toMatch(/--second-round needs --method knn/);
     expect(existsSync(join(dir, 'x.json'))).toBe(false);
   });
 });

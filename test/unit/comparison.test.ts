@@ -137,6 +137,15 @@ describe('cli audit --defenses', () => {
       expect(Object.keys(d.asr).sort()).toEqual(['blend-r', 'patch']);
     }
     expect(report.comparison).toMatch(/did best/);
+    // BaDLoss detected in two rounds (the default) and removed what both flagged
+    expect(r.stderr).toMatch(/recheck: a second probationary model on the \d+ rows/);
+    expect(r.stderr).toMatch(/second detection round \(α = 0\.03\)/);
+    const two = report.detection.secondRound;
+    expect(two.targetFpr).toBe(0.03);
+    expect(report.detection.flaggedCount).toBe(two.firstRound.flagged + two.secondRound.flagged);
+    expect(report.detection.removed.clean).toBe(
+      two.firstRound.removed.clean + two.secondRound.removed.clean,
+    );
     // the self-contained HTML report carries the same comparison
     const html = reportHtml(report);
     expect(html).toContain('Every defense side by side');

@@ -10,6 +10,7 @@ import {
   cleanedRows,
   fileSlug,
   flaggedEntries,
+  twoRoundEntries,
   flaggedEntriesCsv,
   imageFolderZip,
   rowSourceResolver,
@@ -161,6 +162,25 @@ describe('flagged list', () => {
     expect(csv[0]).toBe('rank,source,row,label,class,score,truth');
     expect(csv[1]).toBe('1,f/1.png,1,1,"dog, big",0.900000,patch');
     expect(csv[3]).toBe('3,f/3.png,3,0,cat,0.500000,clean');
+    // two rounds: the first round's rows by their scores, then the second's by its own
+    const second = flaggedEntries(
+      [0, 2],
+      Float32Array.from([0.2, 0, 0.7]),
+      labels,
+      ['cat', 'dog, big'],
+      (r) => `f/${r}.png`,
+    );
+    const both = twoRoundEntries(e, second);
+    expect(both.map((x) => [x.rank, x.row, x.round])).toEqual([
+      [1, 1, 1],
+      [2, 4, 1],
+      [3, 3, 1],
+      [4, 2, 2],
+      [5, 0, 2],
+    ]);
+    const csv2 = flaggedEntriesCsv(both).split('\n');
+    expect(csv2[0]).toBe('rank,source,row,label,class,score,round,truth');
+    expect(csv2[4]).toBe('4,f/2.png,2,0,cat,0.700000,2,');
   });
 });
 

@@ -10,6 +10,7 @@ import { preset, type RunConfig } from '../../src/core/experiment.ts';
 import {
   clearFrom,
   configChange,
+  downstreamOf,
   MemoryRunStore,
   nextStage,
   RETRAIN_PHASES,
@@ -18,6 +19,7 @@ import {
   type Phase,
   type RunRecord,
   type RunStore,
+  type SecondRoundRecord,
 } from '../../src/core/run.ts';
 import { RunOrchestrator, type TrainerFactory } from '../../src/ml/run.ts';
 import { Trainer } from '../../src/ml/train.ts';
@@ -96,22 +98,41 @@ describe('stage sequence (core)', () => {
   const evaluation = { cleanAccuracy: 1, asr: {}, asrBoosted: {} };
   const phase = { history: [], done: true, rows: 1, evaluation };
 
-  it('walks prepare → probationary → detect → (baseline) → retrain → report', () => {
-    const seen: (string | null)[] = [];
-    let r: RunRecord = { ...base, config: { ...base.config, separateBaseline: true } };
-    for (let i = 0; i < 7; i++) {
-      const s = nextStage(r);
-      seen.push(s);
-      if (s === 'prepare') r = { ...r, prepared: {} as RunRecord['prepared'] };
-      else if (s === 'detect') r = { ...r, detection: {} as RunRecord['detection'] };
-      else if (s === 'report') r = { ...r, report: {} as RunRecord['report'] };
-      else if (s) r = { ...r, phases: { ...r.phases, [s]: phase } };
-    }
-    expect(seen).toEqual([
+  it('walks prepare → probationary → detect → (recheck) → (baseline) → retrain → report', () => {
+    const walk = (config: RunConfig) => {
+      const seen: (string | null)[] = [];
+      let r: RunRecord = { ...base, config };
+      for (let i = 0; i < 8 && (i === 0 || seen.at(-1)); i++) {
+        const s = nextStage(r);
+        seen.push(s);
+        if (s === 'prepare') r = { ...r, prepared: {} as RunRecord['prepared'] };
+        else if (s === 'detect') r = { ...r, detection: {} as RunRecord['detection'] };
+        else if (s === 'report') r = { ...r, report: {} as RunRecord['report'] };
+        else if (s === 'recheck')
+          r = {
+            ...r,
+            phases: { ...r.phases, recheck: phase },
+            detection: { ...r.detection!, secondRound: {} as SecondRoundRecord },
+          };
+        else if (s) r = { ...r, phases: { ...r.phases, [s]: phase } };
+      }
+      return seen;
+    };
+    expect(walk({ ...base.config, separateBaseline: true })).toEqual([
       'prepare',
       'probationary',
       'detect',
       'baseline',
+      'retrain',
+      'report',
+      null,
+    ]);
+    // a second detection round: its model trains, then its detection, before the retraining
+    expect(walk({ ...base.config, detect: { ...base.config.detect, secondRound: 0.03 } })).toEqual([
+      'prepare',
+      'probationary',
+      'detect',
+      'recheck',
       'retrain',
       'report',
       null,
@@ -127,13 +148,19 @@ describe('stage sequence (core)', () => {
       report: {} as RunRecord['report'],
     };
     const p = clearFrom(full, 'probationary');
-    expect(p.dropCheckpoints).toEqual(['probationary', 'retrain', ...RETRAIN_PHASES]);
+    expect(p.dropCheckpoints).toEqual(['probationary', 'recheck', 'retrain', ...RETRAIN_PHASES]);
     expect(p.run.phases.baseline).toBeDefined();
     expect(p.run.detection).toBeUndefined();
     expect(p.run.report).toBeUndefined();
     expect(p.run.prepared).toBeDefined();
     const all = clearFrom(full, 'prepare');
-    expect(all.dropCheckpoints).toEqual(['probationary', 'baseline', 'retrain', ...RETRAIN_PHASES]);
+    expect(all.dropCheckpoints).toEqual([
+      'probationary',
+      'recheck',
+      'baseline',
+      'retrain',
+      ...RETRAIN_PHASES,
+    ]);
     expect(all.run.prepared).toBeUndefined();
   });
 
@@ -145,7 +172,8 @@ describe('stage sequence (core)', () => {
       'probationary',
       'baseline',
     ]);
-    expect(configChange(c, { ...c, detect: { ...c.detect, k: 7 } }).clear).toEqual(['retrain']);
+    expect(configChange(c, { ...c, detect: { ...c.detect, k: 7 } }).clear).toEqual(['recheck']);
+    expect(downstreamOf('recheck')).toEqual(['recheck', 'retrain', 'report']);
     // Turning the baseline on discards nothing but the report; turning it off drops that model.
     expect(configChange(c, { ...c, separateBaseline: true }).clear).toEqual(['report']);
     expect(configChange({ ...c, separateBaseline: true }, c).clear).toEqual(['baseline']);
@@ -206,6 +234,114 @@ describe('run orchestrator', () => {
     const again = await runs.detect(done.id, undefined, true);
     expect(again.detection!.summary.flagged).toEqual(moved.detection!.summary.flagged);
   }, 120_000);
+
+  it('a second detection round trains on what the first kept, detects again, and retraining drops both', async () => {
+    const trained: { seed: number; rows: number; record: string }[] = [];
+    const spy: TrainerFactory = (cfg, split, n, ck) => {
+      trained.push({ seed: cfg.seed, rows: split.count, record: cfg.record });
+      return factory(cfg, split, n, ck);
+    };
+    const store = new MemoryRunStore();
+    const runs = orchestrator(store, spy);
+    const detect = {
+      method: 'knn',
+      k: 5,
+      threshold: 'auto',
+      targetFpr: 0.3,
+      calibration: 'pooled',
+      score: 'knn+distance',
+      secondRound: 0.3,
+    } as const;
+    const id = (await newRun(runs, { detect })).id;
+    const lines: string[] = [];
+    const done = await runs.runAll(id, { log: (l) => lines.push(l) });
+    expect(nextStage(done)).toBeNull();
+    const det = done.detection!;
+    const two = det.secondRound!;
+    const first = two.first.flagged;
+    const added = two.summary.flagged;
+    // The first round is the one-round detection with the same options, to the row.
+    const single = orchestrator(new MemoryRunStore());
+    const oneRound = await single.runAll(
+      (await newRun(single, { detect: { ...detect, secondRound: undefined } })).id,
+    );
+    expect(first).toEqual(oneRound.detection!.summary.flagged);
+    expect(first.length).toBeGreaterThan(0);
+    expect(added.length).toBeGreaterThan(0);
+    // The second model (seed + 3, recording trajectories) trains on the first round's keepers.
+    expect(trained.map((t) => t.seed)).toEqual([0, 3, 1]);
+    expect(trained[1]).toEqual({ seed: 3, rows: 240 - first.length, record: 'eval' });
+    expect(done.phases.recheck?.rows).toBe(240 - first.length);
+    // What it adds is new, never a probe, and scored; it scores nothing the first round removed.
+    const kinds = (await runs.prepared(done)).probes.probeKind;
+    for (const i of added) {
+      expect(first).not.toContain(i);
+      expect(kinds[i]).toBe(0);
+      expect(two.scores[i]).toBeGreaterThan(0);
+    }
+    for (const i of first) expect(two.scores[i]).toBeNaN();
+    for (let i = 0; i < 240; i++) if (kinds[i]) expect(two.scores[i]).toBeNaN();
+    // BaDLoss removes both rounds' rows: the summary, the retraining and the report agree.
+    const union = [...first, ...added].sort((a, b) => a - b);
+    expect(det.summary.flagged).toEqual(union);
+    expect(det.summary.removed.total).toBe(union.length);
+    expect(done.phases.retrain?.rows).toBe(240 - union.length - 2 * 8);
+    expect(done.report!.detection.flaggedCount).toBe(union.length);
+    expect(lines.some((l) => l.startsWith('second detection round (α = 0.3)'))).toBe(true);
+
+    // Interrupted between the second model and its detection: the stage finishes the detection
+    // without training again, to the same rows.
+    const { secondRound: _lost, ...firstOnly } = det;
+    await store.putRun({ ...done, detection: { ...firstOnly, summary: two.first } });
+    expect(nextStage((await store.findRun(id))!)).toBe('recheck');
+    const again = await runs.runStage(id, 'recheck');
+    expect(trained).toHaveLength(3);
+    expect(again.detection!.summary.flagged).toEqual(union);
+
+    // A new second-round budget keeps its model (the first round's rows are the same) and only
+    // scores again; the retrained model goes, after asking.
+    await expect(runs.detect(id, { ...detect, secondRound: 0.45 })).rejects.toMatchObject({
+      name: 'ConfirmationNeededError',
+    });
+    const budget = await runs.detect(id, { ...detect, secondRound: 0.45 }, true);
+    expect(budget.phases.recheck?.done).toBe(true);
+    expect(budget.phases.retrain).toBeUndefined();
+    expect(nextStage(budget)).toBe('recheck');
+    const rescored = await runs.runStage(id, 'recheck');
+    expect(trained).toHaveLength(3);
+    expect(rescored.detection!.secondRound!.first.flagged).toEqual(first);
+    expect(rescored.detection!.secondRound!.summary.flagged.length).toBeGreaterThanOrEqual(
+      added.length,
+    );
+    // A new first-round threshold discards the second round (asking first) and its model.
+    await expect(runs.setThreshold(id, 0.1)).rejects.toMatchObject({
+      name: 'ConfirmationNeededError',
+    });
+    const moved = await runs.setThreshold(id, 0.1, true);
+    expect(moved.detection!.summary.flagged.length).toBeGreaterThan(first.length);
+    expect(moved.detection!.secondRound).toBeUndefined();
+    expect(moved.phases.recheck).toBeUndefined();
+    expect(await store.loadCheckpoint(id, 'recheck')).toBeUndefined();
+    expect(nextStage(moved)).toBe('recheck');
+    await expect(runs.train(id, 'retrain')).rejects.toThrow(/run the second detection round/);
+    // Turning the round off redoes the (one-round) detection and the retraining.
+    const off = await runs.setConfig(id, {
+      ...moved.config,
+      detect: { ...moved.config.detect, secondRound: undefined },
+    });
+    expect(nextStage(off)).toBe('detect');
+    await expect(runs.train(id, 'recheck')).rejects.toThrow(/no second detection round/);
+  }, 180_000);
+
+  it('refuses a second round without the k-NN method or with a budget out of range', async () => {
+    const runs = orchestrator(new MemoryRunStore());
+    await expect(
+      newRun(runs, { detect: { method: 'clean-distance', secondRound: 0.03 } }),
+    ).rejects.toThrow(/detect\.secondRound needs the k-NN method/);
+    await expect(
+      newRun(runs, { detect: { method: 'knn', threshold: 'auto', secondRound: 0.6 } }),
+    ).rejects.toThrow(/detect\.secondRound = 0\.6 is invalid/);
+  });
 
   it('pauses between steps and continues to the same trajectories; a cancel rejects with CancelledError', async () => {
     const store = new MemoryRunStore();

@@ -48,6 +48,13 @@ export interface DetectOptions {
   maxClassFraction?: number;
   /** clean-distance / no-probe: reject the top fraction by rank (default 0.4). */
   rejectFraction?: number;
+  /**
+   * k-NN: the clean-removal budget α2 of a second detection round (unset = one round). A run with
+   * it trains a second probationary model on the rows this round keeps (every probe included),
+   * detects again on its trajectories with a threshold calibrated at α2, and retrains without both
+   * rounds' removals. The run orchestrator does it (it needs training); `detect()` ignores it.
+   */
+  secondRound?: number;
 }
 
 /** What the calibrated ('auto') threshold found on the probes. */
