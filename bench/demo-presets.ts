@@ -9,6 +9,7 @@
  *   BENCH_ATTACKS=patch:0.015,blend-r:0.03,blend-p:0.01,warping:0.1   other attacks and ratios
  *   BENCH_PROBES=100  BENCH_BANK=patch,sinusoid,blend-r,warping        other probes
  *   BENCH_ALPHA=0.15                                                   another clean-removal budget
+ *   BENCH_SECOND_ROUND=off (or a budget like 0.05)                     one detection round, or another α2
  * About a minute per seed for tiny with two threads (BENCH_THREADS).
  */
 import { generateDemoDataset } from '../src/core/demo.ts';
@@ -39,7 +40,16 @@ function config(seed: number): RunConfig {
       n: Number(env.BENCH_PROBES ?? base.probes.n),
       trigger: env.BENCH_BANK ? (env.BENCH_BANK.split(',') as AttackId[]) : base.probes.trigger,
     },
-    detect: env.BENCH_ALPHA ? { ...base.detect, targetFpr: Number(env.BENCH_ALPHA) } : base.detect,
+    detect: {
+      ...base.detect,
+      ...(env.BENCH_ALPHA ? { targetFpr: Number(env.BENCH_ALPHA) } : {}),
+      ...(env.BENCH_SECOND_ROUND
+        ? {
+            secondRound:
+              env.BENCH_SECOND_ROUND === 'off' ? undefined : Number(env.BENCH_SECOND_ROUND),
+          }
+        : {}),
+    },
   };
 }
 
@@ -49,7 +59,8 @@ const engine = (await createWasmEngine({
 for (const seed of (env.BENCH_SEEDS ?? '0,1').split(',').map(Number)) {
   const t0 = performance.now();
   const cfg = config(seed);
-  // The run orchestrator the app and the CLI use: prepare → probationary → detect → retrain.
+  // The run orchestrator the app and the CLI use: prepare → probationary → detect → (second
+  // round) → retrain.
   const { run } = await runInMemory(generateDemoDataset({ seed }), cfg, (c, split, n, ck) =>
     Trainer.create(engine, c, split, n, ck),
   );
@@ -62,7 +73,11 @@ for (const seed of (env.BENCH_SEEDS ?? '0,1').split(',').map(Number)) {
         .map(([a, x]) => `${a} ${x.toFixed(2)}`)
         .join(', ')}; removed clean ${pct(r.detection.removedFraction.clean)}%, ${cfg.attacks
         .map((a) => `${a.id} ${pct(r.detection.removedFraction[a.id])}%`)
-        .join(', ')}\n` +
+        .join(', ')}${
+        r.detection.secondRound
+          ? ` (first round ${r.detection.secondRound.firstRound.flagged} rows, second ${r.detection.secondRound.secondRound.flagged})`
+          : ''
+      }\n` +
       `  retrained: clean ${pct(r.cleanAccuracy.defended)}%, ASR ${asr('defended')} (${((performance.now() - t0) / 1000).toFixed(0)} s)`,
   );
 }

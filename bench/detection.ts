@@ -56,7 +56,8 @@ const VARIANTS: Variant[] = [
   { name: 'tiebreak@0.1', probes: 'patch', detect: { ...TIEBREAK, targetFpr: 0.1 } },
   { name: 'tiebreak', probes: 'patch', detect: TIEBREAK },
   { name: 'tiebreak@0.15', probes: 'patch', detect: { ...TIEBREAK, targetFpr: 0.15 } },
-  // The default: the same with the probe bank.
+  // The default's first round: the same with the probe bank (its second round trains a model;
+  // bench/second-round.ts and bench/targets.ts measure it).
   { name: 'default', probes: DEFAULT_PROBE_TRIGGER, detect: DEFAULT_DETECT },
   // Either score unusual: the larger of the k-NN score's and the clean distance's ranks within
   // the class, calibrated on the clean probes at the same budget.

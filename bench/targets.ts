@@ -1,0 +1,55 @@
+/**
+ * `npx tsx bench/targets.ts`: issue #12's four targets for the default configuration, checked
+ * end to end through the run orchestrator the app and the CLI use (prepare → probationary →
+ * detect → second round → retrain → report) — no cache, nothing of bench/detection.ts's. The
+ * setting is the product owner's scale (bench/detection-data.ts: the demo set at 6,000 / 1,000
+ * images, the paper's six attacks at default ratios, ResNet-8 ×0.5, 10 epochs, 250 probes of each
+ * kind), with the default probes (DEFAULT_PROBE_TRIGGER) and detection (DEFAULT_DETECT).
+ * BENCH_SEEDS (default "0,1,2,3,4,5,6,7,8,9"); BENCH_SECOND_ROUND=off measures one round. About
+ * two minutes a seed with two threads.
+ */
+import { DEFAULT_DETECT, DEFAULT_PROBE_TRIGGER } from '../src/core/experiment.ts';
+import { averageOf } from '../src/core/report.ts';
+import { runInMemory } from '../src/ml/run.ts';
+import { Trainer } from '../src/ml/train.ts';
+import { benchConfig, benchDataset, theEngine } from './detection-data.ts';
+
+const seeds = (process.env.BENCH_SEEDS ?? '0,1,2,3,4,5,6,7,8,9').split(',').map(Number);
+const detect = { ...DEFAULT_DETECT };
+if (process.env.BENCH_SECOND_ROUND === 'off') delete detect.secondRound;
+const pct = (x: number) => (100 * x).toFixed(1);
+const mark = (ok: boolean) => (ok ? '✓' : '✗');
+const log = (s: string) => process.stdout.write(s + '\n');
+
+const rows: string[] = [];
+let allFour = 0;
+for (const seed of seeds) {
+  const t0 = performance.now();
+  const cfg = { ...benchConfig(seed, DEFAULT_PROBE_TRIGGER), detect };
+  const { run } = await runInMemory(benchDataset(seed), cfg, (c, split, n, ck) =>
+    Trainer.create(theEngine(), c, split, n, ck),
+  );
+  const r = run.report!;
+  const u = r.asr.undefended;
+  const d = r.asr.defended;
+  // "Halved" counts the attacks that took hold (≥ 5% undefended), as docs/detection.md does.
+  const notHalved = Object.keys(u).filter((a) => u[a] >= 0.05 && d[a] > u[a] / 2);
+  const avg = averageOf(d);
+  const accDrop = r.cleanAccuracy.undefended - r.cleanAccuracy.defended;
+  const clean = r.detection.removedFraction.clean;
+  const ok = [avg <= 0.1, accDrop <= 0.03, clean <= 0.15, notHalved.length === 0];
+  if (ok.every(Boolean)) allFour++;
+  const two = r.detection.secondRound;
+  const line = `| ${seed} | ${pct(averageOf(u))} → ${pct(avg)}% ${mark(ok[0])} | ${pct(r.cleanAccuracy.undefended)} → ${pct(r.cleanAccuracy.defended)}% ${mark(ok[1])} | ${pct(clean)}% ${mark(ok[2])} | ${notHalved.map((a) => `${a} ${pct(u[a])} → ${pct(d[a])}`).join(', ') || 'all'} ${mark(ok[3])} | ${two ? `${two.firstRound.flagged} + ${two.secondRound.flagged}` : r.detection.flaggedCount} | ${((performance.now() - t0) / 1000).toFixed(0)} s |`;
+  log(line);
+  rows.push(line);
+}
+log(
+  `\n${detect.secondRound ? `two rounds (α2 = ${detect.secondRound})` : 'one round'}: all four targets on ${allFour} of ${seeds.length} seeds\n`,
+);
+log(
+  '| seed | average ASR ≤ 10% | clean accuracy within 3 points | clean removed ≤ 15% | every attack halved | rows removed | time |',
+);
+log('|---|---|---|---|---|---|---|');
+log(rows.join('\n'));
+process.exit(0);
