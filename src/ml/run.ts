@@ -21,7 +21,8 @@ import { ATTACK_NAMES } from '../core/attacks/triggers.ts';
 import type { ResolvedAttack, TriggeredTestSet } from '../core/attacks/plan.ts';
 import { parseNpy } from '../core/formats/npy.ts';
 import { readTruthFile, type TruthFile } from '../core/truth.ts';
-import { PROBE_BACKDOOR, PROBE_CLEAN, PROBE_MISLABELED } from '../core/probes.ts';
+import { PROBE_BACKDOOR, PROBE_CLEAN, PROBE_MISLABELED, PROBE_NONE } from '../core/probes.ts';
+import { capPerClass } from '../core/detect/calibrate.ts';
 import { accuracy } from '../core/metrics.ts';
 import { pca2 } from '../core/embed.ts';
 import { PhaseProgress } from '../core/progress.ts';
@@ -1083,19 +1084,34 @@ export class RunOrchestrator {
     const kinds = pick(p.probes.probeKind, (n) => new Uint8Array(n));
     const labels = pick(p.train.labels, (n) => new Uint8Array(n));
     const truth = pick(p.truth, (n) => new Int8Array(n));
-    const targetFpr = r.config.detect.secondRound!;
+    const { secondRound: targetFpr, maxClassFraction: cap, ...opts } = r.config.detect;
+    const probes = probeRowsFromKinds(kinds);
     const det = detect(
       { n: rows.length, epochs: ck.config.epochs, losses: ck.trajectories },
-      probeRowsFromKinds(kinds),
-      { ...r.config.detect, threshold: 'auto', targetFpr },
+      probes,
+      { ...opts, threshold: 'auto', targetFpr: targetFpr! },
       { labels, numClasses: p.numClasses },
       this.deps.nearest,
     );
+    const first = firstRound(r.detection!);
+    if (cap !== undefined) {
+      // The cap holds for both rounds together: a class may lose what the first round left of
+      // ⌊cap · its judged rows⌋.
+      const judged = [...Array(rows.length).keys()].filter((j) => kinds[j] === PROBE_NONE);
+      det.classRemoval = capPerClass(
+        det.scores,
+        det.threshold,
+        judged,
+        labels,
+        p.numClasses,
+        cap,
+        (c) => Math.floor(cap * first.perClass[c].total) - first.perClass[c].removed,
+      );
+    }
     const local = summarizeDetection(det, truth, kinds, p.attacks, labels, p.numClasses);
     const scores = new Float32Array(p.train.count).fill(NaN);
     rows.forEach((row, j) => (scores[row] = det.scores[j]));
     const added = local.flagged.map((j) => rows[j]);
-    const first = firstRound(r.detection!);
     const union = [...first.flagged, ...added].sort((a, b) => a - b);
     const summary = summarizeDetection(
       this.storedDetection(r),
@@ -1109,7 +1125,7 @@ export class RunOrchestrator {
     );
     const secondRound: SecondRoundRecord = {
       first,
-      targetFpr,
+      targetFpr: targetFpr!,
       summary: { ...local, flagged: added },
       scores,
       ...(det.calibration ? { calibration: det.calibration } : {}),

@@ -333,6 +333,27 @@ describe('run orchestrator', () => {
     await expect(runs.train(id, 'recheck')).rejects.toThrow(/no second detection round/);
   }, 180_000);
 
+  it('a per-class cap holds for both detection rounds together', async () => {
+    const runs = orchestrator(new MemoryRunStore());
+    const cap = 0.15;
+    const detect = {
+      method: 'knn',
+      k: 5,
+      threshold: 'auto',
+      targetFpr: 0.3,
+      calibration: 'pooled',
+      score: 'knn+distance',
+      secondRound: 0.3,
+      maxClassFraction: cap,
+    } as const;
+    const done = await runs.runAll((await newRun(runs, { detect })).id);
+    const both = done.detection!.summary.perClass;
+    for (const c of both) expect(c.removed).toBeLessThanOrEqual(Math.floor(cap * c.total));
+    // the cap binds (some class is at it) and the second round still removed something
+    expect(both.some((c) => c.total > 0 && c.removed === Math.floor(cap * c.total))).toBe(true);
+    expect(done.detection!.secondRound!.summary.flagged.length).toBeGreaterThan(0);
+  }, 120_000);
+
   it('refuses a second round without the k-NN method or with a budget out of range', async () => {
     const runs = orchestrator(new MemoryRunStore());
     await expect(

@@ -146,9 +146,11 @@ export interface ClassRemoval {
 
 /**
  * Caps removal per class: within each class (by `labels`), at most ⌊maxFraction · total⌋ of the
- * judged rows (`rows`) may have score > threshold; the lowest-scoring excess rows (ties: higher
- * index first) get their score lowered to the threshold (the largest float32 not above it), so "score > threshold" and the
- * cap agree. Mutates `scores`; returns the per-class counts after the cap.
+ * judged rows (`rows`) may have score > threshold — or `allowed(c, total)` rows, when given (a
+ * later detection round: what the cap leaves after the earlier rounds' removals); the
+ * lowest-scoring excess rows (ties: higher index first) get their score lowered to the threshold
+ * (the largest float32 not above it), so "score > threshold" and the cap agree. Mutates
+ * `scores`; returns the per-class counts after the cap.
  */
 export function capPerClass(
   scores: Float32Array,
@@ -157,6 +159,7 @@ export function capPerClass(
   labels: ArrayLike<number>,
   numClasses: number,
   maxFraction: number,
+  allowed: (c: number, total: number) => number = (_c, total) => Math.floor(maxFraction * total),
 ): ClassRemoval[] {
   if (!(maxFraction > 0 && maxFraction <= 1))
     throw new InvalidOptionError(`maxClassFraction ${maxFraction} must be in (0, 1]`);
@@ -172,14 +175,14 @@ export function capPerClass(
     if (scores[i] > threshold) flagged[c].push(i);
   }
   flagged.forEach((list, c) => {
-    const allowed = Math.floor(maxFraction * out[c].total);
-    if (list.length > allowed) {
+    const most = Math.max(0, allowed(c, out[c].total));
+    if (list.length > most) {
       list.sort((a, b) => scores[b] - scores[a] || a - b);
       const atThreshold = float32AtMost(threshold);
-      for (const i of list.slice(allowed)) scores[i] = atThreshold;
-      out[c].spared = list.length - allowed;
+      for (const i of list.slice(most)) scores[i] = atThreshold;
+      out[c].spared = list.length - most;
     }
-    out[c].removed = Math.min(list.length, allowed);
+    out[c].removed = Math.min(list.length, most);
   });
   return out;
 }
