@@ -35,9 +35,12 @@ test('the retraining progress bar only moves forward and its ETA never rises', a
   const samples: { pct: number; eta: number }[] = [];
   const bar = re.getByRole('progressbar');
   await expect(bar).toBeVisible();
+  // A short timeout per read: the bar can vanish between the count and the read (the phase ends),
+  // and a read without one would wait for it until the test times out.
+  const read = (name: string) => bar.getAttribute(name, { timeout: 500 }).catch(() => null);
   while ((await bar.count()) > 0) {
-    const pct = Number(await bar.getAttribute('aria-valuenow').catch(() => NaN));
-    const eta = Number((await bar.getAttribute('data-eta').catch(() => '')) || NaN);
+    const pct = Number((await read('aria-valuenow')) ?? NaN);
+    const eta = Number((await read('data-eta')) || NaN);
     if (Number.isFinite(pct)) samples.push({ pct, eta });
     await page.waitForTimeout(100);
   }
