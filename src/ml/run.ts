@@ -1085,10 +1085,9 @@ export class RunOrchestrator {
     const labels = pick(p.train.labels, (n) => new Uint8Array(n));
     const truth = pick(p.truth, (n) => new Int8Array(n));
     const { secondRound: targetFpr, maxClassFraction: cap, ...opts } = r.config.detect;
-    const probes = probeRowsFromKinds(kinds);
     const det = detect(
       { n: rows.length, epochs: ck.config.epochs, losses: ck.trajectories },
-      probes,
+      probeRowsFromKinds(kinds),
       { ...opts, threshold: 'auto', targetFpr: targetFpr! },
       { labels, numClasses: p.numClasses },
       this.deps.nearest,
