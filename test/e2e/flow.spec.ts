@@ -44,6 +44,8 @@ test('the quick demo runs the whole flow: data → attacks → probes → train 
     prepareExperiment(generateDemoDataset({ seed: 0 }), tinyQuickDemo()).train,
   );
   await expect(page.getByTestId('fingerprint')).toHaveText(node.slice(0, 16));
+  // the line naming the dataset says the run uses a subsample of it
+  await expect(page.getByTestId('dataset-context')).toContainText('this run uses 160 / 60');
 
   await nav('Train').click();
   await page
