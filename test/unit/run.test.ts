@@ -53,6 +53,20 @@ function tinyConfig(over: Partial<RunConfig> = {}): RunConfig {
   };
 }
 
+/**
+ * Two detection rounds at budgets large enough to flag rows with 8 probes of each kind (a
+ * conformal level needs ⌈1/α⌉ − 1 clean probes), with the tie-broken score so the levels differ.
+ */
+const TWO_ROUNDS = {
+  method: 'knn',
+  k: 5,
+  threshold: 'auto',
+  targetFpr: 0.3,
+  calibration: 'pooled',
+  score: 'knn+distance',
+  secondRound: 0.3,
+} as const;
+
 function orchestrator(store: RunStore, trainers: TrainerFactory = factory) {
   let t = 1_000;
   return new RunOrchestrator({
@@ -243,15 +257,7 @@ describe('run orchestrator', () => {
     };
     const store = new MemoryRunStore();
     const runs = orchestrator(store, spy);
-    const detect = {
-      method: 'knn',
-      k: 5,
-      threshold: 'auto',
-      targetFpr: 0.3,
-      calibration: 'pooled',
-      score: 'knn+distance',
-      secondRound: 0.3,
-    } as const;
+    const detect = TWO_ROUNDS;
     const id = (await newRun(runs, { detect })).id;
     const lines: string[] = [];
     const done = await runs.runAll(id, { log: (l) => lines.push(l) });
@@ -336,16 +342,7 @@ describe('run orchestrator', () => {
   it('a per-class cap holds for both detection rounds together', async () => {
     const runs = orchestrator(new MemoryRunStore());
     const cap = 0.15;
-    const detect = {
-      method: 'knn',
-      k: 5,
-      threshold: 'auto',
-      targetFpr: 0.3,
-      calibration: 'pooled',
-      score: 'knn+distance',
-      secondRound: 0.3,
-      maxClassFraction: cap,
-    } as const;
+    const detect = { ...TWO_ROUNDS, maxClassFraction: cap };
     const done = await runs.runAll((await newRun(runs, { detect })).id);
     const both = done.detection!.summary.perClass;
     for (const c of both) expect(c.removed).toBeLessThanOrEqual(Math.floor(cap * c.total));
