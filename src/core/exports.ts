@@ -42,6 +42,12 @@ export function rowSourceResolver(
   };
 }
 
+/** `rows` ordered by score, highest first, ties by the lower row; NaN scores (probes) last. */
+export function byScore(rows: Iterable<number>, scores: ArrayLike<number>): number[] {
+  const key = (r: number) => (Number.isNaN(scores[r]) ? -Infinity : scores[r]);
+  return [...rows].sort((a, b) => key(b) - key(a) || a - b);
+}
+
 /**
  * The flagged rows ordered by score, highest first (ties by row), with rank, source, label,
  * class and score. `truthOf` adds the ground truth in benchmark mode.
@@ -54,8 +60,7 @@ export function flaggedEntries(
   sourceOfRow: (row: number) => string,
   truthOf?: (row: number) => string,
 ): FlaggedEntry[] {
-  const rows = [...flagged].sort((a, b) => scores[b] - scores[a] || a - b);
-  return rows.map((row, j) => ({
+  return byScore(flagged, scores).map((row, j) => ({
     rank: j + 1,
     row,
     source: sourceOfRow(row),

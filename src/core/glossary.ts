@@ -8,6 +8,11 @@ export const GLOSSARY = {
     long: 'attack success rate',
     text: 'Attack success rate: the share of test images (not of the target class) that the model puts in the attacker’s target class once the trigger is added. Lower is better.',
   },
+  boostedAsr: {
+    term: 'ASR, trigger twice as strong',
+    long: 'attack success rate with a boosted trigger',
+    text: 'The same ASR test with a blended trigger (random or dimple blend, sinusoid, frequency) added at twice the strength the attacker trained with: does a stronger trigger reopen a backdoor the defense closed? It can come out below the plain ASR, since the model learned the trigger at the strength it was planted with.',
+  },
   auroc: {
     term: 'AUROC',
     long: 'area under the ROC curve',

@@ -88,6 +88,11 @@ test('the quick demo runs the whole flow: data → attacks → probes → train 
   await expect(rounds).toContainText('Second round');
   const both = Number(await rounds.getByTestId('flagged-both').textContent());
   expect(both).toBeGreaterThanOrEqual(Number(before));
+  // the second round's own picks, as pictures: exactly what it added (up to 48)
+  const added = both - Number(before);
+  const picks = page.getByTestId('second-round-picks');
+  if (added > 0) await expect(picks).toContainText(`${Math.min(48, added)} image`);
+  else await expect(picks).toHaveCount(0);
 
   await nav('Retrain').click();
   await expect(page.getByText(/from the first detection round, \d+ from the second/)).toBeVisible();

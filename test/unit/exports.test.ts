@@ -6,6 +6,7 @@ import { nodeDecoder } from '../../src/cli/node-decoder.ts';
 import { concatSources, sourceOf } from '../../src/core/sources.ts';
 import {
   base64,
+  byScore,
   cleanedDataset,
   cleanedRows,
   fileSlug,
@@ -181,6 +182,13 @@ describe('flagged list', () => {
     const csv2 = flaggedEntriesCsv(both).split('\n');
     expect(csv2[0]).toBe('rank,source,row,label,class,score,round,truth');
     expect(csv2[4]).toBe('4,f/2.png,2,0,cat,0.700000,2,');
+  });
+
+  it('orders rows by score, highest first, ties by row, unscored rows last', () => {
+    const scores = Float32Array.from([0.3, NaN, 0.9, 0.3, -1, NaN]);
+    expect(byScore([0, 1, 2, 3, 4, 5], scores)).toEqual([2, 0, 3, 4, 1, 5]);
+    expect(byScore(new Set([5, 3, 0]), scores)).toEqual([0, 3, 5]);
+    expect(byScore([], scores)).toEqual([]);
   });
 });
 
