@@ -4,6 +4,7 @@ import { IMAGE_BYTES, IMAGE_SIZE, type DatasetFormat, type ImageSplit } from './
 import { encodeCifar } from './formats/cifar.ts';
 import { ORIGIN_TEST, ORIGIN_TRUSTED, type Prepared } from './experiment.ts';
 import { sourceOf, type SplitSources } from './sources.ts';
+import { byScore } from './metrics.ts';
 
 /** One flagged training example, as the CSV / JSON exports list it. */
 export interface FlaggedEntry {
@@ -40,12 +41,6 @@ export function rowSourceResolver(
     if (split === ORIGIN_TRUSTED) return `trusted: ${sourceOf(sources.trusted, i)}`;
     return sourceOf(sources.train, i);
   };
-}
-
-/** `rows` ordered by score, highest first, ties by the lower row; NaN scores (probes) last. */
-export function byScore(rows: Iterable<number>, scores: ArrayLike<number>): number[] {
-  const key = (r: number) => (Number.isNaN(scores[r]) ? -Infinity : scores[r]);
-  return [...rows].sort((a, b) => key(b) - key(a) || a - b);
 }
 
 /**

@@ -3,6 +3,19 @@
  * (1 = positive). Equals the Mann–Whitney probability P(score⁺ > score⁻) with ties counted half.
  * Entries with a NaN score are skipped. Returns NaN when either class is empty.
  */
+/**
+ * `rows` ordered by score, highest first, ties by the lower row; unscored rows (NaN: probes)
+ * after every scored one, by row.
+ */
+export function byScore(rows: Iterable<number>, scores: ArrayLike<number>): number[] {
+  return [...rows].sort((a, b) => {
+    const na = Number.isNaN(scores[a]);
+    const nb = Number.isNaN(scores[b]);
+    if (na !== nb) return na ? 1 : -1;
+    return (na ? 0 : scores[b] - scores[a]) || a - b;
+  });
+}
+
 export function auroc(scores: ArrayLike<number>, labels: ArrayLike<number>): number {
   const idx: number[] = [];
   for (let i = 0; i < scores.length; i++) if (!Number.isNaN(scores[i])) idx.push(i);

@@ -5,7 +5,7 @@ import type { Detection } from './detect/index.ts';
 import { flaggedRows } from './detect/index.ts';
 import { disproportionateClasses } from './detect/calibrate.ts';
 import type { RunConfig } from './experiment.ts';
-import { auroc, rocCurve, type RocCurve } from './metrics.ts';
+import { auroc, byScore, rocCurve, type RocCurve } from './metrics.ts';
 import { PROBE_NONE } from './probes.ts';
 import { DEFENSE_LABELS, type DefenseName } from './defenses/types.ts';
 import { bestDefenseSentence, type DefenseComparison } from './comparison.ts';
@@ -326,8 +326,7 @@ export function flaggedCsv(
   truthName?: (i: number) => string,
 ): string {
   const lines = ['index,score,label,class' + (truthName ? ',truth' : '')];
-  const rows = [...summary.flagged].sort((a, b) => scores[b] - scores[a] || a - b);
-  for (const i of rows) {
+  for (const i of byScore(summary.flagged, scores)) {
     const cls = (classes[labels[i]] ?? '').replaceAll('"', '""');
     lines.push(
       `${i},${scores[i].toFixed(6)},${labels[i]},"${cls}"` + (truthName ? `,${truthName(i)}` : ''),
@@ -534,7 +533,7 @@ export function buildDetectionReport(r: DetectionReportInput): DetectionReport {
   const s = r.summary;
   const judged: number[] = [];
   for (let i = 0; i < r.scores.length; i++) if (!Number.isNaN(r.scores[i])) judged.push(i);
-  judged.sort((a, b) => r.scores[b] - r.scores[a] || a - b);
+  const ranked = byScore(judged, r.scores);
   const attackCounts: Record<string, number> = {};
   for (let i = 0; i < r.labels.length; i++) {
     const t = r.truthOf(i);
@@ -554,7 +553,7 @@ export function buildDetectionReport(r: DetectionReportInput): DetectionReport {
     probes: { clean: r.probes.clean.length, anomalous: r.probes.anomalous.length },
     detection: detectionFields(s, r.classes),
     attackCounts,
-    suspicious: judged.slice(0, r.top ?? 48).map((row) => ({
+    suspicious: ranked.slice(0, r.top ?? 48).map((row) => ({
       row,
       score: r.scores[row],
       label: r.labels[row],

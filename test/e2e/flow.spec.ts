@@ -91,7 +91,10 @@ test('the quick demo runs the whole flow: data → attacks → probes → train 
   // the second round's own picks, as pictures: exactly what it added (up to 48)
   const added = both - Number(before);
   const picks = page.getByTestId('second-round-picks');
-  if (added > 0) await expect(picks).toContainText(`${Math.min(48, added)} image`);
+  if (added > 0)
+    await expect(picks.locator('.count')).toHaveText(
+      new RegExp(`^${Math.min(48, added)} images?$`),
+    );
   else await expect(picks).toHaveCount(0);
 
   await nav('Retrain').click();

@@ -6,7 +6,6 @@ import { nodeDecoder } from '../../src/cli/node-decoder.ts';
 import { concatSources, sourceOf } from '../../src/core/sources.ts';
 import {
   base64,
-  byScore,
   cleanedDataset,
   cleanedRows,
   fileSlug,
@@ -17,6 +16,7 @@ import {
   rowSourceResolver,
 } from '../../src/core/exports.ts';
 import { IMAGE_BYTES, subsetSplit } from '../../src/core/dataset.ts';
+import { byScore } from '../../src/core/metrics.ts';
 import { ORIGIN_TEST, ORIGIN_TRAIN, preset, prepareExperiment } from '../../src/core/experiment.ts';
 import { generateDemoDataset } from '../../src/core/demo.ts';
 import { PROBE_NONE } from '../../src/core/probes.ts';
@@ -185,8 +185,9 @@ describe('flagged list', () => {
   });
 
   it('orders rows by score, highest first, ties by row, unscored rows last', () => {
-    const scores = Float32Array.from([0.3, NaN, 0.9, 0.3, -1, NaN]);
+    const scores = Float32Array.from([0.3, NaN, 0.9, 0.3, -Infinity, NaN]);
     expect(byScore([0, 1, 2, 3, 4, 5], scores)).toEqual([2, 0, 3, 4, 1, 5]);
+    expect(byScore([5, 4, 1], scores)).toEqual([4, 1, 5]);
     expect(byScore(new Set([5, 3, 0]), scores)).toEqual([0, 3, 5]);
     expect(byScore([], scores)).toEqual([]);
   });

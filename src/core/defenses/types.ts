@@ -2,6 +2,7 @@ import { InvalidOptionError } from '../errors.ts';
 import type { Trajectories } from '../detect/knn.ts';
 import { IMAGE_BYTES } from '../dataset.ts';
 import { PROBE_NONE } from '../probes.ts';
+import { byScore } from '../metrics.ts';
 
 /** The defenses a run can compare (SPEC §5, §10), by their CLI names. */
 export type DefenseName = 'badloss' | 'spectral' | 'activation-clustering' | 'frequency' | 'abl';
@@ -192,8 +193,9 @@ export function requireImages(inp: DefenseInputs, who: string): Uint8Array {
  * ascending. Used for "remove the top fraction".
  */
 export function topRows(scores: ArrayLike<number>, rows: number[], count: number): number[] {
-  const sorted = [...rows].sort((a, b) => scores[b] - scores[a] || a - b);
-  return sorted.slice(0, count).sort((a, b) => a - b);
+  return byScore(rows, scores)
+    .slice(0, count)
+    .sort((a, b) => a - b);
 }
 
 /** Number removed for "the top fraction f of n": round(f·n), as the paper's fixed 15%. */

@@ -1,5 +1,6 @@
 import { InvalidOptionError } from '../errors.ts';
 import { toRanks } from './clean-distance.ts';
+import { byScore } from '../metrics.ts';
 
 /**
  * Probe-calibrated decisions: turning a raw suspicion score into a removal decision with a known
@@ -177,9 +178,8 @@ export function capPerClass(
   flagged.forEach((list, c) => {
     const most = Math.max(0, allowed(c, out[c].total));
     if (list.length > most) {
-      list.sort((a, b) => scores[b] - scores[a] || a - b);
       const atThreshold = float32AtMost(threshold);
-      for (const i of list.slice(most)) scores[i] = atThreshold;
+      for (const i of byScore(list, scores).slice(most)) scores[i] = atThreshold;
       out[c].spared = list.length - most;
     }
     out[c].removed = Math.min(list.length, most);
