@@ -10,11 +10,13 @@
  *   BENCH_PROBES=100  BENCH_BANK=patch,sinusoid,blend-r,warping        other probes
  *   BENCH_ALPHA=0.15                                                   another clean-removal budget
  *   BENCH_SECOND_ROUND=off (or a budget like 0.05)                     one detection round, or another α2
+ *   BENCH_FEATURES=loss+log                                            the losses and their logarithms
  * About a minute per seed for tiny with two threads (BENCH_THREADS).
  */
 import { generateDemoDataset } from '../src/core/demo.ts';
 import { preset, type RunConfig } from '../src/core/experiment.ts';
 import type { AttackId } from '../src/core/attacks/triggers.ts';
+import type { TrajectoryFeatures } from '../src/core/detect/index.ts';
 import type { TrainingEngine } from '../src/ml/engine.ts';
 import { runInMemory } from '../src/ml/run.ts';
 import { Trainer } from '../src/ml/train.ts';
@@ -43,6 +45,7 @@ function config(seed: number): RunConfig {
     detect: {
       ...base.detect,
       ...(env.BENCH_ALPHA ? { targetFpr: Number(env.BENCH_ALPHA) } : {}),
+      ...(env.BENCH_FEATURES ? { features: env.BENCH_FEATURES as TrajectoryFeatures } : {}),
       ...(env.BENCH_SECOND_ROUND
         ? {
             secondRound:

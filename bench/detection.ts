@@ -7,13 +7,13 @@
  * BENCH_THREADS engine threads, default 2 — 1 and 2 give the same bits) is stored under
  * bench/results/detection-cache/; every detection variant (BENCH_VARIANTS, default all) then runs
  * on the stored trajectories, and the variants named in BENCH_RETRAIN (default
- * "paper,tiebreak,default,either,either-with-bank") are retrained (cached by the rows they
+ * "paper,tiebreak,default,either,either-with-bank,default+loss+log") are retrained (cached by the rows they
  * drop). Prints one line per variant, the tables of docs/detection.md and, last, one JSON object
  * with every figure.
  */
-import { detect, flaggedRows, type DetectOptions } from '../src/core/detect/index.ts';
-import { probeRowsFromKinds } from '../src/core/detect/knn.ts';
-import type { ProbeTrigger } from '../src/core/probes.ts';
+import { detect, flaggedRows, LOG_FLOOR, type DetectOptions } from '../src/core/detect/index.ts';
+import { probeRowsFromKinds, type Trajectories } from '../src/core/detect/knn.ts';
+import { PROBE_CLEAN, type ProbeTrigger } from '../src/core/probes.ts';
 import { averageOf, summarizeDetection } from '../src/core/report.ts';
 import { DEFAULT_DETECT, DEFAULT_PROBE_TRIGGER, PAPER_DETECT } from '../src/core/experiment.ts';
 import { probationary, retrained, type StoredRun } from './detection-data.ts';
@@ -21,14 +21,50 @@ import { probationary, retrained, type StoredRun } from './detection-data.ts';
 const log = (s: string) => process.stdout.write(s + '\n');
 const seeds = (process.env.BENCH_SEEDS ?? '0,1,2,3,4,5,6,7').split(',').map(Number);
 const retrainNames = (
-  process.env.BENCH_RETRAIN ?? 'paper,tiebreak,default,either,either-with-bank'
+  process.env.BENCH_RETRAIN ?? 'paper,tiebreak,default,either,either-with-bank,default+loss+log'
 ).split(',');
 
 interface Variant {
   name: string;
   probes: ProbeTrigger;
   detect: DetectOptions;
+  /** What the detector sees of each row (default: its losses as recorded). */
+  features?: (run: StoredRun) => Trajectories;
 }
+
+/** The recorded losses, each mapped by `f` (row's class, epoch): one value per epoch. */
+function mapped(run: StoredRun, f: (loss: number, cls: number, e: number) => number): Trajectories {
+  const { count: n, labels } = run.prepared.train;
+  const E = run.epochs;
+  const losses = run.trajectories.map((v, j) => f(v, labels[Math.floor(j / E)], j % E));
+  return { n, epochs: E, losses };
+}
+/** Per class and epoch, the median loss of the class's clean probes. */
+function cleanMedians(run: StoredRun): Float64Array {
+  const { count: n, labels } = run.prepared.train;
+  const E = run.epochs;
+  const kinds = run.prepared.probes.probeKind;
+  const med = new Float64Array(run.prepared.numClasses * E);
+  for (let c = 0; c < run.prepared.numClasses; c++) {
+    const rows = [...Array(n).keys()].filter((i) => kinds[i] === PROBE_CLEAN && labels[i] === c);
+    for (let e = 0; e < E; e++) {
+      const v = rows.map((r) => run.trajectories[r * E + e]).sort((a, b) => a - b);
+      med[c * E + e] = v.length ? v[v.length >> 1] : 0;
+    }
+  }
+  return med;
+}
+/**
+ * Representations of the trajectories tried beside the detector's own 'loss+log' option: the
+ * logarithms alone, and each loss minus its class's median clean-probe loss (docs/detection.md).
+ */
+const FEATURES: Record<string, (run: StoredRun) => Trajectories> = {
+  log: (run) => mapped(run, (v) => Math.log(v + LOG_FLOOR)),
+  'class-relative': (run) => {
+    const med = cleanMedians(run);
+    return mapped(run, (v, c, e) => v - med[c * run.epochs + e]);
+  },
+};
 
 const BANK5: ProbeTrigger = ['patch', 'sinusoid', 'blend-r', 'blend-p', 'warping'];
 /** The default's score: the k-NN fraction with the clean distance breaking ties. */
@@ -76,6 +112,19 @@ const VARIANTS: Variant[] = [
     probes: 'patch',
     detect: { method: 'clean-distance', rejectFraction: 0.4 },
   },
+  // The default on other representations of the same trajectories: the losses and their
+  // logarithms (the detector's option), the logarithms alone, the losses relative to the class.
+  {
+    name: 'default+loss+log',
+    probes: DEFAULT_PROBE_TRIGGER,
+    detect: { ...DEFAULT_DETECT, features: 'loss+log' },
+  },
+  ...Object.entries(FEATURES).map(([name, features]) => ({
+    name: `default+${name}`,
+    probes: DEFAULT_PROBE_TRIGGER,
+    detect: DEFAULT_DETECT,
+    features,
+  })),
 ];
 
 const only = process.env.BENCH_VARIANTS?.split(',');
@@ -101,7 +150,7 @@ for (const seed of seeds) {
     const p = run.prepared;
     const t0 = performance.now();
     const det = detect(
-      { n: p.train.count, epochs: run.epochs, losses: run.trajectories },
+      v.features?.(run) ?? { n: p.train.count, epochs: run.epochs, losses: run.trajectories },
       probeRowsFromKinds(p.probes.probeKind),
       v.detect,
       { labels: p.train.labels, numClasses: p.numClasses },
@@ -178,6 +227,23 @@ for (const [key, r] of Object.entries(results)) {
   const u = r.undefended as { cleanAccuracy: number; asr: Record<string, number> };
   log(
     `| ${r.seed} | ${key.split(':')[1]} | ${pct(u.cleanAccuracy)} → ${pct(d.cleanAccuracy)} | ${pct(averageOf(u.asr))} → ${pct(averageOf(d.asr))} | ${ATT.map((a) => `${pct(u.asr[a])} → ${pct(d.asr[a])}`).join(' / ')} |`,
+  );
+}
+// Per variant, the mean over the seeds of each attack's AUROC (where it has poisons) and of the clean removal.
+log('\n| variant | mean AUROC ' + ATT.join(' / ') + ' / all | mean clean removed |');
+log('|---|---|---|');
+for (const v of variants) {
+  const rs = Object.entries(results)
+    .filter(([key]) => key.split(':')[1] === v.name)
+    .map(([, r]) => r);
+  const mean = (xs: number[]) => {
+    const ok = xs.filter((x) => Number.isFinite(x));
+    return ok.reduce((a, b) => a + b, 0) / (ok.length || 1);
+  };
+  const aurocOf = (a: string) => mean(rs.map((r) => (r.auroc as Record<string, number>)[a]));
+  const clean = mean(rs.map((r) => (r.removedFraction as Record<string, number>).clean));
+  log(
+    `| ${v.name} | ${[...ATT, 'all'].map((a) => aurocOf(a).toFixed(2)).join(' / ')} | ${pct(clean)}% |`,
   );
 }
 log(JSON.stringify(results));

@@ -2,19 +2,25 @@
  * `npx tsx bench/second-round.ts`: a second detection round, measured (docs/detection.md).
  *
  * Round 1 detects on the stored probationary run of bench/detection.ts (probes BENCH_TRIGGER,
- * default the default's bank; score BENCH_SCORE, default the default's) at budget α1 (BENCH_A1,
- * default "0.12,0.08"). Round 2 trains a second probationary model on what round 1 kept — every
- * probe included, seed + 3, same recipe — records its trajectories, detects again at α2
- * (BENCH_A2, default "0,0.03,0.05"; 0 = no second round) and removes the union; the model is
- * retrained without it as in bench/detection.ts. The idea: with half an attack's poisons gone,
- * the rest are learned later and look more like the probes. BENCH_SEEDS (default "0,1,2,3").
+ * default the default's bank; score BENCH_SCORE and features BENCH_FEATURES, default the
+ * default's) at budget α1 (BENCH_A1, default "0.12,0.08"). Round 2 trains a second probationary
+ * model on what round 1 kept — every probe included, seed + 3, same recipe — records its
+ * trajectories, detects again at α2 (BENCH_A2, default "0,0.03,0.05"; 0 = no second round) and
+ * removes the union; the model is retrained without it as in bench/detection.ts. The idea: with
+ * half an attack's poisons gone, the rest are learned later and look more like the probes.
+ * BENCH_SEEDS (default "0,1,2,3").
  * Round-2 trajectories are cached beside the probationary runs (keyed, like them, by seed,
  * trigger and rows: the recipe is the bench's). Prints one Markdown row per (seed, α1, α2).
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { subsetSplit } from '../src/core/dataset.ts';
-import { detect, flaggedRows, type KnnScore } from '../src/core/detect/index.ts';
+import {
+  detect,
+  flaggedRows,
+  type KnnScore,
+  type TrajectoryFeatures,
+} from '../src/core/detect/index.ts';
 import { probeRowsFromKinds, type Trajectories } from '../src/core/detect/knn.ts';
 import { DEFAULT_DETECT, DEFAULT_PROBE_TRIGGER } from '../src/core/experiment.ts';
 import type { ProbeTrigger } from '../src/core/probes.ts';
@@ -30,6 +36,7 @@ const seeds = list(process.env.BENCH_SEEDS, '0,1,2,3');
 const a1s = list(process.env.BENCH_A1, '0.12,0.08');
 const a2s = list(process.env.BENCH_A2, '0,0.03,0.05');
 const score = (process.env.BENCH_SCORE ?? DEFAULT_DETECT.score) as KnnScore;
+const features = (process.env.BENCH_FEATURES ?? DEFAULT_DETECT.features) as TrajectoryFeatures;
 const trigger: ProbeTrigger = process.env.BENCH_TRIGGER
   ? (process.env.BENCH_TRIGGER.split(',') as ProbeTrigger)
   : DEFAULT_PROBE_TRIGGER;
@@ -48,7 +55,7 @@ function flagged(
   const det = detect(
     t,
     probeRowsFromKinds(kinds),
-    { ...DEFAULT_DETECT, score, targetFpr: alpha },
+    { ...DEFAULT_DETECT, score, features, targetFpr: alpha },
     { labels, numClasses },
   );
   return flaggedRows(det.scores, det.threshold);

@@ -5,9 +5,11 @@
  * setting is the product owner's scale (bench/detection-data.ts: the demo set at 6,000 / 1,000
  * images, the paper's six attacks at default ratios, ResNet-8 ×0.5, 10 epochs, 250 probes of each
  * kind), with the default probes (DEFAULT_PROBE_TRIGGER) and detection (DEFAULT_DETECT).
- * BENCH_SEEDS (default "0,1,2,3,4,5,6,7,8,9"); BENCH_SECOND_ROUND=off measures one round. About
- * two minutes a seed with two threads.
+ * BENCH_SEEDS (default "0,1,2,3,4,5,6,7,8,9"); BENCH_SECOND_ROUND=off measures one round,
+ * BENCH_FEATURES=loss+log compares the losses' logarithms too. About two minutes a seed with two
+ * threads.
  */
+import type { TrajectoryFeatures } from '../src/core/detect/index.ts';
 import { DEFAULT_DETECT, DEFAULT_PROBE_TRIGGER } from '../src/core/experiment.ts';
 import { averageOf } from '../src/core/report.ts';
 import { runInMemory } from '../src/ml/run.ts';
@@ -17,6 +19,7 @@ import { benchConfig, benchDataset, theEngine } from './detection-data.ts';
 const seeds = (process.env.BENCH_SEEDS ?? '0,1,2,3,4,5,6,7,8,9').split(',').map(Number);
 const detect = { ...DEFAULT_DETECT };
 if (process.env.BENCH_SECOND_ROUND === 'off') delete detect.secondRound;
+if (process.env.BENCH_FEATURES) detect.features = process.env.BENCH_FEATURES as TrajectoryFeatures;
 const pct = (x: number) => (100 * x).toFixed(1);
 const mark = (ok: boolean) => (ok ? '✓' : '✗');
 const log = (s: string) => process.stdout.write(s + '\n');
@@ -45,7 +48,7 @@ for (const seed of seeds) {
   rows.push(line);
 }
 log(
-  `\n${detect.secondRound ? `two rounds (α2 = ${detect.secondRound})` : 'one round'}: all four targets on ${allFour} of ${seeds.length} seeds\n`,
+  `\n${detect.secondRound ? `two rounds (α2 = ${detect.secondRound})` : 'one round'}, features ${detect.features ?? 'loss'}: all four targets on ${allFour} of ${seeds.length} seeds\n`,
 );
 log(
   '| seed | average ASR ≤ 10% | clean accuracy within 3 points | clean removed ≤ 15% | every attack halved | rows removed | time |',

@@ -33,12 +33,17 @@ export function controlsFrom(d: DetectOptions): DetectControls {
 }
 
 /**
- * The detection options the controls describe. Settings without a control (the score, per-class
- * or pooled calibration) are kept from the run's configuration `base`, so a preset's detection is
+ * The detection options the controls describe. Settings without a control (the score, the trajectory
+ * features, per-class or pooled calibration) are kept from the run's configuration `base`, so a preset's detection is
  * exactly what runs from the page — the app and the CLI give the same removals on the same run.
  */
 export function detectOptionsFrom(c: DetectControls, base: DetectOptions): DetectOptions {
-  if (c.method !== 'knn') return { method: c.method, rejectFraction: c.rejectFraction };
+  if (c.method !== 'knn')
+    return {
+      method: c.method,
+      rejectFraction: c.rejectFraction,
+      ...(base.features ? { features: base.features } : {}),
+    };
   const opts: DetectOptions = {
     method: 'knn',
     k: c.k,
@@ -47,6 +52,7 @@ export function detectOptionsFrom(c: DetectControls, base: DetectOptions): Detec
   if (c.thresholdMode === 'auto') opts.targetFpr = c.budgetPct / 100;
   if (base.calibration) opts.calibration = base.calibration;
   if (base.score) opts.score = base.score;
+  if (base.features) opts.features = base.features;
   if (c.capPct !== null && c.capPct > 0) opts.maxClassFraction = c.capPct / 100;
   if (c.secondRoundPct !== null && c.secondRoundPct > 0) opts.secondRound = c.secondRoundPct / 100;
   return opts;

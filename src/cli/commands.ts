@@ -23,8 +23,10 @@ import {
   DETECT_METHODS,
   flaggedRows,
   KNN_SCORES,
+  TRAJECTORY_FEATURES,
   type DetectMethod,
   type KnnScore,
+  type TrajectoryFeatures,
   type Detection,
   type DetectOptions,
 } from '../core/detect/index.ts';
@@ -62,16 +64,18 @@ const USAGE = `BaDLoss Lab command line
                  [--probes n] [--method knn|clean-distance|no-probe] [--seed n] --out <report.json>
                  [--width w] [--batch b] [--lr x] [--k n] [--threshold auto|t] [--limit-train n] [--limit-test n]
                  [--probe-trigger bank|<id,...>] [--target-fpr a] [--calibration class|pooled]
-                 [--score ${KNN_SCORES.join('|')}] [--max-class-fraction f] [--second-round a|off]
+                 [--score ${KNN_SCORES.join('|')}] [--features ${TRAJECTORY_FEATURES.join('|')}]
+                 [--max-class-fraction f] [--second-round a|off]
                  [--separate-baseline] [--trusted train|test] [--eval-each-epoch] [--state <dir>]
                  [--engine auto|wasm|tfjs-cpu] [--threads n]
                  [--defenses badloss,spectral,activation-clustering,frequency,abl|all]
                  [--retrain-defenses] [--save-features <features.npy>]
   npm run cli -- detect --trajectories <file.json|file.npy> (--probes <probes.json> | --truth <truth.json>)
                  [--dataset <train.bin>] [--method knn|clean-distance|no-probe] [--k n] [--threshold t]
-                 --out <scores.json>
+                 [--features ${TRAJECTORY_FEATURES.join('|')}] --out <scores.json>
   npm run cli -- report --trajectories <file.npy> --truth <truth.json> [--dataset <train.bin>]
-                 [--method knn|clean-distance|no-probe] [--k n] [--threshold t] --out <report.html>
+                 [--method knn|clean-distance|no-probe] [--k n] [--threshold t]
+                 [--features ${TRAJECTORY_FEATURES.join('|')}] --out <report.html>
 
 poison --probes n writes the training set with attacks and probes in place (rows in training order)
 and a truth file whose "probes" member is what detect --probes reads; record trajectories on it
@@ -83,8 +87,8 @@ k-NN with k by leave-one-out and the clean distance breaking its ties (--score $
 threshold calibrated per class on the clean probes for a clean-removal budget of --target-fpr
 (${DEFAULT_DETECT.targetFpr}); then a second round (--second-round ${DEFAULT_DETECT.secondRound}, its budget): a second probationary model
 trained on the rows the first round kept is scored again, and retraining drops both rounds' rows.
---score knn-or-distance also removes rows far from every clean probe. The paper's method:
---probe-trigger patch --threshold 0.1 --score knn --second-round off. Any list of attack ids is a probe trigger too.
+--score knn-or-distance also removes rows far from every clean probe; --features loss+log compares the
+losses' logarithms too. The paper's method: --probe-trigger patch --threshold 0.1 --score knn --second-round off. Any list of attack ids is a probe trigger too.
 Training runs on the WebAssembly engine (--threads, default: every core) or on tfjs's CPU backend
 (--engine tfjs-cpu); both give the same results up to float rounding.`;
 
@@ -292,6 +296,7 @@ function auditConfig(v: Record<string, string | boolean | undefined>): RunConfig
   const score = s('score');
   if (score !== undefined && !(KNN_SCORES as readonly string[]).includes(score))
     throw new UsageError(`--score ${score} must be one of ${KNN_SCORES.join(', ')}`);
+  const features = featuresOption(s('features'));
   const targetFpr = num(s('target-fpr'), 'target-fpr', 'targetFpr');
   const maxClassFraction = num(s('max-class-fraction'), 'max-class-fraction', 'maxClassFraction');
   const second = s('second-round');
@@ -331,11 +336,13 @@ function auditConfig(v: Record<string, string | boolean | undefined>): RunConfig
             ...(targetFpr !== undefined ? { targetFpr } : {}),
             ...(calibration ? { calibration: calibration as 'class' | 'pooled' } : {}),
             ...(score ? { score: score as KnnScore } : {}),
+            ...(features ? { features } : {}),
             ...(maxClassFraction !== undefined ? { maxClassFraction } : {}),
             secondRound,
           }
         : {
             method: method as DetectMethod,
+            ...(features ? { features } : {}),
             ...(maxClassFraction !== undefined ? { maxClassFraction } : {}),
           },
     separateBaseline: v['separate-baseline'] === true,
@@ -596,14 +603,23 @@ async function loadDetectionInputs(
   return { tPath, traj, probes, truth, train };
 }
 
+/** `--features`: what the detector compares of each trajectory (unset: the detector's default). */
+function featuresOption(value: string | undefined): TrajectoryFeatures | undefined {
+  if (value !== undefined && !(TRAJECTORY_FEATURES as readonly string[]).includes(value))
+    throw new UsageError(`--features ${value} must be one of ${TRAJECTORY_FEATURES.join(', ')}`);
+  return value as TrajectoryFeatures | undefined;
+}
+
 function detectOptions(v: Record<string, string | boolean | undefined>): DetectOptions {
   const method = (v.method as string | undefined) ?? 'knn';
   if (!DETECT_METHODS.includes(method as DetectMethod))
     throw new UsageError(`--method ${method} is not one of ${DETECT_METHODS.join(', ')}`);
+  const features = featuresOption(v.features as string | undefined);
   return {
     method: method as DetectMethod,
     k: num(v.k as string | undefined, 'k', 'k') ?? 'auto',
     threshold: num(v.threshold as string | undefined, 'threshold', 'threshold'),
+    ...(features ? { features } : {}),
   };
 }
 
@@ -747,6 +763,7 @@ export async function main(argv: string[]): Promise<number> {
     'target-fpr': { type: 'string' },
     calibration: { type: 'string' },
     score: { type: 'string' },
+    features: { type: 'string' },
     'max-class-fraction': { type: 'string' },
     'second-round': { type: 'string' },
   } as const;

@@ -4,7 +4,7 @@ import { ATTACK_IDS } from './attacks/triggers.ts';
 import { BASELINE_NAMES, type BaselineName } from './run.ts';
 import type { AttackRequest } from './attacks/plan.ts';
 import { PROBE_BANKS } from './probes.ts';
-import { KNN_SCORES } from './detect/index.ts';
+import { KNN_SCORES, TRAJECTORY_FEATURES } from './detect/index.ts';
 
 const MODELS = ['resnet8', 'resnet20', 'resnet18', 'resnet50'];
 const METHODS = ['knn', 'clean-distance', 'no-probe'];
@@ -170,6 +170,10 @@ export function validateRunConfig(v: unknown): RunConfig {
   if (d.score !== undefined && !(KNN_SCORES as readonly unknown[]).includes(d.score))
     fail(
       `detect.score ${JSON.stringify(d.score)} is invalid: must be one of ${KNN_SCORES.map((x) => JSON.stringify(x)).join(', ')}`,
+    );
+  if (d.features !== undefined && !(TRAJECTORY_FEATURES as readonly unknown[]).includes(d.features))
+    fail(
+      `detect.features ${JSON.stringify(d.features)} is invalid: must be one of ${TRAJECTORY_FEATURES.map((x) => JSON.stringify(x)).join(', ')}`,
     );
   if (d.maxClassFraction !== undefined)
     num(d, 'maxClassFraction', 'maxClassFraction', 'detect.maxClassFraction');

@@ -268,6 +268,11 @@ const DEMO_ATTACKS: AttackRequest[] = [
  * backdoor probes. Over ten seeds of the six-attack setting it lowered the mean average ASR after
  * retraining from 10.2% to 6.1% and met all four of issue #12's targets on 7 of 10 seeds instead
  * of 2, for one more training (α2 was chosen on seeds 0–3).
+ *
+ * The trajectories are compared as recorded: adding their logarithms (`features: 'loss+log'`)
+ * halved every attack more often with one round but not with two (all four targets on 10 of 20
+ * seeds against 11) and went over the 15% clean budget on one seed (docs/detection.md), so it is
+ * an option.
  */
 export const DEFAULT_DETECT: DetectOptions = {
   method: 'knn',

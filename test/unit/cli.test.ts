@@ -200,6 +200,22 @@ describe('cli detect', () => {
     const audit = cli('audit', 'demo', '--score', 'magic', '--out', join(dir, 'x.json'));
     expect(audit.code).toBe(2);
     expect(audit.err).toMatch(/--score magic must be one of knn, knn\+distance, knn-or-distance/);
+    const features = cli('audit', 'demo', '--features', 'log', '--out', join(dir, 'x.json'));
+    expect(features.code).toBe(2);
+    expect(features.err).toMatch(/--features log must be one of loss, loss\+log/);
+    const detectFeatures = cli(
+      'detect',
+      '--trajectories',
+      'missing.npy',
+      '--probes',
+      'missing.json',
+      '--features',
+      'log',
+      '--out',
+      join(dir, 's.json'),
+    );
+    expect(detectFeatures.code).toBe(2);
+    expect(detectFeatures.err).toMatch(/--features log must be one of loss, loss\+log/);
     const second = cli('audit', 'demo', '--second-round', '0.9', '--out', join(dir, 'x.json'));
     expect(second.code).toBe(2);
     expect(second.err).toMatch(/--second-round 0\.9 is not/);

@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { auroc, rocCurve } from '../../src/core/metrics.ts';
 import { knnScores, leaveOneOutAuroc, type Trajectories } from '../../src/core/detect/knn.ts';
 import { cleanDistanceScores, toRanks } from '../../src/core/detect/clean-distance.ts';
-import { detect, flaggedRows } from '../../src/core/detect/index.ts';
+import {
+  detect,
+  flaggedRows,
+  LOG_FLOOR,
+  LOG_WEIGHT,
+  trajectoryFeatures,
+} from '../../src/core/detect/index.ts';
 import { Rng } from '../../src/core/rng.ts';
 
 function randomTrajectories(n: number, epochs: number, seed: number): Trajectories {
@@ -130,6 +136,97 @@ describe('k-NN detector', () => {
     expect(() => detect(t, { clean: [0, 2], anomalous: [1] }, { method: 'knn', k: 5 })).toThrow(
       /k = 5/,
     );
+    expect(() =>
+      detect(
+        t,
+        { clean: [0, 2], anomalous: [1] },
+        {
+          method: 'knn',
+          k: 1,
+          features: 'log' as never,
+        },
+      ),
+    ).toThrow(/features "log" is invalid: must be one of loss, loss\+log/);
+  });
+});
+
+describe('trajectory features', () => {
+  it('loss+log puts each row’s losses, then the weighted logarithms, side by side', () => {
+    const t: Trajectories = { n: 2, epochs: 2, losses: Float32Array.from([2, 0, 100, 0.5]) };
+    expect(trajectoryFeatures(t, 'loss')).toBe(t);
+    const f = trajectoryFeatures(t, 'loss+log');
+    expect(f.n).toBe(2);
+    expect(f.epochs).toBe(4);
+    const log = (v: number) => LOG_WEIGHT * Math.log(v + LOG_FLOOR);
+    const want = [2, 0, log(2), log(0), 100, 0.5, log(100), log(0.5)];
+    want.forEach((w, i) => expect(f.losses[i]).toBeCloseTo(w, 5));
+    // the raw half is untouched, and the log half keeps the losses' order
+    expect(Array.from(f.losses.subarray(4, 6))).toEqual([100, 0.5]);
+    expect(f.losses[6]).toBeGreaterThan(f.losses[7]);
+  });
+
+  it('detect on loss+log is detect on the transformed trajectories', () => {
+    const t = randomTrajectories(120, 6, 7);
+    const probes = {
+      clean: [...Array(30).keys()],
+      anomalous: [...Array(30).keys()].map((i) => 30 + i),
+    };
+    const opts = { method: 'knn' as const, k: 'auto' as const, threshold: 'auto' as const };
+    const a = detect(t, probes, { ...opts, features: 'loss+log' });
+    const b = detect(trajectoryFeatures(t, 'loss+log'), probes, opts);
+    expect(a.k).toBe(b.k);
+    expect(Array.from(a.scores)).toEqual(Array.from(b.scores));
+    // and it differs from the losses alone: the log half changes the neighbours
+    const c = detect(t, probes, opts);
+    expect(Array.from(a.scores)).not.toEqual(Array.from(c.scores));
+  });
+
+  it('separates a fast-learned poison from easy clean rows where raw losses do not', () => {
+    // Every row starts alike (a noisy fall over the first three epochs); clean rows then settle
+    // at 0.02–0.08, backdoor probes and poisons at 10⁻⁴–10⁻³; the mislabeled probes stay at 3–6.
+    // Raw distances are dominated by the early noise, the log half by the gap at the low end.
+    const rng = new Rng(3);
+    const E = 8;
+    const row = (kind: 'clean' | 'fast' | 'slow') =>
+      Array.from({ length: E }, (_, e) => {
+        if (kind === 'slow') return 3 + 3 * rng.float();
+        if (e < 3) return 2.3 * Math.exp(-e) * (0.5 + rng.float());
+        return kind === 'fast' ? 1e-4 + 1e-3 * rng.float() : 0.02 + 0.06 * rng.float();
+      });
+    const kinds = [
+      ...Array(60).fill('clean'),
+      ...Array(20).fill('fast'),
+      ...Array(20).fill('slow'),
+      ...Array(200).fill('clean'),
+      ...Array(20).fill('fast'),
+    ] as ('clean' | 'fast' | 'slow')[];
+    const t: Trajectories = {
+      n: kinds.length,
+      epochs: E,
+      losses: Float32Array.from(kinds.flatMap(row)),
+    };
+    const probes = {
+      clean: [...Array(60).keys()],
+      anomalous: [...Array(40).keys()].map((i) => 60 + i),
+    };
+    const rows = [...Array(220).keys()].map((i) => 100 + i);
+    const labels = rows.map((r) => (kinds[r] === 'fast' ? 1 : 0));
+    const aurocOf = (features: 'loss' | 'loss+log') => {
+      const d = detect(t, probes, {
+        method: 'knn',
+        k: 10,
+        threshold: 'auto',
+        score: 'knn+distance',
+        features,
+      });
+      return auroc(
+        rows.map((r) => d.scores[r]),
+        labels,
+      );
+    };
+    const [raw, withLog] = [aurocOf('loss'), aurocOf('loss+log')];
+    expect(withLog).toBeGreaterThan(0.95);
+    expect(raw).toBeLessThan(0.9);
   });
 });
 

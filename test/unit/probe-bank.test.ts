@@ -143,5 +143,12 @@ describe('probe bank', () => {
     );
     for (const score of ['knn', 'knn+distance', 'knn-or-distance'])
       expect(validateRunConfig({ ...base, detect: { ...detect, score } }).detect.score).toBe(score);
+    expect(() => validateRunConfig({ ...base, detect: { ...detect, features: 'log' } })).toThrow(
+      /detect\.features "log" is invalid: must be one of "loss", "loss\+log"/,
+    );
+    for (const features of ['loss', 'loss+log'])
+      expect(validateRunConfig({ ...base, detect: { ...detect, features } }).detect.features).toBe(
+        features,
+      );
   });
 });

@@ -28,8 +28,43 @@ export const DETECT_METHODS: readonly DetectMethod[] = ['knn', 'clean-distance',
 export type KnnScore = 'knn' | 'knn+distance' | 'knn-or-distance';
 export const KNN_SCORES: readonly KnnScore[] = ['knn', 'knn+distance', 'knn-or-distance'];
 
+/**
+ * What the detector compares of each trajectory. 'loss': the losses as recorded (the paper).
+ * 'loss+log': the losses followed by LOG_WEIGHT · ln(loss + LOG_FLOOR) for every epoch, for every
+ * method. Raw losses crowd every easily learned row together near 0 — on one seed the dimple
+ * blend's poisons ended at a median of 0.026 and the clean rows at 0.17, a gap raw distances
+ * hardly see beside the mislabeled probes' 3–7 nats; the logarithm spreads that end out, and the
+ * raw half keeps the high-loss end (the slow, never-learned rows) as it was. An option (docs/detection.md): over
+ * ten seeds of the six-attack setting it raised the dimple blend's AUROC from 0.90 to 0.93 and,
+ * with one detection round, halved every attack on 6 of 10 seeds instead of 2 — but with the
+ * default's second round it met issue #12's targets on 10 of 20 seeds against 11 (mean average
+ * ASR 7.9% against 8.0%) and went over the clean budget on one. The logarithm alone lost the
+ * high-loss end (warping 0.92 → 0.85).
+ */
+export type TrajectoryFeatures = 'loss' | 'loss+log';
+export const TRAJECTORY_FEATURES: readonly TrajectoryFeatures[] = ['loss', 'loss+log'];
+/** 'loss+log': the log part's weight (0.3, 0.5 and 1 measured; 0.3 best) and the floor under the loss. */
+export const LOG_WEIGHT = 0.3;
+export const LOG_FLOOR = 1e-3;
+
+/** The trajectories `detect` compares: as recorded, or with the log part after every row's losses. */
+export function trajectoryFeatures(t: Trajectories, features: TrajectoryFeatures): Trajectories {
+  if (features === 'loss') return t;
+  const E = t.epochs;
+  const losses = new Float32Array(t.n * 2 * E);
+  for (let i = 0; i < t.n; i++)
+    for (let e = 0; e < E; e++) {
+      const v = t.losses[i * E + e];
+      losses[i * 2 * E + e] = v;
+      losses[i * 2 * E + E + e] = LOG_WEIGHT * Math.log(Math.max(v, 0) + LOG_FLOOR);
+    }
+  return { n: t.n, epochs: 2 * E, losses };
+}
+
 export interface DetectOptions {
   method: DetectMethod;
+  /** What is compared of each trajectory (default 'loss', the paper's); see `TrajectoryFeatures`. */
+  features?: TrajectoryFeatures;
   /** k-NN: a fixed k or 'auto' (leave-one-out AUROC over the probes). */
   k?: number | 'auto';
   /**
@@ -119,6 +154,12 @@ export function detect(
   }
   if (context && context.labels.length !== t.n)
     throw new InvalidOptionError(`${context.labels.length} labels for ${t.n} trajectories`);
+  const features = opts.features ?? 'loss';
+  if (!TRAJECTORY_FEATURES.includes(features))
+    throw new InvalidOptionError(
+      `features ${JSON.stringify(features)} is invalid: must be one of ${TRAJECTORY_FEATURES.join(', ')}`,
+    );
+  t = trajectoryFeatures(t, features);
   const probeRows = [...probes.clean, ...probes.anomalous];
   for (const r of probeRows)
     if (!(r >= 0 && r < t.n))
