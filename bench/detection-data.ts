@@ -91,16 +91,27 @@ export function saveF32(file: string, data: Float32Array): void {
   renameSync(`${file}.part`, file);
 }
 
+/**
+ * A change to the prepared set before training (an experiment the run configuration cannot
+ * express, e.g. extra probes): applied in place, cached under its own name.
+ */
+export interface PreparedVariant {
+  name: string;
+  apply: (prepared: Prepared) => void;
+}
+
 /** The probationary run of a setting: from the cache, or trained now and cached. */
 export async function probationary(
   seed: number,
   trigger: ProbeTrigger,
   log: (s: string) => void,
+  variant?: PreparedVariant,
 ): Promise<StoredRun> {
   mkdirSync(CACHE, { recursive: true });
   const cfg = benchConfig(seed, trigger);
   const prepared = prepareExperiment(benchDataset(seed), cfg);
-  const key = keyOf(seed, trigger);
+  variant?.apply(prepared);
+  const key = keyOf(seed, trigger) + (variant ? `-${variant.name}` : '');
   const meta = join(CACHE, `${key}.json`);
   const bin = join(CACHE, `${key}.f32`);
   const m = existsSync(meta) ? JSON.parse(readFileSync(meta, 'utf8')) : undefined;
