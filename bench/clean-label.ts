@@ -4,40 +4,40 @@
  * on the stored probationary run of bench/detection.ts with the default's probe bank:
  *
  * 1. **k-NN**: AUROC of the default's raw score (the k-NN fraction, the clean distance breaking
- *    ties) for the sinusoid's poisons against every clean row;
+ *    ties; `detect` with a fixed threshold returns it) for the sinusoid's poisons against every
+ *    clean row;
  * 2. **oracle probes**: the same with every other sinusoid poison added to the anomalous probes —
  *    probes that behave exactly like the attack — AUROC on the poisons left;
  * 3. **easiness**: AUROC, within the attack's target class, of a row's easiness, −mean ln(loss +
  *    10⁻³) over epochs 3–10 (the poisons are target-class images the trigger makes easier);
- * 4. **easiness test**: the default detection, and the default at α = 0.10 united with an
+ * 4. **easiness test**: the default's first detection round, and that round at α = 0.10 united with an
  *    easiness test at α_e = 0.03 (each row's easiness as a robust z-score within its class —
- *    median and MAD over the class's rows — calibrated on all clean probes): rows removed; with
- *    BENCH_RETRAIN=1 also retrained without them (one round, cached like bench/detection.ts) on
- *    the seeds where the sinusoid took hold (undefended ASR ≥ 20%);
+ *    median and MAD over the class's rows — calibrated on all clean probes; no per-class cap): rows removed;
+ *    with BENCH_RETRAIN=1 also retrained without them (one round, cached like bench/detection.ts)
+ *    on the seeds where the sinusoid took a strong hold (undefended ASR ≥ 20%);
  * 5. with BENCH_CLEAN_LABEL=1, **clean-label probes**: a probationary run with, added to the bank,
  *    6 untouched rows of every class carrying the rotated sinusoid with their own label (counted
- *    as backdoor probes), and the default detection on it — on the seeds where the sinusoid took
- *    hold.
+ *    as backdoor probes), and the default's first round on it — on the same seeds.
  *
  * Prints one line per seed and, last, one JSON object with every figure.
  */
 import { IMAGE_BYTES } from '../src/core/dataset.ts';
 import { makeTrigger } from '../src/core/attacks/triggers.ts';
 import { conformalScores } from '../src/core/detect/calibrate.ts';
-import { cleanDistanceScores } from '../src/core/detect/clean-distance.ts';
-import { detect, flaggedRows, withDistanceTies } from '../src/core/detect/index.ts';
-import {
-  knnScores,
-  knnScoresAllRows,
-  probeRowsFromKinds,
-  type ProbeRows,
-  type Trajectories,
-} from '../src/core/detect/knn.ts';
+import { detect, LOG_FLOOR } from '../src/core/detect/index.ts';
+import { probeRowsFromKinds, type ProbeRows, type Trajectories } from '../src/core/detect/knn.ts';
 import { DEFAULT_DETECT, DEFAULT_PROBE_TRIGGER, type Prepared } from '../src/core/experiment.ts';
 import { auroc } from '../src/core/metrics.ts';
 import { PROBE_BACKDOOR, PROBE_NONE } from '../src/core/probes.ts';
+import { summarizeRemoval } from '../src/core/report.ts';
 import { Rng } from '../src/core/rng.ts';
-import { probationary, retrained, type PreparedVariant, type StoredRun } from './detection-data.ts';
+import {
+  flaggedAt,
+  probationary,
+  retrained,
+  type PreparedVariant,
+  type StoredRun,
+} from './detection-data.ts';
 
 const log = (s: string) => process.stdout.write(s + '\n');
 const seeds = (process.env.BENCH_SEEDS ?? [...Array(20).keys()].join(',')).split(',').map(Number);
@@ -48,8 +48,11 @@ const ALPHA_KNN = 0.1;
 /** Epochs from which the easiness is averaged (0-based): the first two are mostly warm-up. */
 const EASY_FROM = 2;
 const CLEAN_LABEL_PER_CLASS = 6;
-/** Parts 4 (retraining) and 5 run where the sinusoid took hold in the undefended model. */
-const TOOK_HOLD = 0.2;
+/**
+ * Parts 4 (retraining) and 5 run where the sinusoid took a strong hold in the undefended model
+ * (bench/targets.ts counts an attack from 5%; below 20% its halving is mostly noise).
+ */
+const STRONG_ASR = 0.2;
 
 /** AUROC of `pos` rows against `neg` rows under `score` (higher = more suspicious). */
 function aurocOf(score: ArrayLike<number>, pos: number[], neg: number[]): number {
@@ -60,10 +63,9 @@ function aurocOf(score: ArrayLike<number>, pos: number[], neg: number[]): number
   );
 }
 
-/** The default's raw k-NN score (with the clean distance's ties) for every row. */
+/** The default's raw k-NN score (with the clean distance's ties) for every row, NaN for probes. */
 function rawKnn(t: Trajectories, probes: ProbeRows): Float32Array {
-  const { k } = knnScores(t, probes, 'auto');
-  return withDistanceTies(knnScoresAllRows(t, probes, k), cleanDistanceScores(t, probes.clean), k);
+  return detect(t, probes, { ...DEFAULT_DETECT, threshold: 0.1 }).scores;
 }
 
 /** −mean ln(loss + 10⁻³) over epochs EASY_FROM…: higher = learned earlier and better. */
@@ -73,7 +75,7 @@ function easiness(run: StoredRun): Float64Array {
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     let s = 0;
-    for (let e = EASY_FROM; e < E; e++) s += Math.log(run.trajectories[i * E + e] + 1e-3);
+    for (let e = EASY_FROM; e < E; e++) s += Math.log(run.trajectories[i * E + e] + LOG_FLOOR);
     out[i] = -s / (E - EASY_FROM);
   }
   return out;
@@ -97,40 +99,29 @@ interface Removal {
   clean: number;
   perAttack: Record<string, number>;
 }
-function removal(run: StoredRun, flagged: Set<number>): Removal {
+/** The fraction of the clean rows and of each attack's poisons that `flagged` removes. */
+function removal(run: StoredRun, flagged: Iterable<number>): Removal {
   const p = run.prepared;
-  let clean = 0;
-  let cleanN = 0;
-  const hit: Record<string, [number, number]> = {};
-  for (let i = 0; i < p.train.count; i++) {
-    if (p.probes.probeKind[i] !== PROBE_NONE) continue;
-    const a = p.truth[i];
-    if (a < 0) {
-      cleanN++;
-      if (flagged.has(i)) clean++;
-    } else {
-      const h = (hit[p.attacks[a].id] ??= [0, 0]);
-      h[1]++;
-      if (flagged.has(i)) h[0]++;
-    }
-  }
-  const perAttack = Object.fromEntries(Object.entries(hit).map(([id, [r, t]]) => [id, r / t]));
-  return { clean: clean / cleanN, perAttack };
+  const s = summarizeRemoval(
+    new Float32Array(p.train.count),
+    [...flagged],
+    p.truth,
+    p.probes.probeKind,
+    p.attacks,
+    p.train.labels,
+    p.numClasses,
+  );
+  const { clean, total: _total, ...perAttack } = s.removedFraction;
+  return { clean, perAttack };
 }
 
-function defaultFlags(run: StoredRun, kinds: Uint8Array, targetFpr: number): Set<number> {
+/** Rows the default's first round flags at clean budget α, probes never. */
+function flagsAt(run: StoredRun, kinds: Uint8Array, targetFpr: number): Set<number> {
   const p = run.prepared;
   const t = { n: p.train.count, epochs: run.epochs, losses: run.trajectories };
-  const det = detect(
-    t,
-    probeRowsFromKinds(kinds),
-    { ...DEFAULT_DETECT, targetFpr },
-    {
-      labels: p.train.labels,
-      numClasses: p.numClasses,
-    },
+  return new Set(
+    flaggedAt(t, kinds, p.train.labels, p.numClasses, { ...DEFAULT_DETECT, targetFpr }),
   );
-  return new Set(flaggedRows(det.scores, det.threshold));
 }
 
 /** 6 untouched rows of every class get the rotated sinusoid and keep their label: backdoor probes. */
@@ -182,8 +173,8 @@ for (const seed of seeds) {
   const easyAuroc = aurocOf(easy, poisons, sameClass);
 
   // 4: the default, and the union with the easiness test.
-  const base = defaultFlags(run, kinds, DEFAULT_DETECT.targetFpr!);
-  const union = defaultFlags(run, kinds, ALPHA_KNN);
+  const base = flagsAt(run, kinds, DEFAULT_DETECT.targetFpr!);
+  const union = flagsAt(run, kinds, ALPHA_KNN);
   const z = classZ(easy, p.train.labels, p.numClasses);
   const judged = [...Array(n).keys()].filter((i) => kinds[i] === PROBE_NONE);
   const { scores } = conformalScores(z, probeRowsFromKinds(kinds).clean, judged, () => 0, 1);
@@ -198,8 +189,8 @@ for (const seed of seeds) {
     default: removal(run, base),
     withEasiness: removal(run, union),
   };
-  const tookHold = undefended >= TOOK_HOLD;
-  if (process.env.BENCH_RETRAIN === '1' && tookHold) {
+  const strong = undefended >= STRONG_ASR;
+  if (process.env.BENCH_RETRAIN === '1' && strong) {
     for (const [name, flags] of [
       ['defaultRetrained', base],
       ['withEasinessRetrained', union],
@@ -208,11 +199,11 @@ for (const seed of seeds) {
       row[name] = { cleanAccuracy: ev.cleanAccuracy, asr: ev.asr };
     }
   }
-  if (process.env.BENCH_CLEAN_LABEL === '1' && tookHold) {
+  if (process.env.BENCH_CLEAN_LABEL === '1' && strong) {
     const cl = await probationary(seed, DEFAULT_PROBE_TRIGGER, log, cleanLabelProbes(seed));
     row.cleanLabelProbes = removal(
       cl,
-      defaultFlags(cl, cl.prepared.probes.probeKind, DEFAULT_DETECT.targetFpr!),
+      flagsAt(cl, cl.prepared.probes.probeKind, DEFAULT_DETECT.targetFpr!),
     );
   }
   results.push(row);

@@ -15,6 +15,8 @@ import {
   type Prepared,
   type RunConfig,
 } from '../src/core/experiment.ts';
+import { detect, flaggedRows, type DetectOptions } from '../src/core/detect/index.ts';
+import { probeRowsFromKinds, type Trajectories } from '../src/core/detect/knn.ts';
 import type { ProbeTrigger } from '../src/core/probes.ts';
 import type { ModelEvaluation } from '../src/core/report.ts';
 import { evaluateModel, trainConfigOf } from '../src/ml/run.ts';
@@ -91,9 +93,23 @@ export function saveF32(file: string, data: Float32Array): void {
   renameSync(`${file}.part`, file);
 }
 
+/** Rows a detection flags on `t` (probes, by `kinds`, never). */
+export function flaggedAt(
+  t: Trajectories,
+  kinds: Uint8Array,
+  labels: Uint8Array,
+  numClasses: number,
+  opts: DetectOptions,
+): number[] {
+  const det = detect(t, probeRowsFromKinds(kinds), opts, { labels, numClasses });
+  return flaggedRows(det.scores, det.threshold);
+}
+
 /**
  * A change to the prepared set before training (an experiment the run configuration cannot
- * express, e.g. extra probes): applied in place, cached under its own name.
+ * express, e.g. extra probes): applied in place, cached under its own name. It may change rows'
+ * images, labels and `probes.probeKind` (what detection and retraining read); `probes.indices`
+ * and `probes.bank` keep what the configuration made.
  */
 export interface PreparedVariant {
   name: string;

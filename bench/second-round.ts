@@ -15,20 +15,23 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { subsetSplit } from '../src/core/dataset.ts';
-import {
-  detect,
-  flaggedRows,
-  type KnnScore,
-  type TrajectoryFeatures,
-} from '../src/core/detect/index.ts';
-import { probeRowsFromKinds, type Trajectories } from '../src/core/detect/knn.ts';
+import type { KnnScore, TrajectoryFeatures } from '../src/core/detect/index.ts';
+import type { Trajectories } from '../src/core/detect/knn.ts';
 import { DEFAULT_DETECT, DEFAULT_PROBE_TRIGGER } from '../src/core/experiment.ts';
 import type { ProbeTrigger } from '../src/core/probes.ts';
 import { PROBE_NONE } from '../src/core/probes.ts';
 import { averageOf } from '../src/core/report.ts';
 import { trainConfigOf } from '../src/ml/run.ts';
 import { Trainer } from '../src/ml/train.ts';
-import { CACHE, loadF32, probationary, retrained, saveF32, theEngine } from './detection-data.ts';
+import {
+  CACHE,
+  flaggedAt,
+  loadF32,
+  probationary,
+  retrained,
+  saveF32,
+  theEngine,
+} from './detection-data.ts';
 
 const log = (s: string) => process.stdout.write(s + '\n');
 const list = (v: string | undefined, d: string) => (v ?? d).split(',').map(Number);
@@ -52,13 +55,12 @@ function flagged(
   numClasses: number,
   alpha: number,
 ) {
-  const det = detect(
-    t,
-    probeRowsFromKinds(kinds),
-    { ...DEFAULT_DETECT, score, features, targetFpr: alpha },
-    { labels, numClasses },
-  );
-  return flaggedRows(det.scores, det.threshold);
+  return flaggedAt(t, kinds, labels, numClasses, {
+    ...DEFAULT_DETECT,
+    score,
+    features,
+    targetFpr: alpha,
+  });
 }
 
 const rows: string[] = [];

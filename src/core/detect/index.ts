@@ -240,7 +240,7 @@ export function detect(
  * rows share a fraction of 0, and among them the ones farthest from every clean probe are the most
  * suspicious).
  */
-export function withDistanceTies(knn: Float32Array, dist: Float32Array, k: number): Float32Array {
+function withDistanceTies(knn: Float32Array, dist: Float32Array, k: number): Float32Array {
   return knn.map((v, i) => v + dist[i] / (2 * k));
 }
 
