@@ -1,4 +1,4 @@
-import type { DetectMethod, DetectOptions } from '../core/detect/index.ts';
+import type { DetectMethod, DetectOptions, TrajectoryFeatures } from '../core/detect/index.ts';
 import { DEFAULT_DETECT } from '../core/experiment.ts';
 
 /** What the Detect step's controls say. */
@@ -16,6 +16,8 @@ export interface DetectControls {
   rejectFraction: number;
   /** k-NN: the second detection round's clean-removal budget in percent; null = one round. */
   secondRoundPct: number | null;
+  /** What the detectors compare: the losses as recorded, or with their logarithms beside them. */
+  features: TrajectoryFeatures;
 }
 
 /** The controls a run's detection settings start them at (the default budget where it has none). */
@@ -29,21 +31,20 @@ export function controlsFrom(d: DetectOptions): DetectControls {
     capPct: d.maxClassFraction !== undefined ? Math.round(100 * d.maxClassFraction) : null,
     rejectFraction: d.rejectFraction ?? 0.4,
     secondRoundPct: d.secondRound !== undefined ? +(100 * d.secondRound).toFixed(1) : null,
+    features: d.features ?? 'loss',
   };
 }
 
 /**
- * The detection options the controls describe. Settings without a control (the score, the trajectory
- * features, per-class or pooled calibration) are kept from the run's configuration `base`, so a preset's detection is
+ * The detection options the controls describe. Settings without a control (the score, per-class
+ * or pooled calibration) are kept from the run's configuration `base`, so a preset's detection is
  * exactly what runs from the page — the app and the CLI give the same removals on the same run.
  */
 export function detectOptionsFrom(c: DetectControls, base: DetectOptions): DetectOptions {
+  // 'loss' is what an absent option means: written only where the configuration wrote it.
+  const features = c.features !== 'loss' || base.features ? c.features : undefined;
   if (c.method !== 'knn')
-    return {
-      method: c.method,
-      rejectFraction: c.rejectFraction,
-      ...(base.features ? { features: base.features } : {}),
-    };
+    return { method: c.method, rejectFraction: c.rejectFraction, ...(features && { features }) };
   const opts: DetectOptions = {
     method: 'knn',
     k: c.k,
@@ -52,7 +53,7 @@ export function detectOptionsFrom(c: DetectControls, base: DetectOptions): Detec
   if (c.thresholdMode === 'auto') opts.targetFpr = c.budgetPct / 100;
   if (base.calibration) opts.calibration = base.calibration;
   if (base.score) opts.score = base.score;
-  if (base.features) opts.features = base.features;
+  if (features) opts.features = features;
   if (c.capPct !== null && c.capPct > 0) opts.maxClassFraction = c.capPct / 100;
   if (c.secondRoundPct !== null && c.secondRoundPct > 0) opts.secondRound = c.secondRoundPct / 100;
   return opts;

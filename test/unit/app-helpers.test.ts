@@ -143,4 +143,21 @@ describe('Detect step options', () => {
       rejectFraction: 0.3,
     });
   });
+  it('sends the features the control names, and none where the configuration had none', () => {
+    const c = controlsFrom(DEFAULT_DETECT);
+    expect(c.features).toBe('loss');
+    expect(detectOptionsFrom(c, DEFAULT_DETECT)).not.toHaveProperty('features');
+    expect(detectOptionsFrom({ ...c, features: 'loss+log' }, DEFAULT_DETECT).features).toBe(
+      'loss+log',
+    );
+    const logged = { ...DEFAULT_DETECT, features: 'loss+log' as const };
+    expect(controlsFrom(logged).features).toBe('loss+log');
+    // Back to the losses from a configuration that named the logarithms: said explicitly.
+    expect(detectOptionsFrom({ ...controlsFrom(logged), features: 'loss' }, logged).features).toBe(
+      'loss',
+    );
+    expect(
+      detectOptionsFrom({ ...c, method: 'no-probe', features: 'loss+log' }, DEFAULT_DETECT),
+    ).toEqual({ method: 'no-probe', rejectFraction: 0.4, features: 'loss+log' });
+  });
 });
