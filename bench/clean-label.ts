@@ -23,8 +23,7 @@
  */
 import { IMAGE_BYTES } from '../src/core/dataset.ts';
 import { makeTrigger } from '../src/core/attacks/triggers.ts';
-import { conformalScores } from '../src/core/detect/calibrate.ts';
-import { detect, LOG_FLOOR } from '../src/core/detect/index.ts';
+import { detect } from '../src/core/detect/index.ts';
 import { probeRowsFromKinds, type ProbeRows, type Trajectories } from '../src/core/detect/knn.ts';
 import { DEFAULT_DETECT, DEFAULT_PROBE_TRIGGER, type Prepared } from '../src/core/experiment.ts';
 import { auroc } from '../src/core/metrics.ts';
@@ -32,6 +31,8 @@ import { PROBE_BACKDOOR, PROBE_NONE } from '../src/core/probes.ts';
 import { summarizeRemoval } from '../src/core/report.ts';
 import { Rng } from '../src/core/rng.ts';
 import {
+  easiness,
+  easinessFlags,
   flaggedAt,
   probationary,
   retrained,
@@ -45,8 +46,6 @@ const ATTACKS = ['patch', 'single-pix', 'blend-r', 'blend-p', 'sinusoid', 'warpi
 /** The easiness test's budget and the k-NN budget beside it (their sum near the default's 0.12). */
 const ALPHA_EASY = 0.03;
 const ALPHA_KNN = 0.1;
-/** Epochs from which the easiness is averaged (0-based): the first two are mostly warm-up. */
-const EASY_FROM = 2;
 const CLEAN_LABEL_PER_CLASS = 6;
 /**
  * Parts 4 (retraining) and 5 run where the sinusoid took a strong hold in the undefended model
@@ -66,33 +65,6 @@ function aurocOf(score: ArrayLike<number>, pos: number[], neg: number[]): number
 /** The default's raw k-NN score (with the clean distance's ties) for every row, NaN for probes. */
 function rawKnn(t: Trajectories, probes: ProbeRows): Float32Array {
   return detect(t, probes, { ...DEFAULT_DETECT, threshold: 0.1 }).scores;
-}
-
-/** −mean ln(loss + 10⁻³) over epochs EASY_FROM…: higher = learned earlier and better. */
-function easiness(run: StoredRun): Float64Array {
-  const { count: n } = run.prepared.train;
-  const E = run.epochs;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let e = EASY_FROM; e < E; e++) s += Math.log(run.trajectories[i * E + e] + LOG_FLOOR);
-    out[i] = -s / (E - EASY_FROM);
-  }
-  return out;
-}
-
-/** Easiness as a robust z-score within each class: (x − median) / MAD over the class's rows. */
-function classZ(x: Float64Array, labels: ArrayLike<number>, numClasses: number): Float64Array {
-  const out = new Float64Array(x.length);
-  const median = (v: number[]) => v.sort((a, b) => a - b)[v.length >> 1];
-  for (let c = 0; c < numClasses; c++) {
-    const rows = [...x.keys()].filter((i) => labels[i] === c);
-    if (rows.length === 0) continue;
-    const med = median(rows.map((i) => x[i]));
-    const mad = median(rows.map((i) => Math.abs(x[i] - med))) || 1e-6;
-    for (const i of rows) out[i] = (x[i] - med) / mad;
-  }
-  return out;
 }
 
 interface Removal {
@@ -168,17 +140,15 @@ for (const seed of seeds) {
   const oracleAuroc = aurocOf(rawKnn(t, probeRowsFromKinds(oracleKinds)), rest, clean);
 
   // 3: easiness within the target class.
-  const easy = easiness(run);
+  const easy = easiness(t);
   const sameClass = clean.filter((i) => p.train.labels[i] === target);
   const easyAuroc = aurocOf(easy, poisons, sameClass);
 
   // 4: the default, and the union with the easiness test.
   const base = flagsAt(run, kinds, DEFAULT_DETECT.targetFpr!);
   const union = flagsAt(run, kinds, ALPHA_KNN);
-  const z = classZ(easy, p.train.labels, p.numClasses);
-  const judged = [...Array(n).keys()].filter((i) => kinds[i] === PROBE_NONE);
-  const { scores } = conformalScores(z, probeRowsFromKinds(kinds).clean, judged, () => 0, 1);
-  for (const i of judged) if (scores[i] > 1 - ALPHA_EASY) union.add(i);
+  for (const i of easinessFlags(easy, kinds, p.train.labels, p.numClasses, ALPHA_EASY))
+    union.add(i);
   const undefended = run.undefended.asr.sinusoid ?? 0;
   const row: Record<string, unknown> = {
     seed,

@@ -15,10 +15,11 @@ import {
   type Prepared,
   type RunConfig,
 } from '../src/core/experiment.ts';
-import { detect, flaggedRows, type DetectOptions } from '../src/core/detect/index.ts';
+import { conformalScores } from '../src/core/detect/calibrate.ts';
+import { detect, flaggedRows, LOG_FLOOR, type DetectOptions } from '../src/core/detect/index.ts';
 import { probeRowsFromKinds, type Trajectories } from '../src/core/detect/knn.ts';
-import type { ProbeTrigger } from '../src/core/probes.ts';
-import type { ModelEvaluation } from '../src/core/report.ts';
+import { PROBE_NONE, type ProbeTrigger } from '../src/core/probes.ts';
+import { averageOf, type ModelEvaluation } from '../src/core/report.ts';
 import { evaluateModel, trainConfigOf } from '../src/ml/run.ts';
 import { Trainer } from '../src/ml/train.ts';
 import { createWasmEngine } from '../src/ml/wasm-engine-node.ts';
@@ -106,6 +107,70 @@ export function flaggedAt(
 }
 
 /**
+ * Issue #12's four targets for one retrained run: average ASR ≤ 10%, clean accuracy at most 3
+ * points below the undefended model's, at most 15% of the clean rows removed, and every attack
+ * that took hold (≥ 5% undefended) at most half its undefended ASR. Returns the four verdicts
+ * and the attacks not halved.
+ */
+export function targetChecks(
+  undefended: Pick<ModelEvaluation, 'cleanAccuracy' | 'asr'>,
+  defended: Pick<ModelEvaluation, 'cleanAccuracy' | 'asr'>,
+  cleanRemoved: number,
+): { ok: boolean[]; notHalved: string[] } {
+  const u = undefended.asr;
+  const d = defended.asr;
+  const notHalved = Object.keys(u).filter((a) => u[a] >= 0.05 && d[a] > u[a] / 2);
+  const ok = [
+    averageOf(d) <= 0.1,
+    undefended.cleanAccuracy - defended.cleanAccuracy <= 0.03,
+    cleanRemoved <= 0.15,
+    notHalved.length === 0,
+  ];
+  return { ok, notHalved };
+}
+
+/** Epochs from which the easiness is averaged (0-based): the first two of ten are mostly warm-up. */
+const EASY_FROM = 2;
+
+/** Per row, −mean ln(loss + 10⁻³) over epochs EASY_FROM…: higher = learned earlier and better. */
+export function easiness(t: Trajectories): Float64Array {
+  const { n, epochs: E, losses } = t;
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let e = EASY_FROM; e < E; e++) s += Math.log(losses[i * E + e] + LOG_FLOOR);
+    out[i] = -s / (E - EASY_FROM);
+  }
+  return out;
+}
+
+/**
+ * The easiness test: rows (probes never) whose easiness, as a robust z-score within their class
+ * — (x − median) / MAD over the class's rows — is unusual at level α against all clean probes
+ * together (conformal; a class has too few clean probes for small α).
+ */
+export function easinessFlags(
+  easy: Float64Array,
+  kinds: Uint8Array,
+  labels: ArrayLike<number>,
+  numClasses: number,
+  alpha: number,
+): number[] {
+  const z = new Float64Array(easy.length);
+  const median = (v: number[]) => v.sort((a, b) => a - b)[v.length >> 1];
+  for (let c = 0; c < numClasses; c++) {
+    const rows = [...easy.keys()].filter((i) => labels[i] === c);
+    if (rows.length === 0) continue;
+    const med = median(rows.map((i) => easy[i]));
+    const mad = median(rows.map((i) => Math.abs(easy[i] - med))) || 1e-6;
+    for (const i of rows) z[i] = (easy[i] - med) / mad;
+  }
+  const judged = [...easy.keys()].filter((i) => kinds[i] === PROBE_NONE);
+  const { scores } = conformalScores(z, probeRowsFromKinds(kinds).clean, judged, () => 0, 1);
+  return judged.filter((i) => scores[i] > 1 - alpha);
+}
+
+/**
  * A change to the prepared set before training (an experiment the run configuration cannot
  * express, e.g. extra probes): applied in place, cached under its own name. It may change rows'
  * images, labels and `probes.probeKind` (what detection and retraining read); `probes.indices`
@@ -169,24 +234,32 @@ export async function probationary(
   }
 }
 
-/** The model retrained without `flagged` (and without backdoor / mislabeled probes), cached by the rows dropped. */
+/**
+ * The model retrained without `flagged` (and without backdoor / mislabeled probes), cached by the
+ * rows dropped. `reseed` j > 0 retrains the same rows with another seed (the run's retraining
+ * seed + 1000·j): how much of an outcome is the removal and how much the retraining's luck.
+ */
 export async function retrained(
   run: StoredRun,
   flagged: number[],
   log: (s: string) => void,
+  reseed = 0,
 ): Promise<ModelEvaluation & { seconds: number }> {
   const kept = keptRows(flagged, run.prepared.probes.probeKind);
   const key = createHash('sha256')
-    .update(JSON.stringify([run.cfg.seed, run.cfg.probes.trigger, kept]))
+    .update(
+      JSON.stringify([run.cfg.seed, run.cfg.probes.trigger, kept, ...(reseed ? [reseed] : [])]),
+    )
     .digest('hex')
     .slice(0, 20);
   const file = join(CACHE, `retrain-${key}.json`);
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
   const t0 = performance.now();
   const split = subsetSplit(run.prepared.train, kept);
+  const tc = trainConfigOf(run.cfg, 'retrain');
   const trainer = await Trainer.create(
     theEngine(),
-    trainConfigOf(run.cfg, 'retrain'),
+    { ...tc, seed: tc.seed + 1000 * reseed },
     split,
     run.prepared.numClasses,
   );

@@ -8,7 +8,11 @@
  * trajectories, detects again at α2 (BENCH_A2, default "0,0.03,0.05"; 0 = no second round) and
  * removes the union; the model is retrained without it as in bench/detection.ts. The idea: with
  * half an attack's poisons gone, the rest are learned later and look more like the probes.
- * BENCH_SEEDS (default "0,1,2,3").
+ * BENCH_SEEDS (default "0,1,2,3"). BENCH_E1 / BENCH_E2 (default 0: none) unite round 1 / round 2
+ * with the easiness test at that budget (`easinessFlags`: rows learned far better than their
+ * class, docs/detection.md); a row goes when either test flags it. BENCH_RESEEDS=n retrains each
+ * removal n more times with other seeds and prints how often the four targets hold and the
+ * spread of every attack's ASR — the retraining's own noise.
  * Round-2 trajectories are cached beside the probationary runs (keyed, like them, by seed,
  * trigger and rows: the recipe is the bench's). Prints one Markdown row per (seed, α1, α2).
  */
@@ -25,11 +29,14 @@ import { trainConfigOf } from '../src/ml/run.ts';
 import { Trainer } from '../src/ml/train.ts';
 import {
   CACHE,
+  easiness,
+  easinessFlags,
   flaggedAt,
   loadF32,
   probationary,
   retrained,
   saveF32,
+  targetChecks,
   theEngine,
 } from './detection-data.ts';
 
@@ -38,6 +45,8 @@ const list = (v: string | undefined, d: string) => (v ?? d).split(',').map(Numbe
 const seeds = list(process.env.BENCH_SEEDS, '0,1,2,3');
 const a1s = list(process.env.BENCH_A1, '0.12,0.08');
 const a2s = list(process.env.BENCH_A2, '0,0.03,0.05');
+const [e1, e2] = [Number(process.env.BENCH_E1 ?? 0), Number(process.env.BENCH_E2 ?? 0)];
+const reseeds = Number(process.env.BENCH_RESEEDS ?? 0);
 const score = (process.env.BENCH_SCORE ?? DEFAULT_DETECT.score) as KnnScore;
 const features = (process.env.BENCH_FEATURES ?? DEFAULT_DETECT.features) as TrajectoryFeatures;
 const trigger: ProbeTrigger = process.env.BENCH_TRIGGER
@@ -47,23 +56,39 @@ const triggerKey = Array.isArray(trigger) && trigger.length === 1 ? trigger[0] :
 const ATT = ['patch', 'single-pix', 'blend-r', 'blend-p', 'sinusoid', 'warping'];
 const pct = (x: number) => (100 * x).toFixed(1);
 
-/** Rows (of `t`) the default detection at budget α flags, probes never. */
+/**
+ * Rows (of `t`) the default detection at budget α flags (none at α = 0), with the easiness test's
+ * at αe when αe > 0; probes never.
+ */
 function flagged(
   t: Trajectories,
   kinds: Uint8Array,
   labels: Uint8Array,
   numClasses: number,
   alpha: number,
+  alphaEasy: number,
 ) {
-  return flaggedAt(t, kinds, labels, numClasses, {
-    ...DEFAULT_DETECT,
-    score,
-    features,
-    targetFpr: alpha,
-  });
+  const rows =
+    alpha > 0
+      ? flaggedAt(t, kinds, labels, numClasses, {
+          ...DEFAULT_DETECT,
+          score,
+          features,
+          targetFpr: alpha,
+        })
+      : [];
+  if (!(alphaEasy > 0)) return rows;
+  const easy = easinessFlags(easiness(t), kinds, labels, numClasses, alphaEasy);
+  return [...new Set([...rows, ...easy])];
 }
 
 const rows: string[] = [];
+const reseedRows: string[] = [];
+/** Retrainings meeting all four targets, of all retrainings. */
+const reseedMet = [0, 0];
+/** Seeds meeting all four targets, per "α1/α2". */
+const allFour = new Map<string, number>();
+for (const a1 of a1s) for (const a2 of a2s) allFour.set(`${a1}/${a2}`, 0);
 for (const seed of seeds) {
   const run = await probationary(seed, triggerKey, log);
   const p = run.prepared;
@@ -76,6 +101,7 @@ for (const seed of seeds) {
       p.train.labels,
       p.numClasses,
       a1,
+      e1,
     );
     const drop = new Set(f1);
     const rows2 = [...Array(p.train.count).keys()].filter((i) => !drop.has(i));
@@ -104,13 +130,14 @@ for (const seed of seeds) {
     const labels2 = Uint8Array.from(rows2, (r) => p.train.labels[r]);
     for (const a2 of a2s) {
       const all = new Set(f1);
-      if (a2 > 0)
+      if (a2 > 0 || e2 > 0)
         for (const j of flagged(
           { n: rows2.length, epochs: run.epochs, losses },
           kinds2,
           labels2,
           p.numClasses,
           a2,
+          e2,
         ))
           all.add(rows2[j]);
       let clean = 0;
@@ -122,16 +149,42 @@ for (const seed of seeds) {
       }
       const ev = await retrained(run, [...all], log);
       const u = run.undefended;
-      // Attacks that took hold (≥ 5% undefended) and were not halved.
-      const notHalved = ATT.filter((a) => u.asr[a] >= 0.05 && ev.asr[a] > u.asr[a] / 2);
-      const line = `| ${seed} | ${a1} | ${a2 || '–'} | ${pct(clean / cleanRows)}% | ${ATT.map((a) => removed[a] ?? 0).join(' / ')} | ${pct(u.cleanAccuracy)} → ${pct(ev.cleanAccuracy)} | ${pct(averageOf(u.asr))} → ${pct(averageOf(ev.asr))} | ${notHalved.join(', ') || 'all halved'} |`;
+      // Attacks that took hold (≥ 5% undefended) and were not halved; issue #12's four targets.
+      const { ok, notHalved } = targetChecks(u, ev, clean / cleanRows);
+      if (ok.every(Boolean)) allFour.set(`${a1}/${a2}`, allFour.get(`${a1}/${a2}`)! + 1);
+      const line = `| ${seed} | ${a1} | ${a2 || (e2 > 0 ? 'easiness only' : '–')} | ${pct(clean / cleanRows)}% | ${ATT.map((a) => removed[a] ?? 0).join(' / ')} | ${pct(u.cleanAccuracy)} → ${pct(ev.cleanAccuracy)} | ${pct(averageOf(u.asr))} → ${pct(averageOf(ev.asr))} | ${notHalved.join(', ') || 'all halved'} | ${ok.every(Boolean) ? 'all four' : ok.map((b) => (b ? '✓' : '✗')).join('')} |`;
       log(line);
       rows.push(line);
+      if (reseeds > 0) {
+        // The same removals retrained with other seeds: the retraining's own spread.
+        const evs = [ev];
+        for (let j = 1; j <= reseeds; j++) evs.push(await retrained(run, [...all], log, j));
+        const met = evs.filter((e) => targetChecks(u, e, clean / cleanRows).ok.every(Boolean));
+        const spread = ATT.filter((a) => u.asr[a] >= 0.05).map((a) => {
+          const v = evs.map((e) => e.asr[a]);
+          return `${a} ${pct(u.asr[a])} → ${pct(Math.min(...v))}–${pct(Math.max(...v))}`;
+        });
+        const line2 = `| ${seed} | ${a1} | ${a2 || (e2 > 0 ? 'easiness only' : '–')} | ${met.length} of ${evs.length} | ${pct(Math.min(...evs.map((e) => averageOf(e.asr))))}–${pct(Math.max(...evs.map((e) => averageOf(e.asr))))} | ${spread.join(', ')} |`;
+        log(line2);
+        reseedRows.push(line2);
+        reseedMet[0] += met.length;
+        reseedMet[1] += evs.length;
+      }
     }
   }
 }
 log(
-  `\n| seed | α1 | α2 | clean removed | poisons removed ${ATT.join(' / ')} | clean acc | avg ASR | not halved |`,
+  `\neasiness test: round 1 ${e1 || 'none'}, round 2 ${e2 || 'none'}; all four targets: ${[...allFour].map(([k, v]) => `α1/α2 ${k}: ${v} of ${seeds.length}`).join(', ')}`,
 );
-log('|---|---|---|---|---|---|---|---|');
+log(
+  `\n| seed | α1 | α2 | clean removed | poisons removed ${ATT.join(' / ')} | clean acc | avg ASR | not halved | targets |`,
+);
+log('|---|---|---|---|---|---|---|---|---|');
 log(rows.join('\n'));
+if (reseedRows.length) {
+  log(
+    `\nThe same removals retrained with ${reseeds} more seeds: all four targets in ${reseedMet[0]} of ${reseedMet[1]} retrainings\n\n| seed | α1 | α2 | all four targets | avg ASR | ASR of each attack that took hold: undefended → lowest–highest |`,
+  );
+  log('|---|---|---|---|---|---|');
+  log(reseedRows.join('\n'));
+}

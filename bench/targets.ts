@@ -14,7 +14,7 @@ import { DEFAULT_DETECT, DEFAULT_PROBE_TRIGGER } from '../src/core/experiment.ts
 import { averageOf } from '../src/core/report.ts';
 import { runInMemory } from '../src/ml/run.ts';
 import { Trainer } from '../src/ml/train.ts';
-import { benchConfig, benchDataset, theEngine } from './detection-data.ts';
+import { benchConfig, benchDataset, targetChecks, theEngine } from './detection-data.ts';
 
 const seeds = (process.env.BENCH_SEEDS ?? '0,1,2,3,4,5,6,7,8,9').split(',').map(Number);
 const detect = { ...DEFAULT_DETECT };
@@ -35,12 +35,13 @@ for (const seed of seeds) {
   const r = run.report!;
   const u = r.asr.undefended;
   const d = r.asr.defended;
-  // "Halved" counts the attacks that took hold (≥ 5% undefended), as docs/detection.md does.
-  const notHalved = Object.keys(u).filter((a) => u[a] >= 0.05 && d[a] > u[a] / 2);
   const avg = averageOf(d);
-  const accDrop = r.cleanAccuracy.undefended - r.cleanAccuracy.defended;
   const clean = r.detection.removedFraction.clean;
-  const ok = [avg <= 0.1, accDrop <= 0.03, clean <= 0.15, notHalved.length === 0];
+  const { ok, notHalved } = targetChecks(
+    { cleanAccuracy: r.cleanAccuracy.undefended, asr: u },
+    { cleanAccuracy: r.cleanAccuracy.defended, asr: d },
+    clean,
+  );
   if (ok.every(Boolean)) allFour++;
   const two = r.detection.secondRound;
   const line = `| ${seed} | ${pct(averageOf(u))} → ${pct(avg)}% ${mark(ok[0])} | ${pct(r.cleanAccuracy.undefended)} → ${pct(r.cleanAccuracy.defended)}% ${mark(ok[1])} | ${pct(clean)}% ${mark(ok[2])} | ${notHalved.map((a) => `${a} ${pct(u[a])} → ${pct(d[a])}`).join(', ') || 'all'} ${mark(ok[3])} | ${two ? `${two.firstRound.flagged} + ${two.secondRound.flagged}` : r.detection.flaggedCount} | ${((performance.now() - t0) / 1000).toFixed(0)} s |`;
