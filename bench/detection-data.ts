@@ -16,21 +16,10 @@ import {
   type RunConfig,
 } from '../src/core/experiment.ts';
 import { conformalScores } from '../src/core/detect/calibrate.ts';
-import {
-  detect,
-  flaggedRows,
-  LOG_FLOOR,
-  type Detection,
-  type DetectOptions,
-} from '../src/core/detect/index.ts';
+import { detect, flaggedRows, LOG_FLOOR, type DetectOptions } from '../src/core/detect/index.ts';
 import { probeRowsFromKinds, type Trajectories } from '../src/core/detect/knn.ts';
 import { PROBE_NONE, type ProbeTrigger } from '../src/core/probes.ts';
-import {
-  averageOf,
-  summarizeDetection,
-  type DetectionSummary,
-  type ModelEvaluation,
-} from '../src/core/report.ts';
+import { averageOf, type ModelEvaluation } from '../src/core/report.ts';
 import { evaluateModel, trainConfigOf } from '../src/ml/run.ts';
 import { Trainer } from '../src/ml/train.ts';
 import { createWasmEngine } from '../src/ml/wasm-engine-node.ts';
@@ -115,18 +104,6 @@ export function flaggedAt(
 ): number[] {
   const det = detect(t, probeRowsFromKinds(kinds), opts, { labels, numClasses });
   return flaggedRows(det.scores, det.threshold);
-}
-
-/** A detection's summary against the prepared set's ground truth (AUROC and removals per attack). */
-export function summaryOf(p: Prepared, det: Detection): DetectionSummary {
-  return summarizeDetection(
-    det,
-    p.truth,
-    p.probes.probeKind,
-    p.attacks,
-    p.train.labels,
-    p.numClasses,
-  );
 }
 
 /**

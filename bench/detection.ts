@@ -14,9 +14,9 @@
 import { detect, flaggedRows, LOG_FLOOR, type DetectOptions } from '../src/core/detect/index.ts';
 import { probeRowsFromKinds, type Trajectories } from '../src/core/detect/knn.ts';
 import { PROBE_CLEAN, type ProbeTrigger } from '../src/core/probes.ts';
-import { averageOf } from '../src/core/report.ts';
+import { averageOf, detectionSummaryOf } from '../src/core/report.ts';
 import { DEFAULT_DETECT, DEFAULT_PROBE_TRIGGER, PAPER_DETECT } from '../src/core/experiment.ts';
-import { probationary, retrained, summaryOf, type StoredRun } from './detection-data.ts';
+import { probationary, retrained, type StoredRun } from './detection-data.ts';
 
 const log = (s: string) => process.stdout.write(s + '\n');
 const seeds = (process.env.BENCH_SEEDS ?? '0,1,2,3,4,5,6,7').split(',').map(Number);
@@ -156,7 +156,7 @@ for (const seed of seeds) {
       { labels: p.train.labels, numClasses: p.numClasses },
     );
     const detectSeconds = (performance.now() - t0) / 1000;
-    const s = summaryOf(p, det);
+    const s = detectionSummaryOf(p, det);
     const out: Record<string, unknown> = {
       seed,
       probes: v.probes,

@@ -23,6 +23,7 @@ import { DEMO_CLASSES } from '../src/core/demo.ts';
 import { detect, flaggedRows } from '../src/core/detect/index.ts';
 import { probeRowsFromKinds, type Trajectories } from '../src/core/detect/knn.ts';
 import { DEFAULT_DETECT, DEFAULT_PROBE_TRIGGER } from '../src/core/experiment.ts';
+import { detectionSummaryOf } from '../src/core/report.ts';
 import { trainConfigOf } from '../src/ml/run.ts';
 import { Trainer } from '../src/ml/train.ts';
 import {
@@ -30,7 +31,6 @@ import {
   loadF32,
   probationary,
   saveF32,
-  summaryOf,
   theEngine,
   type StoredRun,
 } from './detection-data.ts';
@@ -111,7 +111,7 @@ for (const seed of seeds) {
       labels: p.train.labels,
       numClasses: p.numClasses,
     });
-    const s = summaryOf(p, det);
+    const s = detectionSummaryOf(p, det);
     const flagged = new Set(flaggedRows(det.scores, det.threshold));
     const family = { shapes: [0, 0], textures: [0, 0] };
     p.truth.forEach((a, i) => {

@@ -4,7 +4,7 @@ import { ATTACK_NAMES } from './attacks/triggers.ts';
 import type { Detection } from './detect/index.ts';
 import { flaggedRows } from './detect/index.ts';
 import { disproportionateClasses } from './detect/calibrate.ts';
-import type { RunConfig } from './experiment.ts';
+import type { Prepared, RunConfig } from './experiment.ts';
 import { auroc, byScore, rocCurve, type RocCurve } from './metrics.ts';
 import { PROBE_NONE } from './probes.ts';
 import { DEFENSE_LABELS, type DefenseName } from './defenses/types.ts';
@@ -79,6 +79,25 @@ export function summarizeDetection(
     ...(perClassClean ? { perClassClean } : {}),
     classWarnings: disproportionateClasses(perClassClean ?? base.perClass),
   };
+}
+
+/** `summarizeDetection` against a prepared experiment's ground truth, probe kinds and labels. */
+export function detectionSummaryOf(
+  p: Pick<Prepared, 'truth' | 'probes' | 'attacks' | 'train' | 'numClasses'>,
+  det: Detection,
+  threshold = det.threshold,
+  flagged?: readonly number[],
+): DetectionSummary {
+  return summarizeDetection(
+    det,
+    p.truth,
+    p.probes.probeKind,
+    p.attacks,
+    p.train.labels,
+    p.numClasses,
+    threshold,
+    flagged,
+  );
 }
 
 /**

@@ -32,6 +32,7 @@ import { countRemovals } from '../core/removals.ts';
 import {
   buildReport,
   secondRoundReport,
+  detectionSummaryOf,
   summarizeDetection,
   type DetectionSummary,
   type ModelEvaluation,
@@ -1112,16 +1113,7 @@ export class RunOrchestrator {
     rows.forEach((row, j) => (scores[row] = det.scores[j]));
     const added = local.flagged.map((j) => rows[j]);
     const union = [...first.flagged, ...added].sort((a, b) => a - b);
-    const summary = summarizeDetection(
-      this.storedDetection(r),
-      p.truth,
-      p.probes.probeKind,
-      p.attacks,
-      p.train.labels,
-      p.numClasses,
-      first.threshold,
-      union,
-    );
+    const summary = detectionSummaryOf(p, this.storedDetection(r), first.threshold, union);
     const secondRound: SecondRoundRecord = {
       first,
       targetFpr: targetFpr!,
@@ -1145,18 +1137,6 @@ export class RunOrchestrator {
     };
   }
 
-  private summarize(p: Prepared, det: Detection, threshold: number): DetectionSummary {
-    return summarizeDetection(
-      det,
-      p.truth,
-      p.probes.probeKind,
-      p.attacks,
-      p.train.labels,
-      p.numClasses,
-      threshold,
-    );
-  }
-
   private async storeDetection(
     r: RunRecord,
     p: Prepared,
@@ -1164,7 +1144,7 @@ export class RunOrchestrator {
     threshold: number,
   ): Promise<RunRecord> {
     const record: DetectionRecord = {
-      summary: this.summarize(p, det, threshold),
+      summary: detectionSummaryOf(p, det, threshold),
       scores: det.scores,
       k: det.k,
       looAuroc: det.looAuroc,
