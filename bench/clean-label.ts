@@ -10,7 +10,7 @@
  *    probes that behave exactly like the attack — AUROC on the poisons left;
  * 3. **easiness**: AUROC, within the attack's target class, of a row's easiness, −mean ln(loss +
  *    10⁻³) over epochs 3–10 (the poisons are target-class images the trigger makes easier);
- * 4. **easiness test**: the default's first detection round, and that round at α = 0.10 united with an
+ * 4. **easiness test**: the classroom detection (CLASSROOM_DETECT, one round), and it at α = 0.10 united with an
  *    easiness test at α_e = 0.03 (each row's easiness as a robust z-score within its class —
  *    median and MAD over the class's rows — calibrated on all clean probes; no per-class cap): rows removed;
  *    with BENCH_RETRAIN=1 also retrained without them (one round, cached like bench/detection.ts)
@@ -23,15 +23,14 @@
  */
 import { IMAGE_BYTES } from '../src/core/dataset.ts';
 import { makeTrigger } from '../src/core/attacks/triggers.ts';
-import { detect } from '../src/core/detect/index.ts';
+import { detect, easinessScores } from '../src/core/detect/index.ts';
 import { probeRowsFromKinds, type ProbeRows, type Trajectories } from '../src/core/detect/knn.ts';
-import { DEFAULT_DETECT, DEFAULT_PROBE_TRIGGER, type Prepared } from '../src/core/experiment.ts';
+import { CLASSROOM_DETECT, DEFAULT_PROBE_TRIGGER, type Prepared } from '../src/core/experiment.ts';
 import { auroc } from '../src/core/metrics.ts';
 import { PROBE_BACKDOOR, PROBE_NONE } from '../src/core/probes.ts';
 import { summarizeRemoval } from '../src/core/report.ts';
 import { Rng } from '../src/core/rng.ts';
 import {
-  easiness,
   easinessFlags,
   flaggedAt,
   probationary,
@@ -64,7 +63,7 @@ function aurocOf(score: ArrayLike<number>, pos: number[], neg: number[]): number
 
 /** The default's raw k-NN score (with the clean distance's ties) for every row, NaN for probes. */
 function rawKnn(t: Trajectories, probes: ProbeRows): Float32Array {
-  return detect(t, probes, { ...DEFAULT_DETECT, threshold: 0.1 }).scores;
+  return detect(t, probes, { ...CLASSROOM_DETECT, threshold: 0.1 }).scores;
 }
 
 interface Removal {
@@ -92,7 +91,7 @@ function flagsAt(run: StoredRun, kinds: Uint8Array, targetFpr: number): Set<numb
   const p = run.prepared;
   const t = { n: p.train.count, epochs: run.epochs, losses: run.trajectories };
   return new Set(
-    flaggedAt(t, kinds, p.train.labels, p.numClasses, { ...DEFAULT_DETECT, targetFpr }),
+    flaggedAt(t, kinds, p.train.labels, p.numClasses, { ...CLASSROOM_DETECT, targetFpr }),
   );
 }
 
@@ -140,15 +139,15 @@ for (const seed of seeds) {
   const oracleAuroc = aurocOf(rawKnn(t, probeRowsFromKinds(oracleKinds)), rest, clean);
 
   // 3: easiness within the target class.
-  const easy = easiness(t);
+  // (the z-score within the class: within one class the same order as the easiness itself)
+  const easy = easinessScores(t, { labels: p.train.labels, numClasses: p.numClasses });
   const sameClass = clean.filter((i) => p.train.labels[i] === target);
   const easyAuroc = aurocOf(easy, poisons, sameClass);
 
   // 4: the default, and the union with the easiness test.
-  const base = flagsAt(run, kinds, DEFAULT_DETECT.targetFpr!);
+  const base = flagsAt(run, kinds, CLASSROOM_DETECT.targetFpr!);
   const union = flagsAt(run, kinds, ALPHA_KNN);
-  for (const i of easinessFlags(easy, kinds, p.train.labels, p.numClasses, ALPHA_EASY))
-    union.add(i);
+  for (const i of easinessFlags(t, kinds, p.train.labels, p.numClasses, ALPHA_EASY)) union.add(i);
   const undefended = run.undefended.asr.sinusoid ?? 0;
   const row: Record<string, unknown> = {
     seed,
@@ -173,7 +172,7 @@ for (const seed of seeds) {
     const cl = await probationary(seed, DEFAULT_PROBE_TRIGGER, log, cleanLabelProbes(seed));
     row.cleanLabelProbes = removal(
       cl,
-      flagsAt(cl, cl.prepared.probes.probeKind, DEFAULT_DETECT.targetFpr!),
+      flagsAt(cl, cl.prepared.probes.probeKind, CLASSROOM_DETECT.targetFpr!),
     );
   }
   results.push(row);

@@ -5,30 +5,50 @@
  * detection variants are compared without training again.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { subsetSplit, type Dataset } from '../src/core/dataset.ts';
 import { generateDemoDataset } from '../src/core/demo.ts';
+import { loadDatasetFiles } from '../src/core/formats/load.ts';
 import {
   keptRows,
   prepareExperiment,
   type Prepared,
   type RunConfig,
 } from '../src/core/experiment.ts';
-import { conformalScores } from '../src/core/detect/calibrate.ts';
-import { detect, flaggedRows, LOG_FLOOR, type DetectOptions } from '../src/core/detect/index.ts';
+import { detect, easinessTest, flaggedRows, type DetectOptions } from '../src/core/detect/index.ts';
 import { probeRowsFromKinds, type Trajectories } from '../src/core/detect/knn.ts';
-import { PROBE_NONE, type ProbeTrigger } from '../src/core/probes.ts';
+import type { ProbeTrigger } from '../src/core/probes.ts';
 import { averageOf, type ModelEvaluation } from '../src/core/report.ts';
 import { evaluateModel, trainConfigOf } from '../src/ml/run.ts';
 import { Trainer } from '../src/ml/train.ts';
 import { createWasmEngine } from '../src/ml/wasm-engine-node.ts';
+import { nodeDecoder } from '../src/cli/node-decoder.ts';
 import type { TrainingEngine } from '../src/ml/engine.ts';
 
 export const CACHE = join(import.meta.dirname, 'results', 'detection-cache');
 
 /** The product owner's scale: 6,000 training / 1,000 test images, every attack but FTrojan at its default ratio. */
 export const SCALE = { train: 6000, test: 1000 };
+
+/**
+ * BENCH_DATA: comma-separated dataset files (anything the CLI reads: the CIFAR-10 binary batches,
+ * a GTSRB or image-folder zip) to measure on instead of the demo set — natural images, of which
+ * each seed draws its own SCALE subsample (the CLI's --limit-train / --limit-test). Unset: the
+ * demo set generated at SCALE with the seed. Cached runs and retrainings are keyed by it.
+ */
+const DATA_FILES = process.env.BENCH_DATA ? process.env.BENCH_DATA.split(',') : [];
+/**
+ * A tag for the cache keys: '' for the demo set (so its old keys still hit), else the files' names
+ * and sizes hashed — two different files with the same name and size would share a cache.
+ */
+const DATA_TAG = DATA_FILES.length
+  ? 'd' +
+    createHash('sha256')
+      .update(JSON.stringify(DATA_FILES.map((f) => [basename(f), statSync(f).size])))
+      .digest('hex')
+      .slice(0, 8)
+  : '';
 
 /**
  * The measured setting: 250 probes of each kind, ResNet-8 ×0.5 for 10 epochs, batch 64, AdamW with
@@ -54,12 +74,28 @@ export function benchConfig(seed: number, trigger: ProbeTrigger): RunConfig {
     },
     detect: { method: 'knn', k: 'auto', threshold: 0.1 },
     separateBaseline: false,
+    ...(DATA_FILES.length ? { limit: { ...SCALE } } : {}),
     seed,
   };
 }
 
-export function benchDataset(seed: number): Dataset {
-  return generateDemoDataset({ seed, ...SCALE });
+/** A cache file's key: `parts` hashed, with the BENCH_DATA tag among them when it is set. */
+export function cacheKey(parts: unknown[]): string {
+  return createHash('sha256')
+    .update(JSON.stringify(DATA_TAG ? [...parts, DATA_TAG] : parts))
+    .digest('hex')
+    .slice(0, 20);
+}
+
+let loaded: Promise<Dataset> | undefined;
+/** The dataset a seed measures on: BENCH_DATA's files (loaded once), or the demo set. */
+export async function benchDataset(seed: number): Promise<Dataset> {
+  if (!DATA_FILES.length) return generateDemoDataset({ seed, ...SCALE });
+  loaded ??= loadDatasetFiles(
+    DATA_FILES.map((f) => ({ name: basename(f), bytes: new Uint8Array(readFileSync(f)) })),
+    { decode: nodeDecoder, name: DATA_FILES.map((f) => basename(f)).join(', ') },
+  );
+  return loaded;
 }
 
 let engine: TrainingEngine | undefined;
@@ -77,8 +113,9 @@ export interface StoredRun {
   seconds: number;
 }
 
-const keyOf = (seed: number, trigger: ProbeTrigger) =>
-  `s${seed}-${Array.isArray(trigger) ? trigger.join('+') : trigger}`;
+/** A stored run's file name stem: the data tag (BENCH_DATA), the seed and the probe trigger. */
+export const keyOf = (seed: number, trigger: ProbeTrigger) =>
+  `${DATA_TAG ? `${DATA_TAG}-` : ''}s${seed}-${Array.isArray(trigger) ? trigger.join('+') : trigger}`;
 
 /** A cached float32 array, or undefined when the file is missing or not `length` values long (cut short). */
 export function loadF32(file: string, length: number): Float32Array | undefined {
@@ -129,45 +166,21 @@ export function targetChecks(
   return { ok, notHalved };
 }
 
-/** Epochs from which the easiness is averaged (0-based): the first two of ten are mostly warm-up. */
-const EASY_FROM = 2;
-
-/** Per row, −mean ln(loss + 10⁻³) over epochs EASY_FROM…: higher = learned earlier and better. */
-export function easiness(t: Trajectories): Float64Array {
-  const { n, epochs: E, losses } = t;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let e = EASY_FROM; e < E; e++) s += Math.log(losses[i * E + e] + LOG_FLOOR);
-    out[i] = -s / (E - EASY_FROM);
-  }
-  return out;
-}
-
 /**
- * The easiness test: rows (probes never) whose easiness, as a robust z-score within their class
- * — (x − median) / MAD over the class's rows — is unusual at level α against all clean probes
- * together (conformal; a class has too few clean probes for small α).
+ * The easiness test's flags at budget α — the product's (`easinessTest` in src/core/detect): rows
+ * learned far better than their class, probes never.
  */
 export function easinessFlags(
-  easy: Float64Array,
+  t: Trajectories,
   kinds: Uint8Array,
   labels: ArrayLike<number>,
   numClasses: number,
   alpha: number,
 ): number[] {
-  const z = new Float64Array(easy.length);
-  const median = (v: number[]) => v.sort((a, b) => a - b)[v.length >> 1];
-  for (let c = 0; c < numClasses; c++) {
-    const rows = [...easy.keys()].filter((i) => labels[i] === c);
-    if (rows.length === 0) continue;
-    const med = median(rows.map((i) => easy[i]));
-    const mad = median(rows.map((i) => Math.abs(easy[i] - med))) || 1e-6;
-    for (const i of rows) z[i] = (easy[i] - med) / mad;
-  }
-  const judged = [...easy.keys()].filter((i) => kinds[i] === PROBE_NONE);
-  const { scores } = conformalScores(z, probeRowsFromKinds(kinds).clean, judged, () => 0, 1);
-  return judged.filter((i) => scores[i] > 1 - alpha);
+  return flaggedRows(
+    easinessTest(t, probeRowsFromKinds(kinds), alpha, { labels, numClasses }),
+    1 - alpha,
+  );
 }
 
 /**
@@ -190,7 +203,7 @@ export async function probationary(
 ): Promise<StoredRun> {
   mkdirSync(CACHE, { recursive: true });
   const cfg = benchConfig(seed, trigger);
-  const prepared = prepareExperiment(benchDataset(seed), cfg);
+  const prepared = prepareExperiment(await benchDataset(seed), cfg);
   variant?.apply(prepared);
   const key = keyOf(seed, trigger) + (variant ? `-${variant.name}` : '');
   const meta = join(CACHE, `${key}.json`);
@@ -246,12 +259,7 @@ export async function retrained(
   reseed = 0,
 ): Promise<ModelEvaluation & { seconds: number }> {
   const kept = keptRows(flagged, run.prepared.probes.probeKind);
-  const key = createHash('sha256')
-    .update(
-      JSON.stringify([run.cfg.seed, run.cfg.probes.trigger, kept, ...(reseed ? [reseed] : [])]),
-    )
-    .digest('hex')
-    .slice(0, 20);
+  const key = cacheKey([run.cfg.seed, run.cfg.probes.trigger, kept, ...(reseed ? [reseed] : [])]);
   const file = join(CACHE, `retrain-${key}.json`);
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
   const t0 = performance.now();

@@ -15,7 +15,7 @@ import { detect, flaggedRows, LOG_FLOOR, type DetectOptions } from '../src/core/
 import { probeRowsFromKinds, type Trajectories } from '../src/core/detect/knn.ts';
 import { PROBE_CLEAN, type ProbeTrigger } from '../src/core/probes.ts';
 import { averageOf, detectionSummaryOf } from '../src/core/report.ts';
-import { DEFAULT_DETECT, DEFAULT_PROBE_TRIGGER, PAPER_DETECT } from '../src/core/experiment.ts';
+import { CLASSROOM_DETECT, DEFAULT_PROBE_TRIGGER, PAPER_DETECT } from '../src/core/experiment.ts';
 import { probationary, retrained, type StoredRun } from './detection-data.ts';
 
 const log = (s: string) => process.stdout.write(s + '\n');
@@ -68,10 +68,10 @@ const FEATURES: Record<string, (run: StoredRun) => Trajectories> = {
 
 const BANK5: ProbeTrigger = ['patch', 'sinusoid', 'blend-r', 'blend-p', 'warping'];
 /** The default's score: the k-NN fraction with the clean distance breaking ties. */
-const TIEBREAK: DetectOptions = { ...DEFAULT_DETECT, score: 'knn+distance' };
-if (DEFAULT_DETECT.score !== 'knn+distance')
+const TIEBREAK: DetectOptions = { ...CLASSROOM_DETECT, score: 'knn+distance' };
+if (CLASSROOM_DETECT.score !== 'knn+distance')
   throw new Error('the variants below assume the default score');
-const EITHER: DetectOptions = { ...DEFAULT_DETECT, score: 'knn-or-distance' };
+const EITHER: DetectOptions = { ...CLASSROOM_DETECT, score: 'knn-or-distance' };
 const auto = (calibration: 'pooled' | 'class'): DetectOptions => ({
   method: 'knn',
   k: 'auto',
@@ -94,7 +94,7 @@ const VARIANTS: Variant[] = [
   { name: 'tiebreak@0.15', probes: 'patch', detect: { ...TIEBREAK, targetFpr: 0.15 } },
   // The default's first round: the same with the probe bank (its second round trains a model;
   // bench/second-round.ts and bench/targets.ts measure it).
-  { name: 'default', probes: DEFAULT_PROBE_TRIGGER, detect: DEFAULT_DETECT },
+  { name: 'default', probes: DEFAULT_PROBE_TRIGGER, detect: CLASSROOM_DETECT },
   // Either score unusual: the larger of the k-NN score's and the clean distance's ranks within
   // the class, calibrated on the clean probes at the same budget.
   { name: 'either', probes: 'patch', detect: EITHER },
@@ -105,7 +105,7 @@ const VARIANTS: Variant[] = [
   {
     name: 'default+cap0.5',
     probes: DEFAULT_PROBE_TRIGGER,
-    detect: { ...DEFAULT_DETECT, maxClassFraction: 0.5 },
+    detect: { ...CLASSROOM_DETECT, maxClassFraction: 0.5 },
   },
   {
     name: 'clean-distance',
@@ -117,12 +117,12 @@ const VARIANTS: Variant[] = [
   {
     name: 'default+loss+log',
     probes: DEFAULT_PROBE_TRIGGER,
-    detect: { ...DEFAULT_DETECT, features: 'loss+log' },
+    detect: { ...CLASSROOM_DETECT, features: 'loss+log' },
   },
   ...Object.entries(FEATURES).map(([name, features]) => ({
     name: `default+${name}`,
     probes: DEFAULT_PROBE_TRIGGER,
-    detect: DEFAULT_DETECT,
+    detect: CLASSROOM_DETECT,
     features,
   })),
 ];

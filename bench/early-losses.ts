@@ -22,12 +22,13 @@ import { join } from 'node:path';
 import { DEMO_CLASSES } from '../src/core/demo.ts';
 import { detect, flaggedRows } from '../src/core/detect/index.ts';
 import { probeRowsFromKinds, type Trajectories } from '../src/core/detect/knn.ts';
-import { DEFAULT_DETECT, DEFAULT_PROBE_TRIGGER } from '../src/core/experiment.ts';
+import { CLASSROOM_DETECT, DEFAULT_PROBE_TRIGGER } from '../src/core/experiment.ts';
 import { detectionSummaryOf } from '../src/core/report.ts';
 import { trainConfigOf } from '../src/ml/run.ts';
 import { Trainer } from '../src/ml/train.ts';
 import {
   CACHE,
+  keyOf,
   loadF32,
   probationary,
   saveF32,
@@ -45,7 +46,7 @@ const TEXTURES = new Set(['h-stripes', 'v-stripes', 'checker', 'dots']);
 /** The run's losses after 1/8 … 3/4 of the first epoch (EARLY.length × n, column-major): cached or recorded now. */
 async function earlyColumns(run: StoredRun, seed: number): Promise<Float32Array> {
   const n = run.prepared.train.count;
-  const file = join(CACHE, `s${seed}-${DEFAULT_PROBE_TRIGGER}-early.f32`);
+  const file = join(CACHE, `${keyOf(seed, DEFAULT_PROBE_TRIGGER)}-early.f32`);
   const cached = loadF32(file, EARLY.length * n);
   if (cached) return cached;
   const t0 = performance.now();
@@ -107,7 +108,7 @@ for (const seed of seeds) {
     ['default', { n: p.train.count, epochs: run.epochs, losses: run.trajectories }],
     ['default+early', withEarly(run, early)],
   ] as const) {
-    const det = detect(t, probeRowsFromKinds(p.probes.probeKind), DEFAULT_DETECT, {
+    const det = detect(t, probeRowsFromKinds(p.probes.probeKind), CLASSROOM_DETECT, {
       labels: p.train.labels,
       numClasses: p.numClasses,
     });

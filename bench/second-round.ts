@@ -16,12 +16,11 @@
  * Round-2 trajectories are cached beside the probationary runs (keyed, like them, by seed,
  * trigger and rows: the recipe is the bench's). Prints one Markdown row per (seed, α1, α2).
  */
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { subsetSplit } from '../src/core/dataset.ts';
 import type { KnnScore, TrajectoryFeatures } from '../src/core/detect/index.ts';
 import type { Trajectories } from '../src/core/detect/knn.ts';
-import { DEFAULT_DETECT, DEFAULT_PROBE_TRIGGER } from '../src/core/experiment.ts';
+import { CLASSROOM_DETECT, DEFAULT_PROBE_TRIGGER } from '../src/core/experiment.ts';
 import type { ProbeTrigger } from '../src/core/probes.ts';
 import { PROBE_NONE } from '../src/core/probes.ts';
 import { averageOf } from '../src/core/report.ts';
@@ -29,7 +28,7 @@ import { trainConfigOf } from '../src/ml/run.ts';
 import { Trainer } from '../src/ml/train.ts';
 import {
   CACHE,
-  easiness,
+  cacheKey,
   easinessFlags,
   flaggedAt,
   loadF32,
@@ -47,8 +46,8 @@ const a1s = list(process.env.BENCH_A1, '0.12,0.08');
 const a2s = list(process.env.BENCH_A2, '0,0.03,0.05');
 const [e1, e2] = [Number(process.env.BENCH_E1 ?? 0), Number(process.env.BENCH_E2 ?? 0)];
 const reseeds = Number(process.env.BENCH_RESEEDS ?? 0);
-const score = (process.env.BENCH_SCORE ?? DEFAULT_DETECT.score) as KnnScore;
-const features = (process.env.BENCH_FEATURES ?? DEFAULT_DETECT.features) as TrajectoryFeatures;
+const score = (process.env.BENCH_SCORE ?? CLASSROOM_DETECT.score) as KnnScore;
+const features = (process.env.BENCH_FEATURES ?? CLASSROOM_DETECT.features) as TrajectoryFeatures;
 const trigger: ProbeTrigger = process.env.BENCH_TRIGGER
   ? (process.env.BENCH_TRIGGER.split(',') as ProbeTrigger)
   : DEFAULT_PROBE_TRIGGER;
@@ -71,14 +70,14 @@ function flagged(
   const rows =
     alpha > 0
       ? flaggedAt(t, kinds, labels, numClasses, {
-          ...DEFAULT_DETECT,
+          ...CLASSROOM_DETECT,
           score,
           features,
           targetFpr: alpha,
         })
       : [];
   if (!(alphaEasy > 0)) return rows;
-  const easy = easinessFlags(easiness(t), kinds, labels, numClasses, alphaEasy);
+  const easy = easinessFlags(t, kinds, labels, numClasses, alphaEasy);
   return [...new Set([...rows, ...easy])];
 }
 
@@ -105,10 +104,7 @@ for (const seed of seeds) {
     );
     const drop = new Set(f1);
     const rows2 = [...Array(p.train.count).keys()].filter((i) => !drop.has(i));
-    const key = createHash('sha256')
-      .update(JSON.stringify([seed, triggerKey, rows2]))
-      .digest('hex')
-      .slice(0, 20);
+    const key = cacheKey([seed, triggerKey, rows2]);
     const bin = join(CACHE, `r2-${key}.f32`);
     let losses = loadF32(bin, rows2.length * run.epochs);
     if (!losses) {

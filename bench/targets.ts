@@ -29,7 +29,7 @@ let allFour = 0;
 for (const seed of seeds) {
   const t0 = performance.now();
   const cfg = { ...benchConfig(seed, DEFAULT_PROBE_TRIGGER), detect };
-  const { run } = await runInMemory(benchDataset(seed), cfg, (c, split, n, ck) =>
+  const { run } = await runInMemory(await benchDataset(seed), cfg, (c, split, n, ck) =>
     Trainer.create(theEngine(), c, split, n, ck),
   );
   const r = run.report!;

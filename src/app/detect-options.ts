@@ -1,5 +1,9 @@
-import type { DetectMethod, DetectOptions, TrajectoryFeatures } from '../core/detect/index.ts';
-import { DEFAULT_DETECT } from '../core/experiment.ts';
+import {
+  DEFAULT_TARGET_FPR,
+  type DetectMethod,
+  type DetectOptions,
+  type TrajectoryFeatures,
+} from '../core/detect/index.ts';
 
 /** What the Detect step's controls say. */
 export interface DetectControls {
@@ -18,6 +22,11 @@ export interface DetectControls {
   secondRoundPct: number | null;
   /** What the detectors compare: the losses as recorded, or with their logarithms beside them. */
   features: TrajectoryFeatures;
+  /**
+   * k-NN with the calibrated threshold: the easiness test's clean-removal budget in percent
+   * (rows learned far better than their class); null = off.
+   */
+  easinessPct: number | null;
 }
 
 /** The controls a run's detection settings start them at (the default budget where it has none). */
@@ -27,11 +36,12 @@ export function controlsFrom(d: DetectOptions): DetectControls {
     k: d.k ?? 'auto',
     thresholdMode: d.threshold === 'auto' ? 'auto' : 'fixed',
     threshold: typeof d.threshold === 'number' ? d.threshold : 0.1,
-    budgetPct: Math.round(100 * (d.targetFpr ?? DEFAULT_DETECT.targetFpr!)),
+    budgetPct: Math.round(100 * (d.targetFpr ?? DEFAULT_TARGET_FPR)),
     capPct: d.maxClassFraction !== undefined ? Math.round(100 * d.maxClassFraction) : null,
     rejectFraction: d.rejectFraction ?? 0.4,
     secondRoundPct: d.secondRound !== undefined ? +(100 * d.secondRound).toFixed(1) : null,
     features: d.features ?? 'loss',
+    easinessPct: d.easiness !== undefined ? +(100 * d.easiness).toFixed(1) : null,
   };
 }
 
@@ -50,7 +60,10 @@ export function detectOptionsFrom(c: DetectControls, base: DetectOptions): Detec
     k: c.k,
     threshold: c.thresholdMode === 'auto' ? 'auto' : c.threshold,
   };
-  if (c.thresholdMode === 'auto') opts.targetFpr = c.budgetPct / 100;
+  if (c.thresholdMode === 'auto') {
+    opts.targetFpr = c.budgetPct / 100;
+    if (c.easinessPct !== null && c.easinessPct > 0) opts.easiness = c.easinessPct / 100;
+  }
   if (base.calibration) opts.calibration = base.calibration;
   if (base.score) opts.score = base.score;
   if (features) opts.features = features;

@@ -4,7 +4,7 @@ import { ATTACK_IDS } from './attacks/triggers.ts';
 import { BASELINE_NAMES, type BaselineName } from './run.ts';
 import type { AttackRequest } from './attacks/plan.ts';
 import { PROBE_BANKS } from './probes.ts';
-import { KNN_SCORES, TRAJECTORY_FEATURES } from './detect/index.ts';
+import { DEFAULT_TARGET_FPR, KNN_SCORES, TRAJECTORY_FEATURES } from './detect/index.ts';
 
 const MODELS = ['resnet8', 'resnet20', 'resnet18', 'resnet50'];
 const METHODS = ['knn', 'clean-distance', 'no-probe'];
@@ -33,6 +33,7 @@ export const LIMITS = {
   targetFpr: { min: 0, max: 1, minExclusive: true, maxExclusive: true, int: false },
   maxClassFraction: { min: 0, max: 1, minExclusive: true, int: false },
   secondRound: { min: 0, max: 0.5, minExclusive: true, int: false },
+  easiness: { min: 0, max: 1, minExclusive: true, maxExclusive: true, int: false },
   limit: { min: 1, max: 100_000_000, int: true },
   seed: { min: -(2 ** 31), max: 2 ** 31 - 1, int: true },
   threads: { min: 1, max: 64, int: true },
@@ -179,6 +180,23 @@ export function validateRunConfig(v: unknown): RunConfig {
     num(d, 'maxClassFraction', 'maxClassFraction', 'detect.maxClassFraction');
   if (d.rejectFraction !== undefined)
     num(d, 'rejectFraction', 'rejectFraction', 'detect.rejectFraction');
+  if (d.easiness !== undefined) {
+    num(d, 'easiness', 'easiness', 'detect.easiness');
+    if (d.method !== 'knn' || d.threshold !== 'auto')
+      fail(
+        'detect.easiness needs the k-NN method with the calibrated threshold (threshold "auto"): its budget adds to the k-NN\'s clean-removal budget; remove it or calibrate the threshold',
+      );
+    const alpha = typeof d.targetFpr === 'number' ? d.targetFpr : DEFAULT_TARGET_FPR;
+    if (typeof d.easiness === 'number' && alpha + d.easiness >= 1)
+      fail(
+        `detect.targetFpr ${alpha} and detect.easiness ${d.easiness} add up to 1 or more: every row would be removed; lower one of them`,
+      );
+    if (typeof d.easiness === 'number' && typeof d.secondRound === 'number')
+      if (d.secondRound + d.easiness >= 1)
+        fail(
+          `detect.secondRound ${d.secondRound} and detect.easiness ${d.easiness} add up to 1 or more: the second round would remove every row; lower one of them`,
+        );
+  }
   if (d.secondRound !== undefined) {
     num(d, 'secondRound', 'secondRound', 'detect.secondRound');
     if (d.method !== 'knn')

@@ -237,7 +237,7 @@ export function keptRows(flagged: ArrayLike<number>, probeKind: Uint8Array): num
  * each kind. Measured on the tiny preset (docs/detection.md, `bench/demo-presets.ts`), seed 0:
  * undefended ASR 56–72% for every attack; retrained, the patch, frequency and warping attacks fall
  * below 4% and the random blend only to 34%; on seed 1 every attack is at least halved. They use
- * the default detection's first round (`DEFAULT_DETECT` without its second round).
+ * the k-NN detection tuned on the demo set, in one round (`CLASSROOM_DETECT`).
  */
 export type PresetName = 'paper' | 'quick' | 'tiny' | 'compare';
 
@@ -255,33 +255,48 @@ const DEMO_ATTACKS: AttackRequest[] = [
 ];
 
 /**
- * The default detection (docs/detection.md): k-NN over the probes with k by leave-one-out, the
- * clean distance breaking the k-NN score's ties, and a threshold calibrated per class on the
- * clean probes (conformal p-values) at α = 0.12 — the defender's clean-removal budget, the one
- * number to set. Not 0.15, although 15% is the most we may remove: a per-class conformal level is
- * discrete and one draw of 250 clean probes moves the realized removal by about ±2 points. The
- * 'knn-or-distance' score was a wash beside this one on ten seeds at 6,000 images and worse on the
- * classroom presets, so it stays an option.
+ * The k-NN detection tuned on the demo set, one round (docs/detection.md): k-NN over the probes
+ * with k by leave-one-out, the clean distance breaking the k-NN score's ties, and a threshold
+ * calibrated per class on the clean probes (conformal p-values) at α = 0.12 — the defender's
+ * clean-removal budget. Not 0.15, although 15% is the most we may remove:
+ * a per-class conformal level is discrete and one draw of 250 clean probes moves the realized
+ * removal by about ±2 points. The 'knn-or-distance' score was a wash beside this one on ten seeds
+ * at 6,000 images and worse on the classroom presets, so it stays an option. The trajectories are
+ * compared as recorded: adding their logarithms (`features: 'loss+log'`) halved every attack more
+ * often with one round but not with two, so it is an option too.
  *
- * Then a second round at α2 = 0.03: a second probationary model trained on what the first round
- * kept, detected again. With half an attack's poisons gone the rest are learned later, like the
- * backdoor probes. Over ten seeds of the six-attack setting it lowered the mean average ASR after
- * retraining from 10.2% to 6.1% and met all four of issue #12's targets on 7 of 10 seeds instead
- * of 2, for one more training (α2 was chosen on seeds 0–3).
- *
- * The trajectories are compared as recorded: adding their logarithms (`features: 'loss+log'`)
- * halved every attack more often with one round but not with two (all four targets on 10 of 20
- * seeds against 11) and went over the 15% clean budget on one seed (docs/detection.md), so it is
- * an option.
+ * The classroom presets detect with it (they were measured with it on the demo set), and the
+ * benches' ablation starts from it.
  */
-export const DEFAULT_DETECT: DetectOptions = {
+export const CLASSROOM_DETECT: DetectOptions = {
   method: 'knn',
   k: 'auto',
   threshold: 'auto',
   targetFpr: 0.12,
   calibration: 'class',
   score: 'knn+distance',
-  secondRound: 0.03,
+};
+
+/**
+ * The default detection (the CLI's; docs/detection.md): the k-NN above at α1 = 0.08, united with
+ * the easiness test at α_e = 0.02 — rows learned far better than the rest of their class — then a
+ * second round: a second probationary model trained on what the first round kept is detected
+ * again at α2 = 0.02, with the easiness test at 0.02. The budgets add up to 14% of the clean data.
+ *
+ * Why the easiness test: on natural images (CIFAR-10 at the product owner's scale, eight seeds)
+ * the network learns none of the bank's backdoor probes in ten epochs — they look like mislabeled
+ * rows — while the attacks that take hold are learned faster than their class. The k-NN alone
+ * (α 0.12, α2 0.03) removed 14% of those attacks' poisons and lowered the mean average ASR only
+ * from 41.2% to 33.5%; with the easiness test 39% and 22.4%, for no more clean data. On the demo
+ * set, where the probes are learned, it met all four of issue #12's targets on as many seeds as
+ * the k-NN alone (11 of 20, other seeds). α1 = 0.08 rather than 0.10 keeps the demo set's clean
+ * removal under 15% on every seed (0.10: 17.9% on one).
+ */
+export const DEFAULT_DETECT: DetectOptions = {
+  ...CLASSROOM_DETECT,
+  targetFpr: 0.08,
+  easiness: 0.02,
+  secondRound: 0.02,
 };
 
 /**
@@ -297,8 +312,9 @@ export const PAPER_DETECT: DetectOptions = { method: 'knn', k: 'auto', threshold
 export function preset(name: PresetName, gtsrb = false): RunConfig {
   // The classroom presets detect in one round: on the tiny preset's seeds 0–5 a second round
   // lowered the mean average ASR (28.5% → 24.0%) but halved every attack on none of them (one
-  // round: 2 of 6), for a third more time (docs/detection.md). The Detect step turns it on.
-  const { secondRound: _secondRound, ...detect } = DEFAULT_DETECT;
+  // round: 2 of 6), for a third more time (docs/detection.md). The Detect step turns it on, and
+  // the easiness test too (measured on natural images, where the probes are not learned).
+  const detect = { ...CLASSROOM_DETECT };
   switch (name) {
     case 'paper':
       return {

@@ -49,6 +49,7 @@ export interface Caveat {
   kind:
     | 'never-took-hold'
     | 'few-probes'
+    | 'easiness-idle'
     | 'loo-chance'
     | 'most-flagged'
     | 'class-hit'
@@ -93,9 +94,21 @@ export function detectionCaveats(d: {
   judged: number;
   looAuroc?: { k: number; auroc: number }[];
   probeCounts?: { clean: number; backdoor: number; mislabeled: number };
+  /** The easiness test's budget, where it ran. */
+  easiness?: number;
 }): Caveat[] {
   const out: Caveat[] = [];
   const pc = d.probeCounts;
+  if (pc && d.easiness) {
+    // Its p-value is calibrated on the clean probes: with m of them it cannot go below 1/(m + 1).
+    const need = easinessProbesNeeded(d.easiness);
+    if (pc.clean < need)
+      out.push({
+        kind: 'easiness-idle',
+        text: `The "learned too easily" test needs at least ${need} clean probes to remove anything at its budget of ${pct(d.easiness)}; with ${pc.clean} it removed nothing.`,
+        action: 'Add trusted examples and raise the number of probes, or raise its budget.',
+      });
+  }
   if (pc) {
     const fewest = Math.min(pc.clean, pc.backdoor, pc.mislabeled);
     if (fewest < MIN_PROBES)
@@ -122,6 +135,13 @@ export function detectionCaveats(d: {
       action: 'Raise the threshold on the Detect step, or add probes and detect again.',
     });
   return out;
+}
+
+/** The fewest clean probes with which a conformal test at level α can flag a row: 1/(m + 1) < α. */
+export function easinessProbesNeeded(alpha: number): number {
+  let m = Math.max(0, Math.floor(1 / alpha) - 2);
+  while (1 / (m + 1) >= alpha) m++;
+  return m;
 }
 
 /** Where the probes' trusted examples came from, in words. */
@@ -244,7 +264,9 @@ export function verdictOf(r: Report, extras: VerdictExtras = {}): Verdict {
       text: 'There were no test images left to evaluate on, so clean accuracy (and ASR) could not be measured.',
       action: 'Import a dataset with a test split (or a train/ and test/ folder in the zip).',
     });
-  caveats.push(...detectionCaveats({ flagged, judged, ...extras }));
+  caveats.push(
+    ...detectionCaveats({ flagged, judged, easiness: r.config.detect.easiness, ...extras }),
+  );
   const overall = judged ? flagged / judged : 0;
   const targets = new Set(r.mode === 'benchmark' ? r.attacks.map((a) => a.target) : []);
   const hit = det.perClass

@@ -7,7 +7,13 @@ import {
   type Dataset,
   type ImageSplit,
 } from '../core/dataset.ts';
-import { detect, flaggedRows, type Detection, type DetectOptions } from '../core/detect/index.ts';
+import {
+  DEFAULT_TARGET_FPR,
+  detect,
+  flaggedRows,
+  type Detection,
+  type DetectOptions,
+} from '../core/detect/index.ts';
 import { nearestNeighbours, probeRowsFromKinds, type NearestFn } from '../core/detect/knn.ts';
 import { CancelledError, InvalidOptionError, LabError } from '../core/errors.ts';
 import {
@@ -609,13 +615,27 @@ export class RunOrchestrator {
     this.confirmDropping(r, [this.invalidatedBy(r, det, threshold)], confirm);
     // Store the cut where a re-detection reads it: rank-based detectors cut at 1 − rejectFraction,
     // a calibrated k-NN threshold at 1 − α (its scores are 1 − p), a fixed one at the threshold.
+    // With the easiness test the cut is at 1 − (α + α_e), and moving it scales both budgets
+    // alike (`unionOfTests`): the stored pair gives the same removals when detected again (up to
+    // rows lying exactly on a scaled cut). The second round uses the new α_e too; it is trained
+    // again anyway when the first round's removals change. A fixed cut (the slider's ends) drops
+    // the easiness test, which needs the calibrated threshold.
     const d = r.config.detect;
+    const { easiness: _easiness, ...withoutEasiness } = d;
+    const budget = 1 - threshold;
+    const alpha = d.targetFpr ?? DEFAULT_TARGET_FPR;
     const detectCfg =
       d.method !== 'knn'
-        ? { ...d, rejectFraction: 1 - threshold }
+        ? { ...d, rejectFraction: budget }
         : d.threshold === 'auto' && threshold > 0 && threshold < 1
-          ? { ...d, targetFpr: 1 - threshold }
-          : { ...d, threshold };
+          ? d.easiness !== undefined
+            ? {
+                ...d,
+                targetFpr: (budget * alpha) / (alpha + d.easiness),
+                easiness: (budget * d.easiness) / (alpha + d.easiness),
+              }
+            : { ...d, targetFpr: budget }
+          : { ...withoutEasiness, threshold };
     const run = await this.storeDetection(
       { ...r, config: { ...r.config, detect: detectCfg } },
       p,
@@ -701,6 +721,7 @@ export class RunOrchestrator {
               r.detection.secondRound.targetFpr,
               r.detection.secondRound.first,
               r.detection.secondRound.summary,
+              r.detection.secondRound.calibration?.easiness,
             ),
           }
         : {}),
@@ -1242,7 +1263,8 @@ function defenseLine(d: DefenseRecord): string {
 
 function secondRoundLine(d: DetectionRecord): string {
   const s = d.secondRound!;
-  return `second detection round (α = ${s.targetFpr}): flagged ${s.summary.flagged.length} more, ${d.summary.flagged.length} in all; AUROC on the rows it judged ${aurocText(s.summary.auroc)}`;
+  const easy = s.calibration?.easiness;
+  return `second detection round (α = ${s.targetFpr}${easy ? `, easiness test ${easy}` : ''}): flagged ${s.summary.flagged.length} more, ${d.summary.flagged.length} in all; AUROC on the rows it judged ${aurocText(s.summary.auroc)}`;
 }
 
 function detectLine(d: DetectionRecord): string {

@@ -117,9 +117,9 @@ describe('Detect step options', () => {
   });
   it('turns the budget, the fixed threshold and the cap into options', () => {
     const c = controlsFrom(DEFAULT_DETECT);
-    expect(detectOptionsFrom({ ...c, budgetPct: 8, capPct: 40 }, DEFAULT_DETECT)).toEqual({
+    expect(detectOptionsFrom({ ...c, budgetPct: 12, capPct: 40 }, DEFAULT_DETECT)).toEqual({
       ...DEFAULT_DETECT,
-      targetFpr: 0.08,
+      targetFpr: 0.12,
       maxClassFraction: 0.4,
     });
     const fixed = detectOptionsFrom(
@@ -131,7 +131,7 @@ describe('Detect step options', () => {
     expect(
       detectOptionsFrom({ ...c, capPct: null }, DEFAULT_DETECT).maxClassFraction,
     ).toBeUndefined();
-    expect(c.secondRoundPct).toBe(3);
+    expect(c.secondRoundPct).toBe(100 * DEFAULT_DETECT.secondRound!);
     expect(detectOptionsFrom({ ...c, secondRoundPct: 5 }, DEFAULT_DETECT).secondRound).toBe(0.05);
     expect(
       detectOptionsFrom({ ...c, secondRoundPct: null }, DEFAULT_DETECT).secondRound,
@@ -142,6 +142,18 @@ describe('Detect step options', () => {
       method: 'clean-distance',
       rejectFraction: 0.3,
     });
+  });
+  it('sends the easiness test only with the calibrated k-NN threshold, and off when emptied', () => {
+    const easy = { ...DEFAULT_DETECT, easiness: 0.02 };
+    const c = controlsFrom(easy);
+    expect(c.easinessPct).toBe(2);
+    expect(detectOptionsFrom(c, easy).easiness).toBe(0.02);
+    expect(detectOptionsFrom({ ...c, easinessPct: null }, easy)).not.toHaveProperty('easiness');
+    expect(detectOptionsFrom({ ...c, easinessPct: 5 }, easy).easiness).toBe(0.05);
+    expect(detectOptionsFrom({ ...c, thresholdMode: 'fixed' }, easy)).not.toHaveProperty(
+      'easiness',
+    );
+    expect(controlsFrom({ method: 'knn', threshold: 'auto' }).easinessPct).toBeNull();
   });
   it('sends the features the control names, and none where the configuration had none', () => {
     const c = controlsFrom(DEFAULT_DETECT);

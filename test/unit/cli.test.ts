@@ -231,6 +231,21 @@ describe('cli detect', () => {
     );
     expect(other.code).toBe(2);
     expect(other.err).toMatch(/--second-round needs --method knn/);
+    const easy = cli('audit', 'demo', '--easiness', '2', '--out', join(dir, 'x.json'));
+    expect(easy.code).toBe(2);
+    expect(easy.err).toMatch(/--easiness 2 is not a number in \(0, 1\)/);
+    const fixed = cli(
+      'audit',
+      'demo',
+      '--threshold',
+      '0.1',
+      '--easiness',
+      '0.02',
+      '--out',
+      join(dir, 'x.json'),
+    );
+    expect(fixed.code).toBe(2);
+    expect(fixed.err).toMatch(/--easiness needs --method knn with the calibrated threshold/);
     expect(existsSync(join(dir, 'x.json'))).toBe(false);
   });
 });

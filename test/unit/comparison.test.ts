@@ -7,6 +7,7 @@ import { bestDefenseSentence, compareDefenses } from '../../src/core/comparison.
 import { encodeNpy, parseNpy } from '../../src/core/formats/npy.ts';
 import { reportHtml, type RemovalSummary } from '../../src/core/report.ts';
 import { DEFENSE_NAMES } from '../../src/core/defenses/index.ts';
+import { DEFAULT_DETECT } from '../../src/core/experiment.ts';
 
 const summary = (all: number): RemovalSummary => ({
   auroc: { patch: all, all },
@@ -139,9 +140,12 @@ describe('cli audit --defenses', () => {
     expect(report.comparison).toMatch(/did best/);
     // BaDLoss detected in two rounds (the default) and removed what both flagged
     expect(r.stderr).toMatch(/recheck: a second probationary model on the \d+ rows/);
-    expect(r.stderr).toMatch(/second detection round \(α = 0\.03\)/);
+    expect(r.stderr).toContain(
+      `second detection round (α = ${DEFAULT_DETECT.secondRound}, easiness test ${DEFAULT_DETECT.easiness})`,
+    );
     const two = report.detection.secondRound;
-    expect(two.targetFpr).toBe(0.03);
+    expect(two.targetFpr).toBe(DEFAULT_DETECT.secondRound);
+    expect(report.config.detect.easiness).toBe(DEFAULT_DETECT.easiness);
     expect(report.detection.flaggedCount).toBe(two.firstRound.flagged + two.secondRound.flagged);
     expect(report.detection.removed.clean).toBe(
       two.firstRound.removed.clean + two.secondRound.removed.clean,
@@ -150,6 +154,9 @@ describe('cli audit --defenses', () => {
     const html = reportHtml(report);
     expect(html).toContain('Every defense side by side');
     expect(html).toContain(report.comparison);
+    expect(html).toContain(
+      `with the easiness test (rows learned far better than their class) at 2%`,
+    );
     expect(html.match(/<tr><th>ABL \(isolation\)<\/th>/g)).toHaveLength(2); // Table 3 and Table 1 rows
     const f = parseNpy('features.npy', new Uint8Array(readFileSync(feats)));
     expect(f.shape).toEqual([600, 16]); // ResNet-8 ×0.25: 64 · 0.25 channels

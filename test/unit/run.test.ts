@@ -249,6 +249,60 @@ describe('run orchestrator', () => {
     expect(again.detection!.summary.flagged).toEqual(moved.detection!.summary.flagged);
   }, 120_000);
 
+  it('with the easiness test, a moved threshold scales both budgets and detecting again agrees', async () => {
+    const runs = orchestrator(new MemoryRunStore());
+    const detect = {
+      method: 'knn',
+      k: 5,
+      threshold: 'auto',
+      targetFpr: 0.1,
+      easiness: 0.05,
+      calibration: 'pooled',
+    } as const;
+    const done = await runs.runAll((await newRun(runs, { detect })).id);
+    expect(done.detection!.summary.threshold).toBeCloseTo(0.85, 12);
+    const moved = await runs.setThreshold(done.id, 0.55, true);
+    // the cut at 1 − 0.45: the budgets 0.1 and 0.05 scaled by 3, in proportion
+    expect(moved.config.detect.targetFpr).toBeCloseTo(0.3, 12);
+    expect(moved.config.detect.easiness).toBeCloseTo(0.15, 12);
+    expect(moved.detection!.summary.flagged.length).toBeGreaterThan(
+      done.detection!.summary.flagged.length,
+    );
+    const again = await runs.detect(done.id, undefined, true);
+    expect(again.detection!.summary.flagged).toEqual(moved.detection!.summary.flagged);
+    // the slider's end is a fixed cut: the easiness test goes with the calibration
+    const fixed = await runs.setThreshold(done.id, 0, true);
+    expect(fixed.config.detect.threshold).toBe(0);
+    expect(fixed.config.detect).not.toHaveProperty('easiness');
+  }, 120_000);
+
+  it('refuses the easiness test without the calibrated k-NN threshold, or with budgets adding up to 1', async () => {
+    const runs = orchestrator(new MemoryRunStore());
+    await expect(
+      newRun(runs, { detect: { method: 'knn', threshold: 0.1, easiness: 0.02 } }),
+    ).rejects.toThrow(/detect\.easiness needs the k-NN method with the calibrated threshold/);
+    await expect(
+      newRun(runs, { detect: { method: 'clean-distance', easiness: 0.02 } }),
+    ).rejects.toThrow(/detect\.easiness needs/);
+    await expect(
+      newRun(runs, { detect: { method: 'knn', threshold: 'auto', targetFpr: 0.6, easiness: 0.4 } }),
+    ).rejects.toThrow(/add up to 1 or more/);
+    await expect(
+      newRun(runs, { detect: { method: 'knn', threshold: 'auto', easiness: 1 } }),
+    ).rejects.toThrow(/detect\.easiness = 1 is invalid/);
+    await expect(
+      newRun(runs, {
+        detect: {
+          method: 'knn',
+          threshold: 'auto',
+          targetFpr: 0.05,
+          easiness: 0.6,
+          secondRound: 0.5,
+        },
+      }),
+    ).rejects.toThrow(/detect\.secondRound 0\.5 and detect\.easiness 0\.6 add up to 1 or more/);
+  });
+
   it('a second detection round trains on what the first kept, detects again, and retraining drops both', async () => {
     const trained: { seed: number; rows: number; record: string }[] = [];
     const spy: TrainerFactory = (cfg, split, n, ck) => {

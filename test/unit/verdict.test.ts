@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { changeTone, verdictOf, TOOK_HOLD_ASR } from '../../src/core/verdict.ts';
+import {
+  changeTone,
+  detectionCaveats,
+  easinessProbesNeeded,
+  verdictOf,
+  TOOK_HOLD_ASR,
+} from '../../src/core/verdict.ts';
 import { preset } from '../../src/core/experiment.ts';
 import type { Report } from '../../src/core/report.ts';
 import { reportHtml } from '../../src/core/report.ts';
@@ -194,6 +200,33 @@ describe('verdictOf', () => {
     expect(kinds).not.toContain('loo-chance');
     expect(kinds).not.toContain('most-flagged');
     expect(v.caveats.find((c) => c.kind === 'probe-source')!.text).toMatch(/not vetted/);
+  });
+
+  it('says when the easiness test cannot flag anything with so few clean probes', () => {
+    // a conformal test at level α needs 1/(m + 1) < α
+    expect(easinessProbesNeeded(0.02)).toBe(50);
+    expect(easinessProbesNeeded(0.03)).toBe(33);
+    expect(easinessProbesNeeded(0.5)).toBe(2);
+    for (const a of [0.015, 0.02, 0.07, 0.1, 0.25]) {
+      const m = easinessProbesNeeded(a);
+      expect(1 / (m + 1)).toBeLessThan(a);
+      expect(1 / m).toBeGreaterThanOrEqual(a);
+    }
+    const few = detectionCaveats({
+      flagged: 10,
+      judged: 1000,
+      easiness: 0.02,
+      probeCounts: { clean: 49, backdoor: 60, mislabeled: 60 },
+    });
+    expect(few.map((c) => c.kind)).toEqual(['easiness-idle']);
+    expect(few[0].text).toMatch(/at least 50 clean probes .* with 49 it removed nothing/);
+    const enough = { clean: 50, backdoor: 60, mislabeled: 60 };
+    expect(
+      detectionCaveats({ flagged: 10, judged: 1000, easiness: 0.02, probeCounts: enough }),
+    ).toEqual([]);
+    expect(
+      detectionCaveats({ flagged: 10, judged: 1000, probeCounts: { ...enough, clean: 49 } }),
+    ).toEqual([]);
   });
 
   it('flags a class hit much harder than the others (but not an attack target)', () => {

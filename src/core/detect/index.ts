@@ -73,12 +73,19 @@ export interface DetectOptions {
    * calibrate.ts). Default 0.1 (the paper's method).
    */
   threshold?: number | 'auto';
-  /** 'auto' threshold: the clean false-positive rate aimed at, α (default 0.1). */
+  /** 'auto' threshold: the clean false-positive rate aimed at, α (default DEFAULT_TARGET_FPR, 0.1). */
   targetFpr?: number;
   /** 'auto' threshold: calibrate within each class ('class', default) or over all clean probes ('pooled'). */
   calibration?: 'class' | 'pooled';
   /** k-NN: the raw score (default 'knn'). */
   score?: KnnScore;
+  /**
+   * k-NN with the 'auto' threshold: the budget α_e of the easiness test, united with the k-NN's
+   * (unset = none). A row is also flagged when it was learned far better than its class — see
+   * `easinessScores` — at a clean-removal rate of about α_e, calibrated on the clean probes. It
+   * applies in every detection round; with a fixed threshold or another method it is ignored.
+   */
+  easiness?: number;
   /** Remove at most this fraction of any class's rows (needs labels); unset = no cap. */
   maxClassFraction?: number;
   /** clean-distance / no-probe: reject the top fraction by rank (default 0.4). */
@@ -91,6 +98,9 @@ export interface DetectOptions {
    */
   secondRound?: number;
 }
+
+/** The 'auto' threshold's clean false-positive rate α where the options name none. */
+export const DEFAULT_TARGET_FPR = 0.1;
 
 /** What the calibrated ('auto') threshold found on the probes. */
 export interface Calibration {
@@ -107,6 +117,12 @@ export interface Calibration {
   anomalousProbeTpr: number;
   /** Classes with too few clean probes (< ⌈1/α⌉ − 1) that used the pooled calibration. */
   pooledClasses: number[];
+  /**
+   * With `easiness`: the easiness test's budget α_e. The scores are then the two tests' union
+   * (`unionOfTests`) and the threshold 1 − (α + α_e); `cleanProbeFpr` and `anomalousProbeTpr`
+   * are the k-NN's alone.
+   */
+  easiness?: number;
 }
 
 export interface Detection {
@@ -159,6 +175,7 @@ export function detect(
     throw new InvalidOptionError(
       `features ${JSON.stringify(features)} is invalid: must be one of ${TRAJECTORY_FEATURES.join(', ')}`,
     );
+  const recorded = t;
   t = trajectoryFeatures(t, features);
   const probeRows = [...probes.clean, ...probes.anomalous];
   for (const r of probeRows)
@@ -190,6 +207,13 @@ export function detect(
         det.scores = cal.scores;
         det.threshold = cal.threshold;
         det.calibration = cal.calibration;
+        if (opts.easiness !== undefined) {
+          const alpha = cal.calibration.targetFpr;
+          const easy = easinessTest(recorded, probes, opts.easiness, context);
+          det.scores = unionOfTests(det.scores, alpha, easy, opts.easiness);
+          det.threshold = 1 - (alpha + opts.easiness);
+          det.calibration = { ...cal.calibration, easiness: opts.easiness };
+        }
       } else {
         det.threshold = opts.threshold ?? 0.1;
         const isProbe = new Uint8Array(t.n);
@@ -244,9 +268,115 @@ function withDistanceTies(knn: Float32Array, dist: Float32Array, k: number): Flo
   return knn.map((v, i) => v + dist[i] / (2 * k));
 }
 
+/** The easiness is averaged from this fraction of the epochs on: the first ones are warm-up. */
+export const EASINESS_FROM = 0.2;
+
+/**
+ * How much better than its class a row was learned: its easiness, −mean ln(loss + LOG_FLOOR)
+ * over the epochs after the first fifth (2 of 10), as a robust z-score within its class — minus
+ * the median over the class's rows, over their median absolute deviation (one group without
+ * labels). Higher = easier than the class. The k-NN does not see it where no probe is learned
+ * that fast: on natural images (CIFAR-10 at 6,000 images and ten epochs) the network learns none
+ * of the bank's backdoor probes, while the attacks that take hold — the dimple blend, the
+ * sinusoid — end at a tenth or less of their class's clean loss, so their nearest probes are
+ * clean; on the demo set the clean-label sinusoid's poisons do the same (AUROC 0.92 within the
+ * class over eight seeds). docs/detection.md, "Natural images".
+ */
+export function easinessScores(t: Trajectories, context?: DetectContext): Float64Array {
+  const { n, epochs: E, losses } = t;
+  const from = Math.min(Math.floor(EASINESS_FROM * E), E - 1);
+  const x = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let e = from; e < E; e++) s += Math.log(Math.max(losses[i * E + e], 0) + LOG_FLOOR);
+    x[i] = -s / (E - from);
+  }
+  const groups = context?.numClasses ?? 1;
+  const members: number[][] = Array.from({ length: groups }, () => []);
+  for (let i = 0; i < n; i++) members[context ? context.labels[i] : 0].push(i);
+  const z = new Float64Array(n);
+  const median = (v: Float64Array) => {
+    v.sort();
+    return v[v.length >> 1];
+  };
+  for (const rows of members) {
+    if (rows.length === 0) continue;
+    const med = median(Float64Array.from(rows, (i) => x[i]));
+    const mad = median(Float64Array.from(rows, (i) => Math.abs(x[i] - med))) || 1e-6;
+    for (const i of rows) z[i] = (x[i] - med) / mad;
+  }
+  return z;
+}
+
+/**
+ * The easiness test's conformal scores 1 − p_e for every row but the probes (NaN there): the
+ * easiness z-score calibrated on all clean probes together (a class has too few of them for a
+ * level of 0.02; the z-score already makes the classes comparable). Flag ⇔ score > 1 − alpha.
+ */
+export function easinessTest(
+  t: Trajectories,
+  probes: ProbeRows,
+  alpha: number,
+  context?: DetectContext,
+): Float32Array {
+  if (!(alpha > 0 && alpha < 1))
+    throw new InvalidOptionError(`easiness ${alpha} must be in (0, 1)`);
+  const isProbe = new Uint8Array(t.n);
+  for (const r of [...probes.clean, ...probes.anomalous]) isProbe[r] = 1;
+  const rows = [...Array(t.n).keys()].filter((i) => !isProbe[i]);
+  return conformalScores(easinessScores(t, context), probes.clean, rows, () => 0, 1).scores;
+}
+
+/**
+ * Two calibrated tests as one score: with conformal scores 1 − p of a test at budget α and of
+ * another at β, s = 1 − (α + β)·min(p/α, q/β), so s > 1 − (α + β) ⇔ p < α or q < β — a row either
+ * test flags, at about α + β of the clean rows. One score and one threshold keep the histogram
+ * and the slider meaningful: moving the threshold scales both budgets together. NaN stays NaN;
+ * scores are in [0, 1].
+ */
+export function unionOfTests(
+  a: Float32Array,
+  alpha: number,
+  b: Float32Array,
+  beta: number,
+): Float32Array {
+  const threshold = 1 - (alpha + beta);
+  if (!(threshold > 0))
+    throw new InvalidOptionError(
+      `the two budgets ${alpha} and ${beta} add up to 1 or more: every row would be removed`,
+    );
+  const above = float32Beside(threshold, 1);
+  const atMost = float32Beside(threshold, -1);
+  const out = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) {
+    if (Number.isNaN(a[i]) || Number.isNaN(b[i])) {
+      out[i] = NaN;
+      continue;
+    }
+    const s = 1 - (alpha + beta) * Math.min((1 - a[i]) / alpha, (1 - b[i]) / beta);
+    // Each test decides as it would alone (score > 1 − budget); float rounding must not move a
+    // row across the combined threshold.
+    const flagged = a[i] > 1 - alpha || b[i] > 1 - beta;
+    // (clamped at 0 below: s reaches −min(α, β)/max(α, β), and the histogram shows [0, 1])
+    out[i] = flagged
+      ? Math.max(Math.fround(s), above)
+      : Math.max(0, Math.min(Math.fround(s), atMost));
+  }
+  return out;
+}
+
+/** The nearest float32 strictly above (`dir` 1) or at most (`dir` −1) a positive `x`. */
+function float32Beside(x: number, dir: 1 | -1): number {
+  const f = Math.fround(x);
+  if (dir === 1 ? f > x : f <= x) return f;
+  const bits = new Uint32Array(Float32Array.of(f).buffer);
+  bits[0] += dir;
+  return new Float32Array(bits.buffer)[0];
+}
+
 /** The budget α and the calibration groups (the class, or one group) of the 'auto' threshold. */
 function calibrationGroups(opts: DetectOptions, context?: DetectContext) {
-  const alpha = opts.targetFpr ?? 0.1;
+  const alpha = opts.targetFpr ?? DEFAULT_TARGET_FPR;
   if (!(alpha > 0 && alpha < 1))
     throw new InvalidOptionError(`targetFpr ${alpha} must be in (0, 1)`);
   const mode: 'class' | 'pooled' = context ? (opts.calibration ?? 'class') : 'pooled';
