@@ -67,18 +67,17 @@ function flagged(
   alpha: number,
   alphaEasy: number,
 ) {
-  const rows =
-    alpha > 0
-      ? flaggedAt(t, kinds, labels, numClasses, {
-          ...CLASSROOM_DETECT,
-          score,
-          features,
-          targetFpr: alpha,
-        })
-      : [];
-  if (!(alphaEasy > 0)) return rows;
-  const easy = easinessFlags(t, kinds, labels, numClasses, alphaEasy);
-  return [...new Set([...rows, ...easy])];
+  // With a k-NN budget the product's detection does both tests (detect's `easiness`); without
+  // one, the easiness test alone.
+  if (!(alpha > 0))
+    return alphaEasy > 0 ? easinessFlags(t, kinds, labels, numClasses, alphaEasy) : [];
+  return flaggedAt(t, kinds, labels, numClasses, {
+    ...CLASSROOM_DETECT,
+    score,
+    features,
+    targetFpr: alpha,
+    ...(alphaEasy > 0 ? { easiness: alphaEasy } : {}),
+  });
 }
 
 const rows: string[] = [];

@@ -249,6 +249,13 @@ export function secondRoundReport(
   };
 }
 
+/** The report's words for the easiness test at its budget (the HTML export and the Report step); '' without it. */
+export function easinessText(budget: number | undefined): string {
+  return budget
+    ? `, with the easiness test (rows learned far better than their class) at ${+(100 * budget).toFixed(1)}% of the clean data`
+    : '';
+}
+
 /** The report's sentence on a second detection round (the HTML export and the Report step). */
 export function secondRoundText(s: SecondRoundReport): string {
   return `Two detection rounds: the first removed ${s.firstRound.flagged}; a second model, trained on what it kept, found ${s.secondRound.flagged} more at a clean-removal budget of ${+(100 * s.targetFpr).toFixed(1)}%${s.easiness ? ` (and ${+(100 * s.easiness).toFixed(1)}% for the easiness test)` : ''}. The table counts both rounds; its AUROC is the first round's.`;
@@ -485,7 +492,7 @@ ${caveats ? `<p><b>Caveats</b></p><ul class="caveats">${caveats}</ul>` : ''}
 <p><small>${abbr('cleanAccuracy')}: higher is better. ${abbr('asr')}: lower is better. Changes within ±2 points count as no effect.</small></p>
 <table><tr><th></th><th>${abbr('cleanAccuracy')}</th>${asrHead}${ids.length ? '<th>average ASR</th>' : ''}</tr>${row('No defense', 'undefended')}${row('BaDLoss', 'defended')}${changeRow}</table>
 <h2>Detection</h2>
-<p><small>Method ${esc(det.method === 'knn' ? 'k-NN over the probes' : det.method)}${det.k ? `, ${abbr('k')} = ${det.k}` : ''}, ${abbr('threshold')} ${det.threshold}${r.config.detect.easiness ? `, with the easiness test (rows learned far better than their class) at ${+(100 * r.config.detect.easiness).toFixed(1)}% of the clean data` : ''}. Probes from ${esc(probeSourceText(r, opts.extras?.trustedName))}.${det.secondRound ? ` ${esc(secondRoundText(det.secondRound))}` : ''}</small></p>
+<p><small>Method ${esc(det.method === 'knn' ? 'k-NN over the probes' : det.method)}${det.k ? `, ${abbr('k')} = ${det.k}` : ''}, ${abbr('threshold')} ${det.threshold}${easinessText(r.config.detect.easiness)}. Probes from ${esc(probeSourceText(r, opts.extras?.trustedName))}.${det.secondRound ? ` ${esc(secondRoundText(det.secondRound))}` : ''}</small></p>
 <table><tr><th>group</th><th>removed</th><th>of</th><th>share</th><th>${abbr('auroc')}</th></tr>${detRows}</table>
 <h2>Removal per class</h2>
 ${r.detection.classWarnings?.length ? `<p><strong>Warning:</strong> ${r.detection.classWarnings.map(esc).join(', ')} lost a much larger fraction than the other classes (at least twice the overall fraction and 10 points more).</p>` : ''}
