@@ -428,7 +428,9 @@ async function cmdAudit(
         lastLine = Date.now();
         const eta = Number.isFinite(p.etaSeconds) ? `, ETA ${Math.round(p.etaSeconds)} s` : '';
         process.stderr.write(
-          `  ${phase} epoch ${p.epoch + 1}/${p.epochs} ${p.phase} ${p.done}/${p.total} (${p.imagesPerSecond.toFixed(0)} img/s${eta})\n`,
+          p.epoch >= p.epochs
+            ? `  ${phase} final evaluation ${p.done}/${p.total}${eta ? ` (${eta.slice(2)})` : ''}\n`
+            : `  ${phase} epoch ${p.epoch + 1}/${p.epochs} ${p.phase} ${p.done}/${p.total} (${p.imagesPerSecond.toFixed(0)} img/s${eta})\n`,
         );
       },
     });
