@@ -1,4 +1,10 @@
-import { preset, type PresetName, type RunConfig } from '../core/experiment.ts';
+import {
+  CLASSROOM_DETECT,
+  DEFAULT_DETECT,
+  preset,
+  type PresetName,
+  type RunConfig,
+} from '../core/experiment.ts';
 import { ATTACK_NAMES } from '../core/attacks/triggers.ts';
 
 /** The presets the Attacks step offers, in order, with their button labels. */
@@ -31,6 +37,23 @@ export function activePreset(cfg: RunConfig, gtsrb = false): PresetName | 'audit
   for (const name of ['paper', 'quick', 'tiny', 'compare'] as const)
     if (equal(preset(name, gtsrb), cfg)) return name;
   return null;
+}
+
+/**
+ * The configuration for auditing the user's own data: no attacks, trusted probes never from the
+ * data under audit (SPEC §3: the test split when there is one, else a separately uploaded set),
+ * and — unless the user chose other settings on the Detect step — the default detection the
+ * command line audits with (DEFAULT_DETECT: the easiness test and a second round), not the
+ * classroom presets' one-round k-NN: it was chosen on natural images, the presets' on the demo set.
+ */
+export function auditConfig(cfg: RunConfig, hasTestSplit: boolean): RunConfig {
+  return {
+    ...cfg,
+    mode: 'audit',
+    attacks: [],
+    probes: { ...cfg.probes, trusted: hasTestSplit ? 'test' : 'dataset' },
+    detect: equal(cfg.detect, CLASSROOM_DETECT) ? { ...DEFAULT_DETECT } : cfg.detect,
+  };
 }
 
 /** One line saying what a configuration will do: attacks, model, epochs, data size. */

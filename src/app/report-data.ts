@@ -65,6 +65,7 @@ export function verdictExtras(rec: RunRecord, datasets: DatasetManifest[]): Verd
   return {
     looAuroc: rec.detection?.looAuroc,
     probeCounts: rec.prepared?.probes,
+    probeFit: rec.detection?.probeFit,
     trustedName:
       rec.config.probes.trusted === 'dataset'
         ? datasets.find((d) => d.id === trustedId)?.name

@@ -10,6 +10,7 @@ import type { ModelEvaluation, DetectionSummary, Report } from './report.ts';
 import type { RunConfig, TrainRecipe } from './experiment.ts';
 import { NotFoundError } from './errors.ts';
 import type { Detection } from './detect/index.ts';
+import type { ProbeFit } from './detect/fit.ts';
 import { DEFENSE_NAMES, type DefenseName, type DefenseSummary } from './defenses/index.ts';
 
 /** The defenses compared beside BaDLoss (SPEC §10). */
@@ -149,6 +150,8 @@ export interface DetectionRecord {
   calibration?: Detection['calibration'];
   /** With a per-class cap: per class, rows removed, judged and spared by the cap. */
   classRemoval?: Detection['classRemoval'];
+  /** How far the probationary model fit its probes (its last epoch's median losses). */
+  probeFit?: ProbeFit;
   /** The second detection round (`detect.secondRound`), once it has run. */
   secondRound?: SecondRoundRecord;
 }

@@ -29,6 +29,8 @@ import { parseNpy } from '../core/formats/npy.ts';
 import { readTruthFile, type TruthFile } from '../core/truth.ts';
 import { PROBE_BACKDOOR, PROBE_CLEAN, PROBE_MISLABELED, PROBE_NONE } from '../core/probes.ts';
 import { capPerClass } from '../core/detect/calibrate.ts';
+import { detectionCaveats } from '../core/verdict.ts';
+import { probeFit, type ProbeFit } from '../core/detect/fit.ts';
 import { accuracy } from '../core/metrics.ts';
 import { pca2 } from '../core/embed.ts';
 import { PhaseProgress } from '../core/progress.ts';
@@ -546,7 +548,16 @@ export class RunOrchestrator {
     );
     this.confirmDropping(r, [this.invalidatedBy({ ...r, config }, det, det.threshold)], confirm);
     r = await this.getRun(id);
-    const stored = await this.storeDetection({ ...r, config }, p, det, det.threshold);
+    const stored = await this.storeDetection(
+      { ...r, config },
+      p,
+      det,
+      det.threshold,
+      probeFit(
+        { n: p.train.count, epochs: ck.config.epochs, losses: ck.trajectories },
+        p.probes.probeKind,
+      ),
+    );
     return this.detectBaselines(stored.id);
   }
 
@@ -641,6 +652,7 @@ export class RunOrchestrator {
       p,
       det,
       threshold,
+      r.detection.probeFit,
     );
     return run;
   }
@@ -940,7 +952,18 @@ export class RunOrchestrator {
       case 'detect': {
         const before = await this.getRun(id);
         r = before.detection ? await this.detectBaselines(id) : await this.detect(id);
-        if (!before.detection) call.log?.(detectLine(r.detection!));
+        if (!before.detection) {
+          call.log?.(detectLine(r.detection!));
+          for (const c of detectionCaveats({
+            flagged: r.detection!.summary.flagged.length,
+            judged: r.detection!.summary.perClass.reduce((s, x) => s + x.total, 0),
+            looAuroc: r.detection!.looAuroc,
+            probeCounts: r.prepared?.probes,
+            easiness: r.config.detect.easiness,
+            probeFit: r.detection!.probeFit,
+          }))
+            call.log?.(`warning: ${c.text}${c.action ? ` ${c.action}` : ''}`);
+        }
         for (const d of BASELINE_NAMES)
           if (r.defenses?.[d] && !before.defenses?.[d]) call.log?.(defenseLine(r.defenses[d]!));
         break;
@@ -1163,6 +1186,7 @@ export class RunOrchestrator {
     p: Prepared,
     det: Detection,
     threshold: number,
+    fit: ProbeFit | undefined,
   ): Promise<RunRecord> {
     const record: DetectionRecord = {
       summary: detectionSummaryOf(p, det, threshold),
@@ -1171,6 +1195,7 @@ export class RunOrchestrator {
       looAuroc: det.looAuroc,
       ...(det.calibration ? { calibration: det.calibration } : {}),
       ...(det.classRemoval ? { classRemoval: det.classRemoval } : {}),
+      ...(fit ? { probeFit: fit } : {}),
     };
     // Only BaDLoss's own second round and retraining depend on its removals: the compared
     // defenses and their retrained models stay.

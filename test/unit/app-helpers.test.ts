@@ -1,12 +1,34 @@
 import { describe, expect, it } from 'vitest';
-import { activePreset, configSummary } from '../../src/app/presets.ts';
+import { activePreset, auditConfig, configSummary } from '../../src/app/presets.ts';
 import { controlsFrom, detectOptionsFrom } from '../../src/app/detect-options.ts';
 import { niceTicks, pctFine } from '../../src/app/format.ts';
-import { DEFAULT_DETECT, preset } from '../../src/core/experiment.ts';
+import { CLASSROOM_DETECT, DEFAULT_DETECT, preset } from '../../src/core/experiment.ts';
 import { stepFromUrl, stepsDone, urlWithStep } from '../../src/app/steps-done.ts';
 import type { RunRecord } from '../../src/core/run.ts';
 
 describe('presets', () => {
+  it("an audit drops the attacks, never probes from the data under audit, and detects with the command line's default unless the user chose otherwise", () => {
+    for (const name of ['quick', 'tiny'] as const) {
+      const p = preset(name);
+      expect(p.detect).toEqual(CLASSROOM_DETECT);
+      const a = auditConfig(p, true);
+      expect(a.mode).toBe('audit');
+      expect(a.attacks).toEqual([]);
+      expect(a.probes).toEqual({ ...p.probes, trusted: 'test' });
+      expect(a.detect).toEqual(DEFAULT_DETECT);
+      expect(a.train).toEqual(p.train);
+      expect(activePreset(a)).toBe('audit');
+      expect(p.mode).toBe('benchmark'); // the preset itself is untouched
+    }
+    expect(auditConfig(preset('tiny'), false).probes.trusted).toBe('dataset');
+    // settings chosen on the Detect step stay (the paper's detection, a changed budget)
+    const paper = preset('paper');
+    expect(auditConfig(paper, true).detect).toEqual(paper.detect);
+    const tuned = preset('quick');
+    tuned.detect = { ...tuned.detect, targetFpr: 0.05 };
+    expect(auditConfig(tuned, true).detect).toEqual(tuned.detect);
+  });
+
   it('recognises each preset exactly, and none once something changed', () => {
     for (const name of ['paper', 'quick', 'tiny'] as const)
       expect(activePreset(preset(name))).toBe(name);

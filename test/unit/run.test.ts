@@ -7,6 +7,7 @@ import { createStore } from 'idb-keyval';
 import { generateDemoDataset } from '../../src/core/demo.ts';
 import type { Dataset } from '../../src/core/dataset.ts';
 import { preset, type RunConfig } from '../../src/core/experiment.ts';
+import { probeFit } from '../../src/core/detect/fit.ts';
 import {
   clearFrom,
   configChange,
@@ -229,7 +230,6 @@ describe('run orchestrator', () => {
   }, 120_000);
 
   it('a threshold moved on calibrated scores is stored as the clean-removal budget', async () => {
-    const runs = orchestrator(new MemoryRunStore());
     const detect = {
       method: 'knn',
       k: 5,
@@ -237,8 +237,23 @@ describe('run orchestrator', () => {
       targetFpr: 0.2,
       calibration: 'pooled',
     } as const;
+    const store = new MemoryRunStore();
+    const runs = orchestrator(store);
     const done = await runs.runAll((await newRun(runs, { detect })).id);
+    // the detection keeps how far the probationary model fit its probes (the underfit warning)
+    const ck = (await store.loadCheckpoint(done.id, 'probationary'))!;
+    const fit = probeFit(
+      {
+        n: ck.trajectories.length / ck.config.epochs,
+        epochs: ck.config.epochs,
+        losses: ck.trajectories,
+      },
+      (await runs.prepared(done)).probes.probeKind,
+    );
+    expect(done.detection!.probeFit).toEqual(fit);
+    expect(Number.isFinite(fit.clean) && Number.isFinite(fit.mislabeled)).toBe(true);
     const moved = await runs.setThreshold(done.id, 0.6, true);
+    expect(moved.detection!.probeFit).toEqual(fit);
     expect(moved.config.detect.threshold).toBe('auto');
     expect(moved.config.detect.targetFpr).toBeCloseTo(0.4, 12);
     expect(moved.detection!.summary.flagged.length).toBeGreaterThan(
@@ -348,6 +363,12 @@ describe('run orchestrator', () => {
     expect(done.phases.retrain?.rows).toBe(240 - union.length - 2 * 8);
     expect(done.report!.detection.flaggedCount).toBe(union.length);
     expect(lines.some((l) => l.startsWith('second detection round (α = 0.3)'))).toBe(true);
+    // two epochs on 240 rows do not fit the data: the log warns, after the detection's line
+    expect(det.probeFit!.clean).toBeGreaterThan(Math.LN2);
+    const warning = lines.findIndex((l) =>
+      l.startsWith('warning: The probationary model is far from fitting its data'),
+    );
+    expect(warning).toBe(lines.findIndex((l) => l.startsWith('detection (')) + 1);
 
     // Interrupted between the second model and its detection: the stage finishes the detection
     // without training again, to the same rows.

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  ADVISORY_CAVEATS,
   changeTone,
   detectionCaveats,
   easinessProbesNeeded,
@@ -7,6 +8,7 @@ import {
   TOOK_HOLD_ASR,
 } from '../../src/core/verdict.ts';
 import { preset } from '../../src/core/experiment.ts';
+import { UNDERFIT_LOSS } from '../../src/core/detect/fit.ts';
 import type { Report } from '../../src/core/report.ts';
 import { reportHtml } from '../../src/core/report.ts';
 
@@ -227,6 +229,32 @@ describe('verdictOf', () => {
     expect(
       detectionCaveats({ flagged: 10, judged: 1000, probeCounts: { ...enough, clean: 49 } }),
     ).toEqual([]);
+  });
+
+  it('says when the probationary model is far from fitting its data, and what to do, without stopping the retraining', () => {
+    const fitted = { clean: 0.2, backdoor: 0.6, mislabeled: 3.5 };
+    const base = { flagged: 10, judged: 1000 };
+    expect(detectionCaveats({ ...base, probeFit: fitted })).toEqual([]);
+    // at ln 2 the median clean probe gets exactly half the probability: not yet underfit
+    expect(detectionCaveats({ ...base, probeFit: { ...fitted, clean: UNDERFIT_LOSS } })).toEqual(
+      [],
+    );
+    const cifar = { clean: 1.01, backdoor: 2.44, mislabeled: 2.89 };
+    const off = detectionCaveats({ ...base, probeFit: cifar });
+    expect(off.map((c) => c.kind)).toEqual(['underfit']);
+    expect(off[0].text).toContain('loss of 1.01 (its own label gets 36.4% of the probability');
+    expect(off[0].text).toContain('backdoor probes end at 2.44 and the mislabeled ones at 2.89');
+    expect(off[0].action).toMatch(/Turn on the "learned too easily" test/);
+    const on = detectionCaveats({ ...base, probeFit: cifar, easiness: 0.02 });
+    expect(on.map((c) => c.kind)).toEqual(['underfit']);
+    expect(on[0].action).not.toMatch(/learned too easily/);
+    expect(on[0].action).toMatch(/longer/);
+    expect(ADVISORY_CAVEATS).toContain('underfit');
+    // and the verdict repeats it from the run's extras
+    const v = verdictOf(report({ asrBefore: { patch: 0.9 }, asrAfter: { patch: 0.1 } }), {
+      probeFit: cifar,
+    });
+    expect(v.caveats.map((c) => c.kind)).toContain('underfit');
   });
 
   it('flags a class hit much harder than the others (but not an attack target)', () => {
