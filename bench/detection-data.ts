@@ -144,9 +144,19 @@ export function flaggedAt(
 }
 
 /**
+ * The undefended ASR from which an attack counts in "every attack halved": BENCH_HOLD, default
+ * 0.05 — the bar every table in docs/detection.md used. On the demo set an attack that never took
+ * hold sits near 0%; on CIFAR-10 at this scale the model sends 3–8% of triggered test images to
+ * a target by chance (bench/oracle.ts: retrained without a single poison), so an attack at 6%
+ * there cannot be halved by any removal. 0.2 is the bar the product's verdict uses
+ * (TOOK_HOLD_ASR in src/core/verdict.ts).
+ */
+export const HOLD = Number(process.env.BENCH_HOLD ?? 0.05);
+
+/**
  * Issue #12's four targets for one retrained run: average ASR ≤ 10%, clean accuracy at most 3
  * points below the undefended model's, at most 15% of the clean rows removed, and every attack
- * that took hold (≥ 5% undefended) at most half its undefended ASR. Returns the four verdicts
+ * that took hold (≥ HOLD undefended) at most half its undefended ASR. Returns the four verdicts
  * and the attacks not halved.
  */
 export function targetChecks(
@@ -156,7 +166,7 @@ export function targetChecks(
 ): { ok: boolean[]; notHalved: string[] } {
   const u = undefended.asr;
   const d = defended.asr;
-  const notHalved = Object.keys(u).filter((a) => u[a] >= 0.05 && d[a] > u[a] / 2);
+  const notHalved = Object.keys(u).filter((a) => u[a] >= HOLD && d[a] > u[a] / 2);
   const ok = [
     averageOf(d) <= 0.1,
     undefended.cleanAccuracy - defended.cleanAccuracy <= 0.03,

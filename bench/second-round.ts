@@ -35,6 +35,7 @@ import {
   probationary,
   retrained,
   saveF32,
+  HOLD,
   targetChecks,
   theEngine,
 } from './detection-data.ts';
@@ -155,7 +156,7 @@ for (const seed of seeds) {
         const evs = [ev];
         for (let j = 1; j <= reseeds; j++) evs.push(await retrained(run, [...all], log, j));
         const met = evs.filter((e) => targetChecks(u, e, clean / cleanRows).ok.every(Boolean));
-        const spread = ATT.filter((a) => u.asr[a] >= 0.05).map((a) => {
+        const spread = ATT.filter((a) => u.asr[a] >= HOLD).map((a) => {
           const v = evs.map((e) => e.asr[a]);
           return `${a} ${pct(u.asr[a])} → ${pct(Math.min(...v))}–${pct(Math.max(...v))}`;
         });
