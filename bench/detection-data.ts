@@ -146,12 +146,14 @@ export function flaggedAt(
 /**
  * The undefended ASR from which an attack counts in "every attack halved": BENCH_HOLD, default
  * 0.05 — the bar every table in docs/detection.md used. On the demo set an attack that never took
- * hold sits near 0%; on CIFAR-10 at this scale the model sends 3–8% of triggered test images to
- * a target by chance (bench/oracle.ts: retrained without a single poison), so an attack at 6%
+ * hold sits near 0%; on CIFAR-10 at this scale the model sends 1–7% of triggered test images to
+ * the target of an attack that never took hold by chance (bench/oracle.ts: retrained without a single poison), so an attack at 6%
  * there cannot be halved by any removal. 0.2 is the bar the product's verdict uses
  * (TOOK_HOLD_ASR in src/core/verdict.ts).
  */
 export const HOLD = Number(process.env.BENCH_HOLD ?? 0.05);
+if (!(HOLD >= 0 && HOLD <= 1))
+  throw new Error(`BENCH_HOLD=${process.env.BENCH_HOLD}: give an ASR in [0, 1], e.g. 0.2`);
 
 /**
  * Issue #12's four targets for one retrained run: average ASR ≤ 10%, clean accuracy at most 3

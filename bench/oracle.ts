@@ -7,7 +7,9 @@
  * stored probationary runs and setting, BENCH_DATA for natural images).
  *
  * BENCH_SEEDS (default "0,1,2,3,4,5,6,7"); BENCH_ORACLE: the removal sets, comma-separated — "all"
- * (every poison) or an attack id (that attack's poisons only); default "all,warping".
+ * (every poison) or an attack id (that attack's poisons only); default "all,warping". BENCH_HOLD
+ * (default 0.05; 0.2 is the verdict's bar): from what undefended ASR an attack counts in "every
+ * attack halved" — at chance no removal halves it.
  */
 import { DEFAULT_PROBE_TRIGGER } from '../src/core/experiment.ts';
 import { PROBE_NONE } from '../src/core/probes.ts';

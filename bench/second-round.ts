@@ -12,7 +12,8 @@
  * with the easiness test at that budget (`easinessFlags`: rows learned far better than their
  * class, docs/detection.md); a row goes when either test flags it. BENCH_RESEEDS=n retrains each
  * removal n more times with other seeds and prints how often the four targets hold and the
- * spread of every attack's ASR — the retraining's own noise.
+ * spread of every attack's ASR — the retraining's own noise. BENCH_HOLD (default 0.05): the
+ * undefended ASR from which an attack counts in "every attack halved" (bench/detection-data.ts).
  * Round-2 trajectories are cached beside the probationary runs (keyed, like them, by seed,
  * trigger and rows: the recipe is the bench's). Prints one Markdown row per (seed, α1, α2).
  */
@@ -31,11 +32,11 @@ import {
   cacheKey,
   easinessFlags,
   flaggedAt,
+  HOLD,
   loadF32,
   probationary,
   retrained,
   saveF32,
-  HOLD,
   targetChecks,
   theEngine,
 } from './detection-data.ts';

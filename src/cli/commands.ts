@@ -13,6 +13,7 @@ import {
 import { CancelledError, describeError, InvalidOptionError } from '../core/errors.ts';
 import { describeLimit, validateRunConfig, withinLimit, type LimitName } from '../core/config.ts';
 import { MemoryRunStore } from '../core/run.ts';
+import { progressWords } from '../core/progress.ts';
 import { loadDatasetFiles } from '../core/formats/load.ts';
 import { encodeCifar10, parseCifarBin } from '../core/formats/cifar.ts';
 import { generateDemoDataset } from '../core/demo.ts';
@@ -31,6 +32,8 @@ import {
   type DetectOptions,
 } from '../core/detect/index.ts';
 import type { ProbeRows, Trajectories } from '../core/detect/knn.ts';
+import { probeFit } from '../core/detect/fit.ts';
+import { detectionCaveats } from '../core/verdict.ts';
 import {
   buildDetectionReport,
   detectionReportHtml,
@@ -426,12 +429,10 @@ async function cmdAudit(
       onProgress: (phase, p) => {
         if (Date.now() - lastLine < 2000) return;
         lastLine = Date.now();
-        const eta = Number.isFinite(p.etaSeconds) ? `, ETA ${Math.round(p.etaSeconds)} s` : '';
-        process.stderr.write(
-          p.epoch >= p.epochs
-            ? `  ${phase} final evaluation ${p.done}/${p.total}${eta ? ` (${eta.slice(2)})` : ''}\n`
-            : `  ${phase} epoch ${p.epoch + 1}/${p.epochs} ${p.phase} ${p.done}/${p.total} (${p.imagesPerSecond.toFixed(0)} img/s${eta})\n`,
-        );
+        const speed = p.imagesPerSecond > 0 ? [`${p.imagesPerSecond.toFixed(0)} img/s`] : [];
+        const eta = Number.isFinite(p.etaSeconds) ? [`ETA ${Math.round(p.etaSeconds)} s`] : [];
+        const more = [...speed, ...eta].join(', ');
+        process.stderr.write(`  ${phase} ${progressWords(p)}${more ? ` (${more})` : ''}\n`);
       },
     });
     const r = done.report!;
@@ -639,6 +640,18 @@ function detectOptions(v: Record<string, string | boolean | undefined>): DetectO
   };
 }
 
+/**
+ * The underfit warning (core's detectionCaveats) for trajectories recorded elsewhere, on stderr:
+ * with the truth file the probes are known. The advice names no detection setting these two
+ * commands lack; it says to record longer.
+ */
+function warnIfUnderfit(traj: Trajectories, truth: TruthArrays | undefined): void {
+  if (!truth) return;
+  const fit = probeFit(traj, truth.probeKind);
+  for (const c of detectionCaveats({ flagged: 0, judged: 0, probeFit: fit }))
+    process.stderr.write(`warning: ${c.text}${c.action ? ` ${c.action}` : ''}\n`);
+}
+
 function summarize(det: Detection, truth: TruthArrays): DetectionSummary {
   return summarizeDetection(
     det,
@@ -656,6 +669,7 @@ async function cmdDetect(v: Record<string, string | boolean | undefined>): Promi
   const { traj, probes, truth } = await loadDetectionInputs(v);
   const context = truth ? { labels: truth.labels, numClasses: truth.classes.length } : undefined;
   const det = detect(traj, probes, opts, context, wasmNearest);
+  warnIfUnderfit(traj, truth);
   const scores = Array.from(det.scores, (s) => (Number.isNaN(s) ? null : s));
   const summary = truth ? summarize(det, truth) : undefined;
   const out = {
@@ -699,6 +713,7 @@ async function cmdReport(v: Record<string, string | boolean | undefined>): Promi
   const { tPath, traj, probes, truth, train } = await loadDetectionInputs(v);
   const t = truth!;
   const det = detect(traj, probes, opts);
+  warnIfUnderfit(traj, t);
   const summary = summarize(det, t);
   const thumbnail = train
     ? (row: number) => {

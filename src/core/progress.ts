@@ -7,6 +7,24 @@
 /** A pass over rows: a training pass, the loss-recording pass, or an evaluation pass. */
 export type PassKind = 'train' | 'record' | 'evaluate';
 
+/**
+ * Where a phase is, in words: "epoch 3 of 10: training 640/6000", and after the last epoch —
+ * the model evaluated once more on the test images — "final evaluation: 1512/9060" (not
+ * "epoch 11 of 10"). The Train step and the command line's progress lines both show it.
+ */
+export function progressWords(p: {
+  phase: PassKind;
+  epoch: number;
+  epochs: number;
+  done: number;
+  total: number;
+}): string {
+  if (p.epoch >= p.epochs) return `final evaluation: ${p.done}/${p.total}`;
+  const what =
+    p.phase === 'train' ? 'training' : p.phase === 'record' ? 'recording every loss' : 'evaluating';
+  return `epoch ${p.epoch + 1} of ${p.epochs}: ${what} ${p.done}/${p.total}`;
+}
+
 /** What a phase will do, in rows per pass. */
 export interface PhasePlan {
   epochs: number;

@@ -1,5 +1,7 @@
 import { underfit, UNDERFIT_LOSS, type ProbeFit } from './detect/fit.ts';
-import type { Report } from './report.ts';
+import type { DetectOptions } from './detect/index.ts';
+import type { DetectionSummary, Report } from './report.ts';
+import type { RunRecord } from './run.ts';
 
 /**
  * An attack "took hold" when the undefended model's ASR reached this bar (rate in [0, 1]). Below
@@ -49,11 +51,7 @@ export interface AttackVerdict {
  * Detection warnings that advise rather than stop the Detect step's "retrain" button: the
  * detection still means what it says, it could be sharper.
  */
-export const ADVISORY_CAVEATS: readonly Caveat['kind'][] = [
-  'few-probes',
-  'easiness-idle',
-  'underfit',
-];
+const ADVISORY_CAVEATS: readonly Caveat['kind'][] = ['few-probes', 'easiness-idle', 'underfit'];
 
 /** A warning with what to do about it. */
 export interface Caveat {
@@ -99,39 +97,49 @@ const pts = (d: number) => `${Math.abs(100 * d).toFixed(1)} points`;
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 /**
- * Warnings about a detection that hold before any retraining (the Detect step shows them, the
- * verdict repeats them): fewer than MIN_PROBES probes of a kind, a best leave-one-out AUROC
- * below MIN_LOO_AUROC, more than half of the `judged` examples `flagged`. Each says what to do.
+ * Warnings about a detection that hold before any retraining (the Detect and Retrain steps show
+ * them, the verdict and the command line's log repeat them): a probationary model far from
+ * fitting its data (`underfit`), too few clean probes for the easiness test to flag anything,
+ * fewer than MIN_PROBES probes of a kind, a best leave-one-out AUROC below MIN_LOO_AUROC, more
+ * than half of the `judged` examples `flagged`. Each says what to do; `detect` (the run's
+ * detection settings, when known) decides which settings the advice can name.
  */
 export function detectionCaveats(d: {
   flagged: number;
   judged: number;
   looAuroc?: { k: number; auroc: number }[];
   probeCounts?: { clean: number; backdoor: number; mislabeled: number };
-  /** The easiness test's budget, where it ran. */
-  easiness?: number;
+  detect?: Pick<DetectOptions, 'method' | 'threshold' | 'easiness'>;
   probeFit?: ProbeFit;
 }): Caveat[] {
   const out: Caveat[] = [];
   const fit = d.probeFit;
-  if (fit && underfit(fit)) {
+  const easiness = d.detect?.easiness;
+  if (underfit(fit)) {
     const nats = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '—');
+    const longer = 'train the probationary model longer or at a higher learning rate';
+    // The easiness test needs the calibrated k-NN threshold (the configuration refuses it else).
+    const calibrated = d.detect?.method === 'knn' && d.detect.threshold === 'auto';
+    const easinessAdvice = calibrated
+      ? 'Turn on the "learned too easily" test (on the Detect step; --easiness 0.02 on the command line)'
+      : 'Use the k-NN with the calibrated threshold and turn on the "learned too easily" test (on the Detect step; --method knn --threshold auto --easiness 0.02 on the command line)';
     out.push({
       kind: 'underfit',
-      text: `The probationary model is far from fitting its data: after its last epoch the median clean probe still has a loss of ${nats(fit.clean)} (its own label gets ${pct(Math.exp(-fit.clean))} of the probability; a fitted model is well under ${nats(UNDERFIT_LOSS)}). The backdoor probes end at ${nats(fit.backdoor)} and the mislabeled ones at ${nats(fit.mislabeled)}. BaDLoss tells poisons by how fast they are learned next to clean data; this early, an attack the network learns faster than the rest of its class may resemble no probe, and the k-NN misses it.`,
-      action: d.easiness
-        ? 'Train the probationary model longer or at a higher learning rate, then detect again.'
-        : 'Turn on the "learned too easily" test (on the Detect step; --easiness in the command line): on CIFAR-10 at this stage it removed almost three times as many of the poisons that took hold. Or train the probationary model longer or at a higher learning rate.',
+      text: `The probationary model is far from fitting its data: after its last epoch the median clean probe still has a loss of ${nats(fit!.clean)} (its own label gets ${pct(Math.exp(-fit!.clean))} of the probability; a fitted model is well under ${nats(UNDERFIT_LOSS)}). The backdoor probes end at ${nats(fit!.backdoor)} and the mislabeled ones at ${nats(fit!.mislabeled)}. BaDLoss tells poisons apart by how fast they are learned next to clean data; this early, an attack the network learns faster than the rest of its class may resemble no probe, and the k-NN misses it.`,
+      action:
+        easiness || !d.detect
+          ? `${longer.charAt(0).toUpperCase()}${longer.slice(1)}, then detect again.`
+          : `${easinessAdvice}: on CIFAR-10 at this stage it removed almost three times as many of the poisons that took hold. Or ${longer}.`,
     });
   }
   const pc = d.probeCounts;
-  if (pc && d.easiness) {
+  if (pc && easiness) {
     // Its p-value is calibrated on the clean probes: with m of them it cannot go below 1/(m + 1).
-    const need = easinessProbesNeeded(d.easiness);
+    const need = easinessProbesNeeded(easiness);
     if (pc.clean < need)
       out.push({
         kind: 'easiness-idle',
-        text: `The "learned too easily" test needs at least ${need} clean probes to remove anything at its budget of ${pct(d.easiness)}; with ${pc.clean} it removed nothing.`,
+        text: `The "learned too easily" test needs at least ${need} clean probes to remove anything at its budget of ${pct(easiness)}; with ${pc.clean} it removed nothing.`,
         action: 'Add trusted examples and raise the number of probes, or raise its budget.',
       });
   }
@@ -161,6 +169,32 @@ export function detectionCaveats(d: {
       action: 'Raise the threshold on the Detect step, or add probes and detect again.',
     });
   return out;
+}
+
+/** Whether warnings should hold the Detect step's retrain button back (any not advisory). */
+export function blocksRetrain(caveats: readonly Caveat[]): boolean {
+  return caveats.some((c) => !ADVISORY_CAVEATS.includes(c.kind));
+}
+
+/**
+ * A stored run's detection warnings (`detectionCaveats` on its record): removals from `summary`
+ * (default: the stored detection's; the Detect step passes the threshold it explores) and the
+ * probe fit from `fit` (default: the stored one).
+ */
+export function runDetectionCaveats(
+  r: Pick<RunRecord, 'config' | 'prepared' | 'detection'>,
+  summary: DetectionSummary | undefined = r.detection?.summary,
+  fit: ProbeFit | undefined = r.detection?.probeFit,
+): Caveat[] {
+  if (!summary || !r.prepared) return [];
+  return detectionCaveats({
+    flagged: summary.removed.total ?? summary.flagged.length,
+    judged: summary.perClass.reduce((s, c) => s + c.total, 0),
+    looAuroc: r.detection?.looAuroc,
+    probeCounts: r.prepared.probes,
+    detect: r.config.detect,
+    probeFit: fit,
+  });
 }
 
 /** The fewest clean probes with which a conformal test at level α can flag a row: 1/(m + 1) < α. */
@@ -290,9 +324,7 @@ export function verdictOf(r: Report, extras: VerdictExtras = {}): Verdict {
       text: 'There were no test images left to evaluate on, so clean accuracy (and ASR) could not be measured.',
       action: 'Import a dataset with a test split (or a train/ and test/ folder in the zip).',
     });
-  caveats.push(
-    ...detectionCaveats({ flagged, judged, easiness: r.config.detect.easiness, ...extras }),
-  );
+  caveats.push(...detectionCaveats({ flagged, judged, detect: r.config.detect, ...extras }));
   const overall = judged ? flagged / judged : 0;
   const targets = new Set(r.mode === 'benchmark' ? r.attacks.map((a) => a.target) : []);
   const hit = det.perClass

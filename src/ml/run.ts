@@ -29,7 +29,7 @@ import { parseNpy } from '../core/formats/npy.ts';
 import { readTruthFile, type TruthFile } from '../core/truth.ts';
 import { PROBE_BACKDOOR, PROBE_CLEAN, PROBE_MISLABELED, PROBE_NONE } from '../core/probes.ts';
 import { capPerClass } from '../core/detect/calibrate.ts';
-import { detectionCaveats } from '../core/verdict.ts';
+import { runDetectionCaveats } from '../core/verdict.ts';
 import { probeFit, type ProbeFit } from '../core/detect/fit.ts';
 import { accuracy } from '../core/metrics.ts';
 import { pca2 } from '../core/embed.ts';
@@ -538,8 +538,9 @@ export class RunOrchestrator {
       throw new InvalidOptionError('train the probationary model before detection');
     // Compute first, then commit the settings and the detection together: a detection that
     // fails (say, k larger than the probes allow) leaves the run as it was.
+    const trajectories = { n: p.train.count, epochs: ck.config.epochs, losses: ck.trajectories };
     const det = detect(
-      { n: p.train.count, epochs: ck.config.epochs, losses: ck.trajectories },
+      trajectories,
       probeRowsFromKinds(p.probes.probeKind),
       config.detect,
       // Labels let the threshold be calibrated per class and the per-class cap apply.
@@ -553,10 +554,7 @@ export class RunOrchestrator {
       p,
       det,
       det.threshold,
-      probeFit(
-        { n: p.train.count, epochs: ck.config.epochs, losses: ck.trajectories },
-        p.probes.probeKind,
-      ),
+      probeFit(trajectories, p.probes.probeKind),
     );
     return this.detectBaselines(stored.id);
   }
@@ -954,14 +952,7 @@ export class RunOrchestrator {
         r = before.detection ? await this.detectBaselines(id) : await this.detect(id);
         if (!before.detection) {
           call.log?.(detectLine(r.detection!));
-          for (const c of detectionCaveats({
-            flagged: r.detection!.summary.flagged.length,
-            judged: r.detection!.summary.perClass.reduce((s, x) => s + x.total, 0),
-            looAuroc: r.detection!.looAuroc,
-            probeCounts: r.prepared?.probes,
-            easiness: r.config.detect.easiness,
-            probeFit: r.detection!.probeFit,
-          }))
+          for (const c of runDetectionCaveats(r))
             call.log?.(`warning: ${c.text}${c.action ? ` ${c.action}` : ''}`);
         }
         for (const d of BASELINE_NAMES)

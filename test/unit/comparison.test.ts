@@ -127,9 +127,6 @@ describe('cli audit --defenses', () => {
     );
     expect(r.stderr).toMatch(/did best|told poisons from clean examples best/);
     expect(r.status).toBe(0);
-    // progress never counts past the last epoch (the final evaluation is named as such)
-    for (const [, e, of] of r.stderr.matchAll(/epoch (\d+)\/(\d+)/g))
-      expect(Number(e)).toBeLessThanOrEqual(Number(of));
     const report = JSON.parse(readFileSync(out, 'utf8'));
     expect(Object.keys(report.defenses)).toEqual([...DEFENSE_NAMES]);
     for (const name of DEFENSE_NAMES) {

@@ -42,4 +42,12 @@ describe('probe fit', () => {
     expect(underfit(undefined)).toBe(false);
     expect(underfit({ clean: NaN, backdoor: 1, mislabeled: 1 })).toBe(false);
   });
+
+  it('a diverged model (NaN losses) reads as underfit', () => {
+    const losses = Float32Array.from([NaN, NaN, 0.1, 2]);
+    const kinds = [PROBE_CLEAN, PROBE_CLEAN, PROBE_CLEAN, PROBE_BACKDOOR];
+    const fit = probeFit({ n: 4, epochs: 1, losses }, kinds);
+    expect(fit.clean).toBe(Infinity);
+    expect(underfit(fit)).toBe(true);
+  });
 });

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { PhaseProgress, type PassKind, type PhasePlan } from '../../src/core/progress.ts';
+import {
+  PhaseProgress,
+  progressWords,
+  type PassKind,
+  type PhasePlan,
+} from '../../src/core/progress.ts';
 import { Rng } from '../../src/core/rng.ts';
 
 /**
@@ -107,5 +112,17 @@ describe('phase progress', () => {
     const e = p.observe('train', 0, 0, 200, 0);
     expect(e.etaSeconds).toBeNaN();
     expect(e.fraction).toBe(0);
+  });
+});
+
+describe('progress in words', () => {
+  it('names the epoch and the pass, and after the last epoch the final evaluation', () => {
+    const at = (phase: PassKind, epoch: number) =>
+      progressWords({ phase, epoch, epochs: 10, done: 64, total: 6000 });
+    expect(at('train', 0)).toBe('epoch 1 of 10: training 64/6000');
+    expect(at('record', 9)).toBe('epoch 10 of 10: recording every loss 64/6000');
+    expect(at('evaluate', 4)).toBe('epoch 5 of 10: evaluating 64/6000');
+    // the trainer reports the final evaluation at epoch = epochs: never "epoch 11 of 10"
+    expect(at('evaluate', 10)).toBe('final evaluation: 64/6000');
   });
 });

@@ -338,6 +338,14 @@ describe('detect and report from recorded files', () => {
     expect(r.err).toMatch(/AUROC patch \d\.\d{3}, blend-r \d\.\d{3}, all/);
     const s = JSON.parse(readFileSync(out, 'utf8'));
     const t = readTruth(truthPath);
+    // the underfit warning iff the clean probes' median last loss is above ln 2 (computed here)
+    const { shape, data } = readNpy(traj());
+    const last = t.probes.clean.map((i) => data[i * shape[1] + shape[1] - 1]).sort((a, b) => a - b);
+    const h = last.length >> 1;
+    const median = last.length % 2 ? last[h] : (last[h - 1] + last[h]) / 2;
+    expect(r.err.includes('warning: The probationary model is far from fitting its data')).toBe(
+      median > Math.LN2,
+    );
     const probes = new Set([...t.probes.clean, ...t.probes.anomalous]);
     const judged = t.rows.map((_, i) => i).filter((i) => !probes.has(i));
     // oracle: AUROC = P(score of a poison > score of a clean row), ties half

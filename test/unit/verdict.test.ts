@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  ADVISORY_CAVEATS,
+  blocksRetrain,
   changeTone,
   detectionCaveats,
   easinessProbesNeeded,
@@ -217,14 +217,19 @@ describe('verdictOf', () => {
     const few = detectionCaveats({
       flagged: 10,
       judged: 1000,
-      easiness: 0.02,
+      detect: { method: 'knn', threshold: 'auto', easiness: 0.02 },
       probeCounts: { clean: 49, backdoor: 60, mislabeled: 60 },
     });
     expect(few.map((c) => c.kind)).toEqual(['easiness-idle']);
     expect(few[0].text).toMatch(/at least 50 clean probes .* with 49 it removed nothing/);
     const enough = { clean: 50, backdoor: 60, mislabeled: 60 };
     expect(
-      detectionCaveats({ flagged: 10, judged: 1000, easiness: 0.02, probeCounts: enough }),
+      detectionCaveats({
+        flagged: 10,
+        judged: 1000,
+        detect: { method: 'knn', threshold: 'auto', easiness: 0.02 },
+        probeCounts: enough,
+      }),
     ).toEqual([]);
     expect(
       detectionCaveats({ flagged: 10, judged: 1000, probeCounts: { ...enough, clean: 49 } }),
@@ -240,16 +245,45 @@ describe('verdictOf', () => {
       [],
     );
     const cifar = { clean: 1.01, backdoor: 2.44, mislabeled: 2.89 };
-    const off = detectionCaveats({ ...base, probeFit: cifar });
-    expect(off.map((c) => c.kind)).toEqual(['underfit']);
-    expect(off[0].text).toContain('loss of 1.01 (its own label gets 36.4% of the probability');
-    expect(off[0].text).toContain('backdoor probes end at 2.44 and the mislabeled ones at 2.89');
-    expect(off[0].action).toMatch(/Turn on the "learned too easily" test/);
-    const on = detectionCaveats({ ...base, probeFit: cifar, easiness: 0.02 });
-    expect(on.map((c) => c.kind)).toEqual(['underfit']);
-    expect(on[0].action).not.toMatch(/learned too easily/);
-    expect(on[0].action).toMatch(/longer/);
-    expect(ADVISORY_CAVEATS).toContain('underfit');
+    const underfitOf = (detect?: Parameters<typeof detectionCaveats>[0]['detect']) => {
+      const c = detectionCaveats({ ...base, probeFit: cifar, detect });
+      expect(c.map((x) => x.kind)).toEqual(['underfit']);
+      return c[0];
+    };
+    const off = underfitOf({ method: 'knn', threshold: 'auto' });
+    expect(off.text).toContain('loss of 1.01 (its own label gets 36.4% of the probability');
+    expect(off.text).toContain('backdoor probes end at 2.44 and the mislabeled ones at 2.89');
+    // the advice names what turns the easiness test on from where the run stands
+    expect(off.action).toMatch(/^Turn on the "learned too easily" test .*--easiness 0\.02 /);
+    expect(off.action).toMatch(/Or train the probationary model longer/);
+    for (const fixed of [
+      { method: 'knn', threshold: 0.1 },
+      { method: 'clean-distance', threshold: 'auto' },
+    ] as const)
+      expect(underfitOf(fixed).action).toMatch(
+        /^Use the k-NN with the calibrated threshold .*--method knn --threshold auto --easiness 0\.02/,
+      );
+    // on, or settings unknown (the command line's detect and report): only "train longer"
+    for (const d of [{ method: 'knn', threshold: 'auto', easiness: 0.02 } as const, undefined]) {
+      const a = underfitOf(d).action!;
+      expect(a).toBe(
+        'Train the probationary model longer or at a higher learning rate, then detect again.',
+      );
+    }
+    // advice, not a block: the retrain button stays; chance-level LOO or mass flagging stop it
+    expect(blocksRetrain([off])).toBe(false);
+    const idle = detectionCaveats({
+      ...base,
+      detect: { method: 'knn', threshold: 'auto', easiness: 0.02 },
+      probeCounts: { clean: 20, backdoor: 20, mislabeled: 20 },
+    });
+    expect(idle.map((c) => c.kind)).toEqual(['easiness-idle']);
+    expect(blocksRetrain([off, ...idle])).toBe(false);
+    const loo = detectionCaveats({ ...base, looAuroc: [{ k: 5, auroc: 0.52 }] });
+    expect(loo.map((c) => c.kind)).toEqual(['loo-chance']);
+    expect(blocksRetrain([off, ...loo])).toBe(true);
+    expect(blocksRetrain(detectionCaveats({ flagged: 600, judged: 1000 }))).toBe(true);
+    expect(blocksRetrain([])).toBe(false);
     // and the verdict repeats it from the run's extras
     const v = verdictOf(report({ asrBefore: { patch: 0.9 }, asrAfter: { patch: 0.1 } }), {
       probeFit: cifar,

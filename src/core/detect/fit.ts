@@ -22,7 +22,11 @@ export interface ProbeFit {
  */
 export const UNDERFIT_LOSS = Math.LN2;
 
-/** The median last-epoch loss of each probe kind (`probeKind` per row, as in `Prepared`). */
+/**
+ * The median last-epoch loss of each probe kind. `t.losses` is N × E, row-major, in nats (the
+ * recorded trajectories); `probeKind` per row, as in `Prepared`. A loss that is not a number (a
+ * diverged training) counts as infinite, so such a model reads as underfit.
+ */
 export function probeFit(t: Trajectories, probeKind: ArrayLike<number>): ProbeFit {
   const { n, epochs: E, losses } = t;
   const byKind = new Map<number, number[]>([
@@ -30,7 +34,10 @@ export function probeFit(t: Trajectories, probeKind: ArrayLike<number>): ProbeFi
     [PROBE_BACKDOOR, []],
     [PROBE_MISLABELED, []],
   ]);
-  for (let i = 0; i < n; i++) byKind.get(probeKind[i])?.push(losses[i * E + E - 1]);
+  for (let i = 0; i < n; i++) {
+    const loss = losses[i * E + E - 1];
+    byKind.get(probeKind[i])?.push(Number.isNaN(loss) ? Infinity : loss);
+  }
   const median = (v: number[]) => {
     if (v.length === 0) return NaN;
     v.sort((a, b) => a - b);
