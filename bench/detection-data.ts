@@ -146,14 +146,15 @@ export function flaggedAt(
 /**
  * The undefended ASR from which an attack counts in "every attack halved": BENCH_HOLD, default
  * 0.05 — the bar every table in docs/detection.md used. On the demo set an attack that never took
- * hold sits near 0%; on CIFAR-10 at this scale the model sends 1–7% of triggered test images to
- * the target of an attack that never took hold by chance (bench/oracle.ts: retrained without a single poison), so an attack at 6%
- * there cannot be halved by any removal. 0.2 is the bar the product's verdict uses
+ * hold sits near 0%; on CIFAR-10 at this scale, retrained without a single poison
+ * (bench/oracle.ts), the model still sends 1–7% of triggered test images to such an attack's
+ * target, by chance, and no removal halves that. 0.2 is the bar of the product's verdict
  * (TOOK_HOLD_ASR in src/core/verdict.ts).
  */
-export const HOLD = Number(process.env.BENCH_HOLD ?? 0.05);
+const HOLD_TEXT = process.env.BENCH_HOLD?.trim() || '0.05';
+export const HOLD = Number(HOLD_TEXT);
 if (!(HOLD >= 0 && HOLD <= 1))
-  throw new Error(`BENCH_HOLD=${process.env.BENCH_HOLD}: give an ASR in [0, 1], e.g. 0.2`);
+  throw new Error(`BENCH_HOLD=${HOLD_TEXT}: give an ASR in [0, 1], e.g. 0.2`);
 
 /**
  * Issue #12's four targets for one retrained run: average ASR ≤ 10%, clean accuracy at most 3

@@ -48,7 +48,7 @@ import {
   preset,
   type RunConfig,
 } from '../core/experiment.ts';
-import { PROBE_BANKS, type ProbeTrigger } from '../core/probes.ts';
+import { PROBE_BANKS, PROBE_CLEAN, type ProbeTrigger } from '../core/probes.ts';
 import { buildTruthFile, readTruthFile, type TruthArrays, type TruthFile } from '../core/truth.ts';
 import { MODEL_NAMES, isModelName } from '../ml/resnet.ts';
 import { nodeDecoder } from './node-decoder.ts';
@@ -642,13 +642,17 @@ function detectOptions(v: Record<string, string | boolean | undefined>): DetectO
 
 /**
  * The underfit warning (core's detectionCaveats) for trajectories recorded elsewhere, on stderr:
- * with the truth file the probes are known. The advice names no detection setting these two
- * commands lack; it says to record longer.
+ * it needs the clean probes (the truth file also tells the backdoor from the mislabeled ones; a
+ * probes file only the clean from the anomalous). The advice names no detection setting these two
+ * commands lack: it says to record longer.
  */
-function warnIfUnderfit(traj: Trajectories, truth: TruthArrays | undefined): void {
-  if (!truth) return;
-  const fit = probeFit(traj, truth.probeKind);
-  for (const c of detectionCaveats({ flagged: 0, judged: 0, probeFit: fit }))
+function warnIfUnderfit(traj: Trajectories, probes: ProbeRows, truth?: TruthArrays): void {
+  let kinds = truth?.probeKind;
+  if (!kinds) {
+    kinds = new Uint8Array(traj.n);
+    for (const i of probes.clean) kinds[i] = PROBE_CLEAN;
+  }
+  for (const c of detectionCaveats({ flagged: 0, judged: 0, probeFit: probeFit(traj, kinds) }))
     process.stderr.write(`warning: ${c.text}${c.action ? ` ${c.action}` : ''}\n`);
 }
 
@@ -669,7 +673,7 @@ async function cmdDetect(v: Record<string, string | boolean | undefined>): Promi
   const { traj, probes, truth } = await loadDetectionInputs(v);
   const context = truth ? { labels: truth.labels, numClasses: truth.classes.length } : undefined;
   const det = detect(traj, probes, opts, context, wasmNearest);
-  warnIfUnderfit(traj, truth);
+  warnIfUnderfit(traj, probes, truth);
   const scores = Array.from(det.scores, (s) => (Number.isNaN(s) ? null : s));
   const summary = truth ? summarize(det, truth) : undefined;
   const out = {
@@ -713,7 +717,7 @@ async function cmdReport(v: Record<string, string | boolean | undefined>): Promi
   const { tPath, traj, probes, truth, train } = await loadDetectionInputs(v);
   const t = truth!;
   const det = detect(traj, probes, opts);
-  warnIfUnderfit(traj, t);
+  warnIfUnderfit(traj, probes, t);
   const summary = summarize(det, t);
   const thumbnail = train
     ? (row: number) => {

@@ -1,5 +1,6 @@
 import { underfit, UNDERFIT_LOSS, type ProbeFit } from './detect/fit.ts';
 import type { DetectOptions } from './detect/index.ts';
+import { DEFAULT_DETECT } from './experiment.ts';
 import type { DetectionSummary, Report } from './report.ts';
 import type { RunRecord } from './run.ts';
 
@@ -115,17 +116,30 @@ export function detectionCaveats(d: {
   const out: Caveat[] = [];
   const fit = d.probeFit;
   const easiness = d.detect?.easiness;
-  if (underfit(fit)) {
-    const nats = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '—');
+  if (underfit(fit) && !Number.isFinite(fit!.clean)) {
+    // probeFit reads a loss that is not a number as infinite: the training diverged.
+    out.push({
+      kind: 'underfit',
+      text: 'The probationary model diverged: its recorded losses for the clean probes are not numbers, so the trajectories say nothing about the data.',
+      action: 'Train the probationary model again at a lower learning rate, then detect again.',
+    });
+  } else if (underfit(fit)) {
+    const f = fit!;
+    const nats = (x: number) => x.toFixed(2);
     const longer = 'train the probationary model longer or at a higher learning rate';
     // The easiness test needs the calibrated k-NN threshold (the configuration refuses it else).
     const calibrated = d.detect?.method === 'knn' && d.detect.threshold === 'auto';
+    const budget = DEFAULT_DETECT.easiness;
     const easinessAdvice = calibrated
-      ? 'Turn on the "learned too easily" test (on the Detect step; --easiness 0.02 on the command line)'
-      : 'Use the k-NN with the calibrated threshold and turn on the "learned too easily" test (on the Detect step; --method knn --threshold auto --easiness 0.02 on the command line)';
+      ? `Turn on the "learned too easily" test (on the Detect step; --easiness ${budget} on the command line)`
+      : `Use the k-NN with the calibrated threshold and turn on the "learned too easily" test (on the Detect step; --method knn --threshold auto --easiness ${budget} on the command line)`;
+    const anomalous =
+      Number.isFinite(f.backdoor) && Number.isFinite(f.mislabeled)
+        ? ` The backdoor probes end at ${nats(f.backdoor)} and the mislabeled ones at ${nats(f.mislabeled)}.`
+        : '';
     out.push({
       kind: 'underfit',
-      text: `The probationary model is far from fitting its data: after its last epoch the median clean probe still has a loss of ${nats(fit!.clean)} (its own label gets ${pct(Math.exp(-fit!.clean))} of the probability; a fitted model is well under ${nats(UNDERFIT_LOSS)}). The backdoor probes end at ${nats(fit!.backdoor)} and the mislabeled ones at ${nats(fit!.mislabeled)}. BaDLoss tells poisons apart by how fast they are learned next to clean data; this early, an attack the network learns faster than the rest of its class may resemble no probe, and the k-NN misses it.`,
+      text: `The probationary model is far from fitting its data: after its last epoch the median clean probe still has a loss of ${nats(f.clean)} (its own label gets ${pct(Math.exp(-f.clean))} of the probability; a fitted model is well under ${nats(UNDERFIT_LOSS)}).${anomalous} BaDLoss tells poisons apart by how fast they are learned next to clean data; this early, an attack the network learns faster than the rest of its class may resemble no probe, and a detector that compares rows with the probes misses it.`,
       action:
         easiness || !d.detect
           ? `${longer.charAt(0).toUpperCase()}${longer.slice(1)}, then detect again.`
@@ -188,7 +202,7 @@ export function runDetectionCaveats(
 ): Caveat[] {
   if (!summary || !r.prepared) return [];
   return detectionCaveats({
-    flagged: summary.removed.total ?? summary.flagged.length,
+    flagged: summary.flagged.length,
     judged: summary.perClass.reduce((s, c) => s + c.total, 0),
     looAuroc: r.detection?.looAuroc,
     probeCounts: r.prepared.probes,

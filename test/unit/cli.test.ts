@@ -128,6 +128,8 @@ describe('cli detect', () => {
       join(dir, 's.json'),
     );
     expect(r.code, r.err).toBe(0);
+    // the clean probes end at 0.2 nats (under ln 2): no underfit warning
+    expect(r.err).not.toContain('warning:');
     const s = JSON.parse(readFileSync(join(dir, 's.json'), 'utf8'));
     expect(s.k).toBe(3);
     expect(s.scores[0]).toBeNull();
@@ -160,6 +162,28 @@ describe('cli detect', () => {
     );
     expect(r2.code, r2.err).toBe(0);
     expect(JSON.parse(readFileSync(join(dir, 's2.json'), 'utf8'))).toEqual(s);
+    // clean probes that end at 4 nats: the model did not fit them, and stderr says so
+    writeFileSync(
+      join(dir, 'p-unfit.json'),
+      JSON.stringify({ clean: [9, 10, 11], anomalous: [0, 1, 2] }),
+    );
+    const r3 = cli(
+      'detect',
+      '--trajectories',
+      join(dir, 't.json'),
+      '--probes',
+      join(dir, 'p-unfit.json'),
+      '--k',
+      '3',
+      '--out',
+      join(dir, 's3.json'),
+    );
+    expect(r3.code, r3.err).toBe(0);
+    expect(r3.err).toContain(
+      'warning: The probationary model is far from fitting its data: after its last epoch the median clean probe still has a loss of 4.00',
+    );
+    expect(r3.err).not.toContain('backdoor probes end at'); // a probes file does not say which
+    expect(r3.err).toContain('Train the probationary model longer or at a higher learning rate');
   });
   it('rejects malformed inputs clearly', () => {
     writeFileSync(join(dir, 'bad.json'), '{"losses": [[1, 2], [3]]}');

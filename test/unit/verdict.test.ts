@@ -2,14 +2,16 @@ import { describe, expect, it } from 'vitest';
 import {
   blocksRetrain,
   changeTone,
+  runDetectionCaveats,
   detectionCaveats,
   easinessProbesNeeded,
   verdictOf,
   TOOK_HOLD_ASR,
 } from '../../src/core/verdict.ts';
-import { preset } from '../../src/core/experiment.ts';
+import { DEFAULT_DETECT, preset } from '../../src/core/experiment.ts';
+import type { RunRecord } from '../../src/core/run.ts';
 import { UNDERFIT_LOSS } from '../../src/core/detect/fit.ts';
-import type { Report } from '../../src/core/report.ts';
+import type { DetectionSummary, Report } from '../../src/core/report.ts';
 import { reportHtml } from '../../src/core/report.ts';
 
 /** A hand-made report: 1,000 judged examples in 2 classes, patch and blend-r poisoned 50 each. */
@@ -270,6 +272,11 @@ describe('verdictOf', () => {
         'Train the probationary model longer or at a higher learning rate, then detect again.',
       );
     }
+    // a diverged model (NaN losses read as infinite) is told the opposite: a lower learning rate
+    const diverged = detectionCaveats({ ...base, probeFit: { ...cifar, clean: Infinity } });
+    expect(diverged.map((c) => c.kind)).toEqual(['underfit']);
+    expect(diverged[0].text).toMatch(/diverged/);
+    expect(diverged[0].action).toMatch(/lower learning rate/);
     // advice, not a block: the retrain button stays; chance-level LOO or mass flagging stop it
     expect(blocksRetrain([off])).toBe(false);
     const idle = detectionCaveats({
@@ -289,6 +296,30 @@ describe('verdictOf', () => {
       probeFit: cifar,
     });
     expect(v.caveats.map((c) => c.kind)).toContain('underfit');
+  });
+
+  it("a run's detection warnings: the stored summary and fit, or the ones given", () => {
+    const r = report({ asrBefore: { patch: 0.9 }, asrAfter: { patch: 0.1 } });
+    const summary = { ...r.detection, flagged: [1, 2, 3] } as unknown as DetectionSummary;
+    const run = {
+      config: r.config,
+      prepared: { probes: { clean: 250, backdoor: 250, mislabeled: 250 } },
+      detection: { summary, probeFit: { clean: 1.2, backdoor: 2, mislabeled: 3 } },
+    } as unknown as Pick<RunRecord, 'config' | 'prepared' | 'detection'>;
+    expect(runDetectionCaveats(run).map((c) => c.kind)).toEqual(['underfit']);
+    // the Detect step's explored threshold: most rows flagged
+    const most = { ...summary, flagged: Array.from({ length: 600 }, (_, i) => i) };
+    expect(runDetectionCaveats(run, most).map((c) => c.kind)).toEqual(['underfit', 'most-flagged']);
+    // a fit given (computed from the trajectories) replaces a missing one
+    const fitted = { clean: 0.2, backdoor: 0.5, mislabeled: 3 };
+    expect(runDetectionCaveats(run, summary, fitted)).toEqual([]);
+    // the stored settings decide the advice: the preset's calibrated k-NN
+    expect(runDetectionCaveats(run)[0].action).toMatch(
+      new RegExp(`^Turn on .*--easiness ${DEFAULT_DETECT.easiness} `),
+    );
+    // nothing to warn about before a detection or a prepared set
+    expect(runDetectionCaveats({ ...run, detection: undefined })).toEqual([]);
+    expect(runDetectionCaveats({ ...run, prepared: undefined })).toEqual([]);
   });
 
   it('flags a class hit much harder than the others (but not an attack target)', () => {
