@@ -7,7 +7,8 @@
  * the backend the app measures fastest — our WebAssembly engine on a machine without a GPU), and
  * the exported HTML report as docs/step-report-html.png. Set STEPS=data,attacks to stop early.
  * SECOND_ROUND=0.03 adds a second detection round (the CLI's default) and its picture,
- * docs/step-detect-rounds.png.
+ * docs/step-detect-rounds.png. EPOCHS=n trains n epochs instead of the preset's (EPOCHS=2 leaves
+ * the model far from fitting its data: the underfit warning), OUT=<dir> writes elsewhere.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -16,15 +17,16 @@ import { preset } from '../src/core/experiment.ts';
 
 const PORT = Number(process.env.PORT ?? 4180);
 const BASE = `http://127.0.0.1:${PORT}/`;
-const OUT = 'docs';
+const OUT = process.env.OUT ?? 'docs';
 const only = process.env.STEPS?.split(',');
 
 const secondRound = process.env.SECOND_ROUND ? Number(process.env.SECOND_ROUND) : undefined;
 
-/** The tiny classroom preset, exactly as its button sets it (with SECOND_ROUND, two rounds). */
+/** The tiny classroom preset, exactly as its button sets it (with SECOND_ROUND, two rounds; EPOCHS). */
 function config() {
   const c = preset('tiny');
   if (secondRound) c.detect = { ...c.detect, secondRound };
+  if (process.env.EPOCHS) c.train = { ...c.train, epochs: Number(process.env.EPOCHS) };
   return c;
 }
 

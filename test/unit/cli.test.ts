@@ -116,17 +116,20 @@ describe('cli detect', () => {
       join(dir, 'p.json'),
       JSON.stringify({ clean: [0, 1, 2], anomalous: [9, 10, 11] }),
     );
-    const r = cli(
-      'detect',
-      '--trajectories',
-      join(dir, 't.json'),
-      '--probes',
-      join(dir, 'p.json'),
-      '--k',
-      '3',
-      '--out',
-      join(dir, 's.json'),
-    );
+    /** `detect` with k = 3 on files in the test's folder. */
+    const detectK3 = (trajectories: string, probes: string, out: string) =>
+      cli(
+        'detect',
+        '--trajectories',
+        join(dir, trajectories),
+        '--probes',
+        join(dir, probes),
+        '--k',
+        '3',
+        '--out',
+        join(dir, out),
+      );
+    const r = detectK3('t.json', 'p.json', 's.json');
     expect(r.code, r.err).toBe(0);
     // the clean probes end at 0.2 nats (under ln 2): no underfit warning
     expect(r.err).not.toContain('warning:');
@@ -149,17 +152,7 @@ describe('cli detect', () => {
       Buffer.from(flat.buffer),
     ]);
     writeFileSync(join(dir, 't.npy'), npy);
-    const r2 = cli(
-      'detect',
-      '--trajectories',
-      join(dir, 't.npy'),
-      '--probes',
-      join(dir, 'p.json'),
-      '--k',
-      '3',
-      '--out',
-      join(dir, 's2.json'),
-    );
+    const r2 = detectK3('t.npy', 'p.json', 's2.json');
     expect(r2.code, r2.err).toBe(0);
     expect(JSON.parse(readFileSync(join(dir, 's2.json'), 'utf8'))).toEqual(s);
     // clean probes that end at 4 nats: the model did not fit them, and stderr says so
@@ -167,17 +160,7 @@ describe('cli detect', () => {
       join(dir, 'p-unfit.json'),
       JSON.stringify({ clean: [9, 10, 11], anomalous: [0, 1, 2] }),
     );
-    const r3 = cli(
-      'detect',
-      '--trajectories',
-      join(dir, 't.json'),
-      '--probes',
-      join(dir, 'p-unfit.json'),
-      '--k',
-      '3',
-      '--out',
-      join(dir, 's3.json'),
-    );
+    const r3 = detectK3('t.json', 'p-unfit.json', 's3.json');
     expect(r3.code, r3.err).toBe(0);
     expect(r3.err).toContain(
       'warning: The probationary model is far from fitting its data: after its last epoch the median clean probe still has a loss of 4.00',
