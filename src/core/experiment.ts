@@ -284,7 +284,7 @@ export const CLASSROOM_DETECT: DetectOptions = {
  * again at α2 = 0.02, with the easiness test at 0.02. The budgets add up to 14% of the clean data.
  *
  * Why the easiness test: on natural images (CIFAR-10 at the product owner's scale, eight seeds)
- * the network learns none of the bank's backdoor probes in ten epochs — they look like mislabeled
+ * the network learns few of the bank's backdoor probes in ten epochs — most look like mislabeled
  * rows — while the attacks that take hold are learned faster than their class. The k-NN alone
  * (α 0.12, α2 0.03) removed 14% of those attacks' poisons and lowered the mean average ASR only
  * from 41.2% to 33.5%; with the easiness test 39% and 22.4%, for no more clean data. On the demo

@@ -17,8 +17,8 @@ export interface ProbeFit {
  * fast they are learned next to clean rows; a model that has not yet fit the clean rows blurs
  * that. Measured (docs/detection.md, "Natural images"): on the demo set, twenty seeds, the median
  * clean probe ends at 0.13–0.24 nats; on CIFAR-10 at 6,000 images and ten epochs (44–51% clean
- * accuracy), eight seeds, at 0.99–1.35 — where the network learned none of the backdoor probes
- * and the k-NN alone removed 14% of the poisons of the attacks that took hold.
+ * accuracy), eight seeds, at 0.99–1.35 — where the backdoor probes ended near the mislabeled ones
+ * (median 1.7–2.4 against 2.8–3.1) and the k-NN alone removed 14% of the poisons of the attacks that took hold.
  */
 export const UNDERFIT_LOSS = Math.LN2;
 

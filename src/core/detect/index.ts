@@ -276,8 +276,8 @@ export const EASINESS_FROM = 0.2;
  * over the epochs after the first fifth (2 of 10), as a robust z-score within its class — minus
  * the median over the class's rows, over their median absolute deviation (one group without
  * labels). Higher = easier than the class. The k-NN does not see it where no probe is learned
- * that fast: on natural images (CIFAR-10 at 6,000 images and ten epochs) the network learns none
- * of the bank's backdoor probes, while the attacks that take hold — the dimple blend, the
+ * that fast: on natural images (CIFAR-10 at 6,000 images and ten epochs) the network learns few
+ * of the bank's backdoor probes (of its four triggers, one or two per seed), while the attacks that take hold — the dimple blend, the
  * sinusoid — end at a tenth or less of their class's clean loss, so their nearest probes are
  * clean; on the demo set the clean-label sinusoid's poisons do the same (AUROC 0.92 within the
  * class over eight seeds). docs/detection.md, "Natural images".
