@@ -33,7 +33,7 @@ import {
 } from '../core/detect/index.ts';
 import type { ProbeRows, Trajectories } from '../core/detect/knn.ts';
 import { probeFit } from '../core/detect/fit.ts';
-import { detectionCaveats } from '../core/verdict.ts';
+import { caveatLine, detectionCaveats } from '../core/verdict.ts';
 import {
   buildDetectionReport,
   detectionReportHtml,
@@ -308,15 +308,16 @@ function auditConfig(v: Record<string, string | boolean | undefined>): RunConfig
     throw new UsageError(
       `--second-round needs --method knn (it detects again against the probes), not ${method}`,
     );
+  /** A budget flag that "off" or 0 turns off. */
+  const isOff = (x: string | undefined) =>
+    x === 'off' || (x !== undefined && x.trim() !== '' && Number(x) === 0);
   // "off" or 0: one round.
-  const secondRound =
-    second === 'off' || (second !== undefined && second.trim() !== '' && Number(second) === 0)
-      ? undefined
-      : (num(second, 'second-round', 'secondRound') ?? DEFAULT_DETECT.secondRound);
+  const secondRound = isOff(second)
+    ? undefined
+    : (num(second, 'second-round', 'secondRound') ?? DEFAULT_DETECT.secondRound);
   // "off" or 0: no easiness test; unset: the default's where the threshold is calibrated.
   const easy = s('easiness');
-  const easyOff =
-    easy === 'off' || (easy !== undefined && easy.trim() !== '' && Number(easy) === 0);
+  const easyOff = isOff(easy);
   if (easy !== undefined && !easyOff && (method !== 'knn' || threshold !== 'auto'))
     throw new UsageError(
       `--easiness needs --method knn with the calibrated threshold (--threshold auto): its budget adds to the k-NN's`,
@@ -653,7 +654,7 @@ function warnIfUnderfit(traj: Trajectories, probes: ProbeRows, truth?: TruthArra
     for (const i of probes.clean) kinds[i] = PROBE_CLEAN;
   }
   for (const c of detectionCaveats({ flagged: 0, judged: 0, probeFit: probeFit(traj, kinds) }))
-    process.stderr.write(`warning: ${c.text}${c.action ? ` ${c.action}` : ''}\n`);
+    process.stderr.write(`${caveatLine(c)}\n`);
 }
 
 function summarize(det: Detection, truth: TruthArrays): DetectionSummary {

@@ -116,15 +116,15 @@ export function detectionCaveats(d: {
   const out: Caveat[] = [];
   const fit = d.probeFit;
   const easiness = d.detect?.easiness;
-  if (underfit(fit) && !Number.isFinite(fit!.clean)) {
-    // probeFit reads a loss that is not a number as infinite: the training diverged.
+  // probeFit reads a loss that is not a number as infinite: the training diverged.
+  if (fit && underfit(fit) && !Number.isFinite(fit.clean))
     out.push({
       kind: 'underfit',
       text: 'The probationary model diverged: its recorded losses for the clean probes are not numbers, so the trajectories say nothing about the data.',
       action: 'Train the probationary model again at a lower learning rate, then detect again.',
     });
-  } else if (underfit(fit)) {
-    const f = fit!;
+  else if (fit && underfit(fit)) {
+    const f = fit;
     const nats = (x: number) => x.toFixed(2);
     const longer = 'train the probationary model longer or at a higher learning rate';
     // The easiness test needs the calibrated k-NN threshold (the configuration refuses it else).
@@ -183,6 +183,11 @@ export function detectionCaveats(d: {
       action: 'Raise the threshold on the Detect step, or add probes and detect again.',
     });
   return out;
+}
+
+/** A warning as one line of a log: "warning: <text> <action>". */
+export function caveatLine(c: Caveat): string {
+  return `warning: ${c.text}${c.action ? ` ${c.action}` : ''}`;
 }
 
 /** Whether warnings should hold the Detect step's retrain button back (any not advisory). */

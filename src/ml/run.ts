@@ -29,7 +29,7 @@ import { parseNpy } from '../core/formats/npy.ts';
 import { readTruthFile, type TruthFile } from '../core/truth.ts';
 import { PROBE_BACKDOOR, PROBE_CLEAN, PROBE_MISLABELED, PROBE_NONE } from '../core/probes.ts';
 import { capPerClass } from '../core/detect/calibrate.ts';
-import { runDetectionCaveats } from '../core/verdict.ts';
+import { caveatLine, runDetectionCaveats } from '../core/verdict.ts';
 import { probeFit, type ProbeFit } from '../core/detect/fit.ts';
 import { accuracy } from '../core/metrics.ts';
 import { pca2 } from '../core/embed.ts';
@@ -952,8 +952,7 @@ export class RunOrchestrator {
         r = before.detection ? await this.detectBaselines(id) : await this.detect(id);
         if (!before.detection) {
           call.log?.(detectLine(r.detection!));
-          for (const c of runDetectionCaveats(r))
-            call.log?.(`warning: ${c.text}${c.action ? ` ${c.action}` : ''}`);
+          for (const c of runDetectionCaveats(r)) call.log?.(caveatLine(c));
         }
         for (const d of BASELINE_NAMES)
           if (r.defenses?.[d] && !before.defenses?.[d]) call.log?.(defenseLine(r.defenses[d]!));
