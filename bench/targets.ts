@@ -19,6 +19,11 @@ import { benchConfig, benchDataset, targetChecks, theEngine } from './detection-
 const seeds = (process.env.BENCH_SEEDS ?? '0,1,2,3,4,5,6,7,8,9').split(',').map(Number);
 const detect = { ...DEFAULT_DETECT };
 if (process.env.BENCH_SECOND_ROUND === 'off') delete detect.secondRound;
+// BENCH_MIRROR: the mirror test's budget, or off (default: DEFAULT_DETECT's).
+if (process.env.BENCH_MIRROR === 'off') delete detect.mirror;
+else if (process.env.BENCH_MIRROR) detect.mirror = Number(process.env.BENCH_MIRROR);
+// BENCH_A1: the k-NN's clean-removal budget in the first round (default: DEFAULT_DETECT's).
+if (process.env.BENCH_A1) detect.targetFpr = Number(process.env.BENCH_A1);
 if (process.env.BENCH_FEATURES) detect.features = process.env.BENCH_FEATURES as TrajectoryFeatures;
 const pct = (x: number) => (100 * x).toFixed(1);
 const mark = (ok: boolean) => (ok ? '✓' : '✗');

@@ -27,6 +27,11 @@ export interface DetectControls {
    * (rows learned far better than their class); null = off.
    */
   easinessPct: number | null;
+  /**
+   * k-NN with the calibrated threshold: the mirror test's clean-removal budget in percent (rows
+   * whose loss jumps when the image is mirrored); null = off.
+   */
+  mirrorPct: number | null;
 }
 
 /** The controls a run's detection settings start them at (the default budget where it has none). */
@@ -42,6 +47,7 @@ export function controlsFrom(d: DetectOptions): DetectControls {
     secondRoundPct: d.secondRound !== undefined ? +(100 * d.secondRound).toFixed(1) : null,
     features: d.features ?? 'loss',
     easinessPct: d.easiness !== undefined ? +(100 * d.easiness).toFixed(1) : null,
+    mirrorPct: d.mirror !== undefined ? +(100 * d.mirror).toFixed(1) : null,
   };
 }
 
@@ -63,6 +69,7 @@ export function detectOptionsFrom(c: DetectControls, base: DetectOptions): Detec
   if (c.thresholdMode === 'auto') {
     opts.targetFpr = c.budgetPct / 100;
     if (c.easinessPct !== null && c.easinessPct > 0) opts.easiness = c.easinessPct / 100;
+    if (c.mirrorPct !== null && c.mirrorPct > 0) opts.mirror = c.mirrorPct / 100;
   }
   if (base.calibration) opts.calibration = base.calibration;
   if (base.score) opts.score = base.score;

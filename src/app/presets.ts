@@ -43,7 +43,7 @@ export function activePreset(cfg: RunConfig, gtsrb = false): PresetName | 'audit
  * The configuration for auditing the user's own data: no attacks, trusted probes never from the
  * data under audit (SPEC §3: the test split when there is one, else a separately uploaded set),
  * and — unless the user chose other settings on the Detect step — the default detection the
- * command line audits with (DEFAULT_DETECT: the easiness test and a second round), not the
+ * command line audits with (DEFAULT_DETECT: the easiness and mirror tests and a second round), not the
  * classroom presets' one-round k-NN: it was chosen on natural images, the presets' on the demo set.
  */
 export function auditConfig(cfg: RunConfig, hasTestSplit: boolean): RunConfig {

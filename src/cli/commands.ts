@@ -68,7 +68,7 @@ const USAGE = `BaDLoss Lab command line
                  [--width w] [--batch b] [--lr x] [--k n] [--threshold auto|t] [--limit-train n] [--limit-test n]
                  [--probe-trigger bank|<id,...>] [--target-fpr a] [--calibration class|pooled]
                  [--score ${KNN_SCORES.join('|')}] [--features ${TRAJECTORY_FEATURES.join('|')}]
-                 [--max-class-fraction f] [--easiness a|off] [--second-round a|off]
+                 [--max-class-fraction f] [--easiness a|off] [--mirror a|off] [--second-round a|off]
                  [--separate-baseline] [--trusted train|test] [--eval-each-epoch] [--state <dir>]
                  [--engine auto|wasm|tfjs-cpu] [--threads n]
                  [--defenses badloss,spectral,activation-clustering,frequency,abl|all]
@@ -89,10 +89,11 @@ Detection defaults (docs/detection.md): backdoor probes from the bank (${PROBE_B
 k-NN with k by leave-one-out and the clean distance breaking its ties (--score ${DEFAULT_DETECT.score}), and a
 threshold calibrated per class on the clean probes for a clean-removal budget of --target-fpr
 (${DEFAULT_DETECT.targetFpr}), united with the easiness test (--easiness ${DEFAULT_DETECT.easiness}, its budget: rows learned far
-better than the rest of their class); then a second round (--second-round ${DEFAULT_DETECT.secondRound}, its budget): a second
+better than the rest of their class) and the mirror test (--mirror ${DEFAULT_DETECT.mirror}: rows whose loss jumps far more
+than their class's when the image is mirrored left–right, as a trigger at fixed pixels makes it); then a second round (--second-round ${DEFAULT_DETECT.secondRound}, its budget): a second
 probationary model trained on the rows the first round kept is scored again, and retraining drops both rounds' rows.
 --score knn-or-distance also removes rows far from every clean probe; --features loss+log compares the
-losses' logarithms too. The paper's method: --probe-trigger patch --threshold 0.1 --score knn --second-round off (a fixed threshold turns the easiness test off). Any list of attack ids is a probe trigger too.
+losses' logarithms too. The paper's method: --probe-trigger patch --threshold 0.1 --score knn --second-round off (a fixed threshold turns the easiness and mirror tests off). Any list of attack ids is a probe trigger too.
 Training runs on the WebAssembly engine (--threads, default: every core) or on tfjs's CPU backend
 (--engine tfjs-cpu); both give the same results up to float rounding.`;
 
@@ -315,17 +316,21 @@ function auditConfig(v: Record<string, string | boolean | undefined>): RunConfig
   const secondRound = isOff(second)
     ? undefined
     : (num(second, 'second-round', 'secondRound') ?? DEFAULT_DETECT.secondRound);
-  // "off" or 0: no easiness test; unset: the default's where the threshold is calibrated.
-  const easy = s('easiness');
-  const easyOff = isOff(easy);
-  if (easy !== undefined && !easyOff && (method !== 'knn' || threshold !== 'auto'))
-    throw new UsageError(
-      `--easiness needs --method knn with the calibrated threshold (--threshold auto): its budget adds to the k-NN's`,
-    );
-  const easiness =
-    easyOff || method !== 'knn' || threshold !== 'auto'
+  // The easiness and mirror tests: "off" or 0 turns one off; unset, the default's budget where
+  // the threshold is calibrated (they unite with the calibrated k-NN's flags, nothing else).
+  const calibratedTest = (flag: 'easiness' | 'mirror') => {
+    const given = s(flag);
+    const off = isOff(given);
+    if (given !== undefined && !off && (method !== 'knn' || threshold !== 'auto'))
+      throw new UsageError(
+        `--${flag} needs --method knn with the calibrated threshold (--threshold auto): its budget adds to the k-NN's`,
+      );
+    return off || method !== 'knn' || threshold !== 'auto'
       ? undefined
-      : (num(easy, 'easiness', 'easiness') ?? DEFAULT_DETECT.easiness);
+      : (num(given, flag, flag) ?? DEFAULT_DETECT[flag]);
+  };
+  const easiness = calibratedTest('easiness');
+  const mirror = calibratedTest('mirror');
   const limitTest = num(s('limit-test'), 'limit-test', 'limit');
   return {
     mode: attacks.length > 0 ? 'benchmark' : 'audit',
@@ -356,6 +361,7 @@ function auditConfig(v: Record<string, string | boolean | undefined>): RunConfig
             ...(features ? { features } : {}),
             ...(maxClassFraction !== undefined ? { maxClassFraction } : {}),
             easiness,
+            mirror,
             secondRound,
           }
         : {
@@ -803,6 +809,7 @@ export async function main(argv: string[]): Promise<number> {
     'max-class-fraction': { type: 'string' },
     'second-round': { type: 'string' },
     easiness: { type: 'string' },
+    mirror: { type: 'string' },
   } as const;
   try {
     let parsed;

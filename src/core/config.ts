@@ -34,6 +34,7 @@ export const LIMITS = {
   maxClassFraction: { min: 0, max: 1, minExclusive: true, int: false },
   secondRound: { min: 0, max: 0.5, minExclusive: true, int: false },
   easiness: { min: 0, max: 1, minExclusive: true, maxExclusive: true, int: false },
+  mirror: { min: 0, max: 1, minExclusive: true, maxExclusive: true, int: false },
   limit: { min: 1, max: 100_000_000, int: true },
   seed: { min: -(2 ** 31), max: 2 ** 31 - 1, int: true },
   threads: { min: 1, max: 64, int: true },
@@ -180,22 +181,27 @@ export function validateRunConfig(v: unknown): RunConfig {
     num(d, 'maxClassFraction', 'maxClassFraction', 'detect.maxClassFraction');
   if (d.rejectFraction !== undefined)
     num(d, 'rejectFraction', 'rejectFraction', 'detect.rejectFraction');
-  if (d.easiness !== undefined) {
-    num(d, 'easiness', 'easiness', 'detect.easiness');
+  // The easiness and mirror tests each add their budget to the k-NN's (and the second round's).
+  const tests = (['easiness', 'mirror'] as const).filter((key) => d[key] !== undefined);
+  for (const key of tests) {
+    num(d, key, key, `detect.${key}`);
     if (d.method !== 'knn' || d.threshold !== 'auto')
       fail(
-        'detect.easiness needs the k-NN method with the calibrated threshold (threshold "auto"): its budget adds to the k-NN\'s clean-removal budget; remove it or calibrate the threshold',
+        `detect.${key} needs the k-NN method with the calibrated threshold (threshold "auto"): its budget adds to the k-NN's clean-removal budget; remove it or calibrate the threshold`,
       );
+  }
+  const extra = tests.reduce((sum, key) => sum + (d[key] as number), 0);
+  const named = tests.map((key) => `detect.${key} ${d[key]}`).join(' and ');
+  if (tests.length) {
     const alpha = typeof d.targetFpr === 'number' ? d.targetFpr : DEFAULT_TARGET_FPR;
-    if (typeof d.easiness === 'number' && alpha + d.easiness >= 1)
+    if (alpha + extra >= 1)
       fail(
-        `detect.targetFpr ${alpha} and detect.easiness ${d.easiness} add up to 1 or more: every row would be removed; lower one of them`,
+        `detect.targetFpr ${alpha} and ${named} add up to 1 or more: every row would be removed; lower one of them`,
       );
-    if (typeof d.easiness === 'number' && typeof d.secondRound === 'number')
-      if (d.secondRound + d.easiness >= 1)
-        fail(
-          `detect.secondRound ${d.secondRound} and detect.easiness ${d.easiness} add up to 1 or more: the second round would remove every row; lower one of them`,
-        );
+    if (typeof d.secondRound === 'number' && d.secondRound + extra >= 1)
+      fail(
+        `detect.secondRound ${d.secondRound} and ${named} add up to 1 or more: the second round would remove every row; lower one of them`,
+      );
   }
   if (d.secondRound !== undefined) {
     num(d, 'secondRound', 'secondRound', 'detect.secondRound');

@@ -36,7 +36,10 @@ export interface PhasePlan {
   recordRows: number;
   /** Rows evaluated after each epoch (0 unless evaluated every epoch). */
   evalRowsPerEpoch: number;
-  /** Rows evaluated once the last epoch is done (test set + triggered test sets). */
+  /**
+   * Rows evaluated once the last epoch is done: the test set and the triggered test sets, and any
+   * passes over the training rows the phase makes then (features, mirror gaps).
+   */
   finalEvalRows: number;
 }
 

@@ -204,6 +204,12 @@ export interface Report {
      * numbers are both rounds together; its AUROC is the first round's.
      */
     secondRound?: SecondRoundReport;
+    /**
+     * The tests united with the calibrated k-NN that ran, at their budgets as the run's settings
+     * now say (a moved threshold scales them; a test the run could not do — the mirror test
+     * without the model — is absent).
+     */
+    tests?: { easiness?: number; mirror?: number };
   };
   attacks: {
     id: AttackId;
@@ -230,6 +236,8 @@ export interface SecondRoundReport {
   targetFpr: number;
   /** The easiness test's budget in the second round, where it ran. */
   easiness?: number;
+  /** The mirror test's budget in the second round, where it ran. */
+  mirror?: number;
   firstRound: { flagged: number; removed: Record<string, number> };
   secondRound: { flagged: number; removed: Record<string, number>; auroc: Record<string, number> };
 }
@@ -240,25 +248,49 @@ export function secondRoundReport(
   first: DetectionSummary,
   second: DetectionSummary,
   easiness?: number,
+  mirror?: number,
 ): SecondRoundReport {
   return {
     targetFpr,
     ...(easiness ? { easiness } : {}),
+    ...(mirror ? { mirror } : {}),
     firstRound: { flagged: first.flagged.length, removed: first.removed },
     secondRound: { flagged: second.flagged.length, removed: second.removed, auroc: second.auroc },
   };
 }
 
-/** The report's words for the easiness test at its budget (the HTML export and the Report step); '' without it. */
-export function easinessText(budget: number | undefined): string {
-  return budget
-    ? `, with the easiness test (rows learned far better than their class) at ${+(100 * budget).toFixed(1)}% of the clean data`
-    : '';
+/** The tests united with a calibrated k-NN, by name, at their budgets (the set ones only). */
+function extraTests(
+  d: { easiness?: number; mirror?: number },
+  words: (name: string, what: string, budget: string) => string,
+): string[] {
+  const p = (x: number) => `${+(100 * x).toFixed(1)}%`;
+  const out: string[] = [];
+  if (d.easiness)
+    out.push(words('easiness', 'rows learned far better than their class', p(d.easiness)));
+  if (d.mirror)
+    out.push(words('mirror', 'rows whose loss jumps when the image is mirrored', p(d.mirror)));
+  return out;
+}
+
+/**
+ * The report's words for the tests united with the k-NN — the easiness and mirror tests at their
+ * budgets (the HTML export and the Report step); '' without them.
+ */
+export function extraTestsText(d: { easiness?: number; mirror?: number }): string {
+  const tests = extraTests(d, (name, what, b) => `the ${name} test (${what}) at ${b}`);
+  return tests.length ? `, with ${tests.join(' and ')} of the clean data` : '';
+}
+
+/** The budgets of the tests united with a k-NN, in words (" (and 2% for …)"); '' without them. */
+export function extraBudgetsText(d: { easiness?: number; mirror?: number }): string {
+  const tests = extraTests(d, (name, _what, b) => `${b} for the ${name} test`);
+  return tests.length ? ` (and ${tests.join(' and ')})` : '';
 }
 
 /** The report's sentence on a second detection round (the HTML export and the Report step). */
 export function secondRoundText(s: SecondRoundReport): string {
-  return `Two detection rounds: the first removed ${s.firstRound.flagged}; a second model, trained on what it kept, found ${s.secondRound.flagged} more at a clean-removal budget of ${+(100 * s.targetFpr).toFixed(1)}%${s.easiness ? ` (and ${+(100 * s.easiness).toFixed(1)}% for the easiness test)` : ''}. The table counts both rounds; its AUROC is the first round's.`;
+  return `Two detection rounds: the first removed ${s.firstRound.flagged}; a second model, trained on what it kept, found ${s.secondRound.flagged} more at a clean-removal budget of ${+(100 * s.targetFpr).toFixed(1)}%${extraBudgetsText(s)}. The table counts both rounds; its AUROC is the first round's.`;
 }
 
 export interface ReportInput {
@@ -272,6 +304,8 @@ export interface ReportInput {
   summary: DetectionSummary;
   /** With a second detection round (`summary` is then both rounds together). */
   secondRound?: SecondRoundReport;
+  /** The tests united with the calibrated k-NN that ran, at their budgets (Report['detection'].tests). */
+  tests?: { easiness?: number; mirror?: number };
   undefended: ModelEvaluation;
   defended: ModelEvaluation;
   historyUndefended: { epoch: number; loss: number; accuracy: number }[];
@@ -326,6 +360,7 @@ export function buildReport(r: ReportInput): Report {
     detection: {
       ...detectionFields(s, r.classes),
       ...(r.secondRound ? { secondRound: r.secondRound } : {}),
+      ...(r.tests ? { tests: r.tests } : {}),
     },
     attacks: r.attacks.map((a) => ({
       id: a.id,
@@ -492,7 +527,7 @@ ${caveats ? `<p><b>Caveats</b></p><ul class="caveats">${caveats}</ul>` : ''}
 <p><small>${abbr('cleanAccuracy')}: higher is better. ${abbr('asr')}: lower is better. Changes within ±2 points count as no effect.</small></p>
 <table><tr><th></th><th>${abbr('cleanAccuracy')}</th>${asrHead}${ids.length ? '<th>average ASR</th>' : ''}</tr>${row('No defense', 'undefended')}${row('BaDLoss', 'defended')}${changeRow}</table>
 <h2>Detection</h2>
-<p><small>Method ${esc(det.method === 'knn' ? 'k-NN over the probes' : det.method)}${det.k ? `, ${abbr('k')} = ${det.k}` : ''}, ${abbr('threshold')} ${det.threshold}${easinessText(r.config.detect.easiness)}. Probes from ${esc(probeSourceText(r, opts.extras?.trustedName))}.${det.secondRound ? ` ${esc(secondRoundText(det.secondRound))}` : ''}</small></p>
+<p><small>Method ${esc(det.method === 'knn' ? 'k-NN over the probes' : det.method)}${det.k ? `, ${abbr('k')} = ${det.k}` : ''}, ${abbr('threshold')} ${det.threshold}${extraTestsText(det.tests ?? r.config.detect)}. Probes from ${esc(probeSourceText(r, opts.extras?.trustedName))}.${det.secondRound ? ` ${esc(secondRoundText(det.secondRound))}` : ''}</small></p>
 <table><tr><th>group</th><th>removed</th><th>of</th><th>share</th><th>${abbr('auroc')}</th></tr>${detRows}</table>
 <h2>Removal per class</h2>
 ${r.detection.classWarnings?.length ? `<p><strong>Warning:</strong> ${r.detection.classWarnings.map(esc).join(', ')} lost a much larger fraction than the other classes (at least twice the overall fraction and 10 points more).</p>` : ''}

@@ -20,6 +20,8 @@ export interface RunBundle {
   epochs: number;
   /** Its penultimate features (trainCount × dim), which the feature-based defenses read. */
   features?: { dim: number; values: Float32Array };
+  /** Its mirror gaps (trainCount), which the mirror test reads: the model does not travel. */
+  mirrorGap?: Float32Array;
 }
 
 const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
@@ -88,6 +90,7 @@ export function encodeRunBundle(
   trajectories: Float32Array,
   epochs: number,
   features?: { dim: number; values: Float32Array },
+  mirrorGap?: Float32Array,
 ): Uint8Array {
   const b: RunBundle = {
     format: 'badloss-run',
@@ -96,6 +99,7 @@ export function encodeRunBundle(
     trajectories,
     epochs,
     ...(features ? { features } : {}),
+    ...(mirrorGap ? { mirrorGap } : {}),
   };
   return gzipSync(strToU8(JSON.stringify(b, replacer)), { level: 9, mtime: 0 });
 }
@@ -124,6 +128,13 @@ export function decodeRunBundle(name: string, bytes: Uint8Array): RunBundle {
   if (b.trajectories.length !== r.prepared.trainCount * b.epochs!)
     throw new DatasetFormatError(
       `${name}: ${b.trajectories.length} trajectory values for ${r.prepared.trainCount} rows × ${b.epochs} epochs`,
+    );
+  if (
+    b.mirrorGap !== undefined &&
+    !(b.mirrorGap instanceof Float32Array && b.mirrorGap.length === r.prepared.trainCount)
+  )
+    throw new DatasetFormatError(
+      `${name}: the mirror gaps are damaged (they must be ${r.prepared.trainCount} float32 values)`,
     );
   return b as RunBundle;
 }

@@ -85,6 +85,12 @@ export interface Checkpoint {
    * the last epoch: count × dim, row-major. Written with the finished probationary model.
    */
   features?: { dim: number; values: Float32Array };
+  /**
+   * Each training row's mirror gap (core/detect/mirror.ts: its loss with the image mirrored minus
+   * its loss as it is), under the finished probationary or second-round model; the mirror test
+   * reads it. Written with the finished model.
+   */
+  mirrorGap?: Float32Array;
 }
 
 /** Live progress of a training phase. */
@@ -178,6 +184,20 @@ export interface SecondRoundRecord {
 /** The first round's summary of a detection (its `summary` when there is no second round). */
 export function firstRound(d: DetectionRecord): DetectionSummary {
   return d.secondRound?.first ?? d.summary;
+}
+
+/**
+ * The tests united with the run's calibrated k-NN that ran, at the budgets its settings now give
+ * (a moved threshold scaled them, a fixed cut dropped them): what the report names. A test the
+ * detection skipped — the mirror test without the model — is left out.
+ */
+export function testsThatRan(r: RunRecord): { easiness?: number; mirror?: number } {
+  const ran = r.detection?.calibration;
+  const d = r.config.detect;
+  return {
+    ...(ran?.easiness !== undefined && d.easiness !== undefined ? { easiness: d.easiness } : {}),
+    ...(ran?.mirror !== undefined && d.mirror !== undefined ? { mirror: d.mirror } : {}),
+  };
 }
 
 /** Whether a run's detection has a second round to do or done. */

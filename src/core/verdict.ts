@@ -52,7 +52,13 @@ export interface AttackVerdict {
  * Detection warnings that advise rather than stop the Detect step's "retrain" button: the
  * detection still means what it says, it could be sharper.
  */
-const ADVISORY_CAVEATS: readonly Caveat['kind'][] = ['few-probes', 'easiness-idle', 'underfit'];
+const ADVISORY_CAVEATS: readonly Caveat['kind'][] = [
+  'few-probes',
+  'easiness-idle',
+  'mirror-idle',
+  'mirror-skipped',
+  'underfit',
+];
 
 /** A warning with what to do about it. */
 export interface Caveat {
@@ -60,6 +66,8 @@ export interface Caveat {
     | 'never-took-hold'
     | 'few-probes'
     | 'easiness-idle'
+    | 'mirror-idle'
+    | 'mirror-skipped'
     | 'underfit'
     | 'loo-chance'
     | 'most-flagged'
@@ -100,7 +108,8 @@ const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? o
 /**
  * Warnings about a detection that hold before any retraining (the Detect and Retrain steps show
  * them, the verdict and the command line's log repeat them): a probationary model far from
- * fitting its data (`underfit`), too few clean probes for the easiness test to flag anything,
+ * fitting its data (`underfit`), too few clean probes for the easiness or mirror test to flag
+ * anything, a mirror test skipped for want of the model,
  * fewer than MIN_PROBES probes of a kind, a best leave-one-out AUROC below MIN_LOO_AUROC, more
  * than half of the `judged` examples `flagged`. Each says what to do; `detect` (the run's
  * detection settings, when known) decides which settings the advice can name.
@@ -110,8 +119,10 @@ export function detectionCaveats(d: {
   judged: number;
   looAuroc?: { k: number; auroc: number }[];
   probeCounts?: { clean: number; backdoor: number; mislabeled: number };
-  detect?: Pick<DetectOptions, 'method' | 'threshold' | 'easiness'>;
+  detect?: Pick<DetectOptions, 'method' | 'threshold' | 'easiness' | 'mirror'>;
   probeFit?: ProbeFit;
+  /** The mirror test was asked for but skipped: the run has no model here to measure its gaps. */
+  mirrorSkipped?: boolean;
 }): Caveat[] {
   const out: Caveat[] = [];
   const fit = d.probeFit;
@@ -147,16 +158,28 @@ export function detectionCaveats(d: {
     });
   }
   const pc = d.probeCounts;
-  if (pc && easiness) {
+  const tests = [
+    { kind: 'easiness-idle', name: '"learned too easily"', budget: easiness },
+    { kind: 'mirror-idle', name: '"breaks when mirrored"', budget: d.detect?.mirror },
+  ] as const;
+  for (const t of tests) {
+    if (!pc || !t.budget || (t.kind === 'mirror-idle' && d.mirrorSkipped)) continue;
     // Its p-value is calibrated on the clean probes: with m of them it cannot go below 1/(m + 1).
-    const need = easinessProbesNeeded(easiness);
+    const need = easinessProbesNeeded(t.budget);
     if (pc.clean < need)
       out.push({
-        kind: 'easiness-idle',
-        text: `The "learned too easily" test needs at least ${need} clean probes to remove anything at its budget of ${pct(easiness)}; with ${pc.clean} it removed nothing.`,
+        kind: t.kind,
+        text: `The ${t.name} test needs at least ${need} clean probes to remove anything at its budget of ${pct(t.budget)}; with ${pc.clean} it removed nothing.`,
         action: 'Add trusted examples and raise the number of probes, or raise its budget.',
       });
   }
+  if (d.mirrorSkipped && d.detect?.mirror)
+    out.push({
+      kind: 'mirror-skipped',
+      text: 'The "breaks when mirrored" test did not run: it needs the probationary model, which was trained elsewhere or not kept with this run, to measure each example\'s loss on its mirrored image.',
+      action:
+        'Train the probationary model here (or open the run file it was exported as) to use it.',
+    });
   if (pc) {
     const fewest = Math.min(pc.clean, pc.backdoor, pc.mislabeled);
     if (fewest < MIN_PROBES)
@@ -213,6 +236,10 @@ export function runDetectionCaveats(
     probeCounts: r.prepared.probes,
     detect: r.config.detect,
     probeFit: fit,
+    mirrorSkipped:
+      !!r.detection?.calibration &&
+      r.config.detect.mirror !== undefined &&
+      r.detection.calibration.mirror === undefined,
   });
 }
 

@@ -31,6 +31,7 @@ import { PROBE_BACKDOOR, PROBE_CLEAN, PROBE_MISLABELED, PROBE_NONE } from '../co
 import { capPerClass } from '../core/detect/calibrate.ts';
 import { caveatLine, runDetectionCaveats } from '../core/verdict.ts';
 import { probeFit, type ProbeFit } from '../core/detect/fit.ts';
+import { mirrorGaps } from '../core/detect/mirror.ts';
 import { accuracy } from '../core/metrics.ts';
 import { pca2 } from '../core/embed.ts';
 import { PhaseProgress } from '../core/progress.ts';
@@ -63,6 +64,7 @@ import {
   MemoryRunStore,
   nextStage,
   stagesWithResults,
+  testsThatRan,
   type Checkpoint,
   type DetectionContext,
   type DetectionRecord,
@@ -161,6 +163,27 @@ export async function evaluateModel(
     if (t.boosted) asrBoosted[t.attack] = accuracy(await predict(t.boosted), t.boosted.labels);
   }
   return { cleanAccuracy, asr, asrBoosted };
+}
+
+/**
+ * Rows evaluated after a phase's last epoch besides the test sets: with the mirror test on, its
+ * two passes over the training rows (probationary and second-round models); the probationary
+ * model's features (one more).
+ */
+function finalPassRows(phase: Phase, rows: number, mirror: boolean): number {
+  const gaps = mirror && (phase === 'probationary' || phase === 'recheck') ? 2 * rows : 0;
+  return gaps + (phase === 'probationary' ? rows : 0);
+}
+
+/** Each row's mirror gap under `trainer`'s model (core's `mirrorGaps`): two evaluation passes. */
+async function mirrorGapOf(
+  trainer: Trainer,
+  split: ImageSplit,
+  onRows?: (done: number) => void,
+): Promise<Float32Array> {
+  const plain = await trainer.perExampleLosses(split, onRows);
+  const mirrored = await trainer.perExampleLosses(split, (d) => onRows?.(split.count + d), true);
+  return mirrorGaps(plain, mirrored);
 }
 
 /** Images an evaluation predicts: the test set and every triggered (and boosted) test set. */
@@ -385,6 +408,7 @@ export class RunOrchestrator {
       throw e;
     }
     const model = trainer.model.describe();
+    const wantsGaps = r.config.detect.mirror !== undefined;
     const stop = () => !!call.signal?.aborted || !!call.shouldPause?.();
     // Every pass this phase makes, counted as it is (core's one progress model).
     const evalRows = evaluationRows(p.test, p.triggered);
@@ -395,7 +419,7 @@ export class RunOrchestrator {
         trainRows: split.count,
         recordRows: cfg.record === 'eval' ? split.count : 0,
         evalRowsPerEpoch: r.config.train.evalEachEpoch ? evalRows : 0,
-        finalEvalRows: evalRows + (phase === 'probationary' ? split.count : 0),
+        finalEvalRows: evalRows + finalPassRows(phase, split.count, wantsGaps),
       },
       performance.now() / 1000,
     );
@@ -437,15 +461,22 @@ export class RunOrchestrator {
         await this.deps.store.commitEpoch(r, phase, ck);
         call.onUpdate?.(r);
       }
-      const finalRows = evalRows + (phase === 'probationary' ? split.count : 0);
+      const finalRows = evalRows + finalPassRows(phase, split.count, wantsGaps);
       const onFinal = evaluatingAt(cfg.epochs, finalRows);
       onFinal(0);
       const evaluation = await evaluateModel(trainer, p.test, p.triggered, onFinal);
-      if (phase === 'probationary') {
-        // The compared defenses read the finished model's penultimate features (SPEC §10):
-        // one evaluation pass, kept with the last checkpoint.
+      if (phase === 'probationary' || (phase === 'recheck' && wantsGaps)) {
+        // Kept with the last checkpoint: with the mirror test on, its gaps (two evaluation passes
+        // over the training rows; measured later from the weights if it is turned on later) and,
+        // for the compared defenses (SPEC §10), the probationary model's penultimate features.
         const ck = await trainer.checkpoint();
-        ck.features = await this.featuresOf(trainer, split, (d) => onFinal(evalRows + d));
+        let done = evalRows;
+        if (wantsGaps) {
+          ck.mirrorGap = await mirrorGapOf(trainer, split, (d) => onFinal(done + d));
+          done += 2 * split.count;
+        }
+        if (phase === 'probationary')
+          ck.features = await this.featuresOf(trainer, split, (d) => onFinal(done + d));
         await this.deps.store.commitEpoch(await this.getRun(id), phase, ck);
       }
       const result: PhaseResult = {
@@ -470,6 +501,33 @@ export class RunOrchestrator {
       this.active.delete(id);
       trainer.dispose();
     }
+  }
+
+  /**
+   * The rows' mirror gaps for the mirror test: from the checkpoint, or (a run trained before they
+   * were kept) measured once with the stored weights — two evaluation passes, no training.
+   * Undefined where the model is not here (a run recorded elsewhere): the test is then skipped.
+   */
+  private async storedMirrorGap(
+    r: RunRecord,
+    phase: 'probationary' | 'recheck',
+    splitOf: () => ImageSplit,
+    numClasses: number,
+  ): Promise<Float32Array | undefined> {
+    const ck = await this.deps.store.loadCheckpoint(r.id, phase);
+    if (!ck) return undefined;
+    if (ck.mirrorGap?.length === ck.count) return ck.mirrorGap;
+    if (Object.keys(ck.weights).length === 0) return undefined;
+    const split = splitOf();
+    if (ck.count !== split.count) return undefined;
+    const trainer = await this.deps.createTrainer(ck.config, split, numClasses, ck);
+    try {
+      ck.mirrorGap = await mirrorGapOf(trainer, split);
+    } finally {
+      trainer.dispose();
+    }
+    await this.deps.store.commitEpoch(await this.getRun(r.id), phase, ck);
+    return ck.mirrorGap;
   }
 
   /** Penultimate features of every row of `split` (N × D). */
@@ -539,12 +597,16 @@ export class RunOrchestrator {
     // Compute first, then commit the settings and the detection together: a detection that
     // fails (say, k larger than the probes allow) leaves the run as it was.
     const trajectories = { n: p.train.count, epochs: ck.config.epochs, losses: ck.trajectories };
+    const mirrorGap =
+      config.detect.mirror !== undefined
+        ? await this.storedMirrorGap(r, 'probationary', () => p.train, p.numClasses)
+        : undefined;
     const det = detect(
       trajectories,
       probeRowsFromKinds(p.probes.probeKind),
       config.detect,
       // Labels let the threshold be calibrated per class and the per-class cap apply.
-      { labels: p.train.labels, numClasses: p.numClasses },
+      { labels: p.train.labels, numClasses: p.numClasses, ...(mirrorGap ? { mirrorGap } : {}) },
       this.deps.nearest,
     );
     this.confirmDropping(r, [this.invalidatedBy({ ...r, config }, det, det.threshold)], confirm);
@@ -624,27 +686,29 @@ export class RunOrchestrator {
     this.confirmDropping(r, [this.invalidatedBy(r, det, threshold)], confirm);
     // Store the cut where a re-detection reads it: rank-based detectors cut at 1 − rejectFraction,
     // a calibrated k-NN threshold at 1 − α (its scores are 1 − p), a fixed one at the threshold.
-    // With the easiness test the cut is at 1 − (α + α_e), and moving it scales both budgets
-    // alike (`unionOfTests`): the stored pair gives the same removals when detected again (up to
-    // rows lying exactly on a scaled cut). The second round uses the new α_e too; it is trained
-    // again anyway when the first round's removals change. A fixed cut (the slider's ends) drops
-    // the easiness test, which needs the calibrated threshold.
+    // With the easiness and mirror tests the cut is at 1 − (α + α_e + α_m), and moving it scales
+    // every budget alike (`unionOfTests`): the stored budgets give the same removals when detected
+    // again (up to rows lying exactly on a scaled cut). The second round uses the new α_e and α_m
+    // too; it is trained again anyway when the first round's removals change. A fixed cut (the
+    // slider's ends) drops both tests, which need the calibrated threshold.
     const d = r.config.detect;
-    const { easiness: _easiness, ...withoutEasiness } = d;
+    const { easiness: _easiness, mirror: _mirror, ...withoutTests } = d;
     const budget = 1 - threshold;
     const alpha = d.targetFpr ?? DEFAULT_TARGET_FPR;
+    // (a mirror test skipped for want of the model's gaps took no budget: it keeps its setting)
+    const mirrorRan = r.detection.calibration?.mirror !== undefined;
+    const scale = budget / (alpha + (d.easiness ?? 0) + (mirrorRan ? (d.mirror ?? 0) : 0));
     const detectCfg =
       d.method !== 'knn'
         ? { ...d, rejectFraction: budget }
         : d.threshold === 'auto' && threshold > 0 && threshold < 1
-          ? d.easiness !== undefined
-            ? {
-                ...d,
-                targetFpr: (budget * alpha) / (alpha + d.easiness),
-                easiness: (budget * d.easiness) / (alpha + d.easiness),
-              }
-            : { ...d, targetFpr: budget }
-          : { ...withoutEasiness, threshold };
+          ? {
+              ...d,
+              targetFpr: alpha * scale,
+              ...(d.easiness !== undefined ? { easiness: d.easiness * scale } : {}),
+              ...(d.mirror !== undefined && mirrorRan ? { mirror: d.mirror * scale } : {}),
+            }
+          : { ...withoutTests, threshold };
     const run = await this.storeDetection(
       { ...r, config: { ...r.config, detect: detectCfg } },
       p,
@@ -725,6 +789,7 @@ export class RunOrchestrator {
       attacks: p.attacks,
       probes: { n: r.config.probes.n, backdoorLabel: p.probes.backdoorLabel },
       summary: r.detection.summary,
+      ...(r.detection.calibration ? { tests: testsThatRan(r) } : {}),
       ...(r.detection.secondRound
         ? {
             secondRound: secondRoundReport(
@@ -732,6 +797,7 @@ export class RunOrchestrator {
               r.detection.secondRound.first,
               r.detection.secondRound.summary,
               r.detection.secondRound.calibration?.easiness,
+              r.detection.secondRound.calibration?.mirror,
             ),
           }
         : {}),
@@ -763,7 +829,7 @@ export class RunOrchestrator {
     const ck = await this.deps.store.loadCheckpoint(id, 'probationary');
     if (!ck || !r.phases.probationary?.done)
       throw new InvalidOptionError('train the probationary model before exporting the run');
-    return encodeRunBundle(r, ck.trajectories, ck.config.epochs, ck.features);
+    return encodeRunBundle(r, ck.trajectories, ck.config.epochs, ck.features, ck.mirrorGap);
   }
 
   /**
@@ -798,6 +864,7 @@ export class RunOrchestrator {
       trajectories: b.trajectories,
       history: run.phases.probationary!.history,
       ...(b.features ? { features: b.features } : {}),
+      ...(b.mirrorGap ? { mirrorGap: b.mirrorGap } : {}),
     });
     return run;
   }
@@ -1120,11 +1187,20 @@ export class RunOrchestrator {
     const labels = pick(p.train.labels, (n) => new Uint8Array(n));
     const truth = pick(p.truth, (n) => new Int8Array(n));
     const { secondRound: targetFpr, maxClassFraction: cap, ...opts } = r.config.detect;
+    const mirrorGap =
+      opts.mirror !== undefined
+        ? await this.storedMirrorGap(
+            r,
+            'recheck',
+            () => this.trainingSplit(r, 'recheck', p),
+            p.numClasses,
+          )
+        : undefined;
     const det = detect(
       { n: rows.length, epochs: ck.config.epochs, losses: ck.trajectories },
       probeRowsFromKinds(kinds),
       { ...opts, threshold: 'auto', targetFpr: targetFpr! },
-      { labels, numClasses: p.numClasses },
+      { labels, numClasses: p.numClasses, ...(mirrorGap ? { mirrorGap } : {}) },
       this.deps.nearest,
     );
     const first = firstRound(r.detection!);
@@ -1279,7 +1355,8 @@ function defenseLine(d: DefenseRecord): string {
 function secondRoundLine(d: DetectionRecord): string {
   const s = d.secondRound!;
   const easy = s.calibration?.easiness;
-  return `second detection round (α = ${s.targetFpr}${easy ? `, easiness test ${easy}` : ''}): flagged ${s.summary.flagged.length} more, ${d.summary.flagged.length} in all; AUROC on the rows it judged ${aurocText(s.summary.auroc)}`;
+  const mirror = s.calibration?.mirror;
+  return `second detection round (α = ${s.targetFpr}${easy ? `, easiness test ${easy}` : ''}${mirror ? `, mirror test ${mirror}` : ''}): flagged ${s.summary.flagged.length} more, ${d.summary.flagged.length} in all; AUROC on the rows it judged ${aurocText(s.summary.auroc)}`;
 }
 
 function detectLine(d: DetectionRecord): string {

@@ -236,14 +236,19 @@ export class Trainer {
     return stats;
   }
 
-  /** Loss of every example of `split` in evaluation mode (nats, clamped at 100), in order. */
+  /**
+   * Loss of every example of `split` in evaluation mode (nats, clamped at 100), in order; with
+   * `mirrored`, of each image mirrored left–right (flipped as the batch is written: no copy of
+   * the split — core's `mirroredSplit` is the same images).
+   */
   async perExampleLosses(
     split: ImageSplit,
     onBatch?: (done: number) => void,
+    mirrored = false,
   ): Promise<Float32Array> {
     const out = new Float32Array(split.count);
     const C = this.numClasses;
-    await this.forEachEvalBatch(split, (r, start, real) => {
+    await this.forEachEvalBatch(split, mirrored, (r, start, real) => {
       for (let j = 0; j < real; j++)
         out[start + j] = Math.min(
           crossEntropy(r.logits, j * C, C, split.labels[start + j]),
@@ -258,7 +263,7 @@ export class Trainer {
   async predict(split: ImageSplit, onBatch?: (done: number) => void): Promise<Uint8Array> {
     const out = new Uint8Array(split.count);
     const C = this.numClasses;
-    await this.forEachEvalBatch(split, (r, start, real) => {
+    await this.forEachEvalBatch(split, false, (r, start, real) => {
       for (let j = 0; j < real; j++) {
         let arg = 0;
         for (let c = 1; c < C; c++) if (r.logits[j * C + c] > r.logits[j * C + arg]) arg = c;
@@ -276,7 +281,7 @@ export class Trainer {
   async features(split: ImageSplit, onBatch?: (done: number) => void): Promise<Float32Array> {
     const D = this.model.featureDim;
     const out = new Float32Array(split.count * D);
-    await this.forEachEvalBatch(split, (r, start, real) => {
+    await this.forEachEvalBatch(split, false, (r, start, real) => {
       out.set(r.features.subarray(0, real * D), start * D);
       onBatch?.(start + real);
     });
@@ -336,13 +341,19 @@ export class Trainer {
   }
 
   /** Normalizes image i of the training data into slot j of the batch buffer (with augmentation). */
-  private writeImage(i: number, j: number, aug: Rng | null, split: ImageSplit = this.data): void {
+  private writeImage(
+    i: number,
+    j: number,
+    aug: Rng | null,
+    split: ImageSplit = this.data,
+    mirror = false,
+  ): void {
     const S = IMAGE_SIZE;
     const src = split.images;
     const base = i * IMAGE_BYTES;
     const out = j * IMAGE_BYTES;
     const { mean, std } = this.norm;
-    const flip = aug ? aug.int(2) === 1 : false;
+    const flip = aug ? aug.int(2) === 1 : mirror;
     const dy = aug ? aug.int(9) - 4 : 0;
     const dx = aug ? aug.int(9) - 4 : 0;
     for (let y = 0; y < S; y++) {
@@ -362,12 +373,14 @@ export class Trainer {
 
   private async forEachEvalBatch(
     split: ImageSplit,
+    mirror: boolean,
     fn: (r: EvalResult, start: number, real: number) => void,
   ): Promise<void> {
     const B = this.config.batchSize;
     for (let start = 0; start < split.count; start += B) {
       const real = Math.min(B, split.count - start);
-      for (let j = 0; j < B; j++) this.writeImage(start + (j < real ? j : 0), j, null, split);
+      for (let j = 0; j < B; j++)
+        this.writeImage(start + (j < real ? j : 0), j, null, split, mirror);
       fn(await this.model.evaluate(this.batchBuf), start, real);
       if ((start / B) % READBACK_EVERY === READBACK_EVERY - 1) await yieldToEventLoop();
     }

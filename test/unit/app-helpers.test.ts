@@ -177,6 +177,20 @@ describe('Detect step options', () => {
     );
     expect(controlsFrom({ method: 'knn', threshold: 'auto' }).easinessPct).toBeNull();
   });
+  it('sends the mirror test only with the calibrated k-NN threshold, and off when emptied', () => {
+    const c = controlsFrom(DEFAULT_DETECT);
+    expect(c.mirrorPct).toBe(100 * DEFAULT_DETECT.mirror!);
+    expect(detectOptionsFrom(c, DEFAULT_DETECT).mirror).toBe(DEFAULT_DETECT.mirror);
+    expect(detectOptionsFrom({ ...c, mirrorPct: null }, DEFAULT_DETECT)).not.toHaveProperty(
+      'mirror',
+    );
+    expect(detectOptionsFrom({ ...c, mirrorPct: 0 }, DEFAULT_DETECT)).not.toHaveProperty('mirror');
+    expect(detectOptionsFrom({ ...c, mirrorPct: 3 }, DEFAULT_DETECT).mirror).toBe(0.03);
+    expect(detectOptionsFrom({ ...c, thresholdMode: 'fixed' }, DEFAULT_DETECT)).not.toHaveProperty(
+      'mirror',
+    );
+    expect(controlsFrom({ method: 'knn', threshold: 'auto' }).mirrorPct).toBeNull();
+  });
   it('sends the features the control names, and none where the configuration had none', () => {
     const c = controlsFrom(DEFAULT_DETECT);
     expect(c.features).toBe('loss');

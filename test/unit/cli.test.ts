@@ -253,6 +253,21 @@ describe('cli detect', () => {
     );
     expect(fixed.code).toBe(2);
     expect(fixed.err).toMatch(/--easiness needs --method knn with the calibrated threshold/);
+    const mirror = cli('audit', 'demo', '--mirror', '1.5', '--out', join(dir, 'x.json'));
+    expect(mirror.code).toBe(2);
+    expect(mirror.err).toMatch(/--mirror 1.5 is not a number in \(0, 1\)/);
+    const mirrorFixed = cli(
+      'audit',
+      'demo',
+      '--method',
+      'no-probe',
+      '--mirror',
+      '0.02',
+      '--out',
+      join(dir, 'x.json'),
+    );
+    expect(mirrorFixed.code).toBe(2);
+    expect(mirrorFixed.err).toMatch(/--mirror needs --method knn with the calibrated threshold/);
     expect(existsSync(join(dir, 'x.json'))).toBe(false);
   });
 });

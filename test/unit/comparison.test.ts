@@ -141,7 +141,7 @@ describe('cli audit --defenses', () => {
     // BaDLoss detected in two rounds (the default) and removed what both flagged
     expect(r.stderr).toMatch(/recheck: a second probationary model on the \d+ rows/);
     expect(r.stderr).toContain(
-      `second detection round (α = ${DEFAULT_DETECT.secondRound}, easiness test ${DEFAULT_DETECT.easiness})`,
+      `second detection round (α = ${DEFAULT_DETECT.secondRound}, easiness test ${DEFAULT_DETECT.easiness}, mirror test ${DEFAULT_DETECT.mirror})`,
     );
     const two = report.detection.secondRound;
     expect(two.targetFpr).toBe(DEFAULT_DETECT.secondRound);

@@ -2,7 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { encodeConfig, decodeConfig } from '../../src/app/url-state.ts';
 import { preset, keptRows, prepareExperiment } from '../../src/core/experiment.ts';
 import { validateRunConfig } from '../../src/core/config.ts';
-import { summarizeDetection, buildReport, flaggedCsv, reportHtml } from '../../src/core/report.ts';
+import {
+  summarizeDetection,
+  buildReport,
+  extraBudgetsText,
+  extraTestsText,
+  flaggedCsv,
+  reportHtml,
+} from '../../src/core/report.ts';
 import { generateDemoDataset } from '../../src/core/demo.ts';
 import {
   PROBE_BACKDOOR,
@@ -145,5 +152,21 @@ describe('detection summary and report', () => {
     const html = reportHtml(r);
     expect(html).toContain('x &lt;script&gt;');
     expect(html).not.toMatch(/<script|src=|href=/);
+  });
+});
+
+describe('the words for the tests united with the k-NN', () => {
+  it('name each test that ran at its budget, and nothing without them', () => {
+    expect(extraTestsText({})).toBe('');
+    expect(extraTestsText({ easiness: 0.02 })).toBe(
+      ', with the easiness test (rows learned far better than their class) at 2% of the clean data',
+    );
+    expect(extraTestsText({ easiness: 0.02, mirror: 0.015 })).toBe(
+      ', with the easiness test (rows learned far better than their class) at 2% and the mirror test (rows whose loss jumps when the image is mirrored) at 1.5% of the clean data',
+    );
+    expect(extraBudgetsText({ mirror: 0.02 })).toBe(' (and 2% for the mirror test)');
+    expect(extraBudgetsText({ easiness: 0.02, mirror: 0.02 })).toBe(
+      ' (and 2% for the easiness test and 2% for the mirror test)',
+    );
   });
 });

@@ -8,14 +8,19 @@ import { generateDemoDataset } from '../../src/core/demo.ts';
 import type { Dataset } from '../../src/core/dataset.ts';
 import { preset, type RunConfig } from '../../src/core/experiment.ts';
 import { probeFit } from '../../src/core/detect/fit.ts';
+import { flaggedRows } from '../../src/core/detect/index.ts';
+import { probeRowsFromKinds } from '../../src/core/detect/knn.ts';
+import { mirroredSplit, mirrorGaps, mirrorTest } from '../../src/core/detect/mirror.ts';
 import {
   clearFrom,
   configChange,
+  firstRound,
   downstreamOf,
   MemoryRunStore,
   nextStage,
   RETRAIN_PHASES,
   stagesWithResults,
+  testsThatRan,
   type Checkpoint,
   type Phase,
   type RunRecord,
@@ -290,6 +295,94 @@ describe('run orchestrator', () => {
     expect(fixed.config.detect.threshold).toBe(0);
     expect(fixed.config.detect).not.toHaveProperty('easiness');
   }, 120_000);
+
+  it('keeps the mirror gaps of the finished models, and the mirror test adds its flags and budget', async () => {
+    const store = new MemoryRunStore();
+    const runs = orchestrator(store);
+    // 8 clean probes: a conformal test flags nothing below a budget of 1/9, so the mirror
+    // test gets 0.15
+    const detect = { ...TWO_ROUNDS, easiness: 0.05, mirror: 0.15 } as const;
+    const done = await runs.runAll((await newRun(runs, { detect })).id);
+    const p = await runs.prepared(done);
+    // the probationary model's gaps: its losses on the mirrored images minus on the images
+    const ck = (await store.loadCheckpoint(done.id, 'probationary'))!;
+    const trainer = await factory(ck.config, p.train, p.numClasses, ck);
+    const want = mirrorGaps(
+      await trainer.perExampleLosses(p.train),
+      await trainer.perExampleLosses(mirroredSplit(p.train)),
+    );
+    trainer.dispose();
+    expect(Array.from(ck.mirrorGap!)).toEqual(Array.from(want));
+    // the second round's model keeps its own, one per row it trained on
+    const recheck = (await store.loadCheckpoint(done.id, 'recheck'))!;
+    expect(recheck.mirrorGap!.length).toBe(recheck.count);
+    // the detection is the union of the three tests, at the summed budget, in both rounds
+    const det = done.detection!;
+    expect(det.calibration).toMatchObject({ easiness: 0.05, mirror: 0.15 });
+    expect(firstRound(det).threshold).toBeCloseTo(1 - 0.5, 12);
+    expect(det.secondRound!.calibration).toMatchObject({ easiness: 0.05, mirror: 0.15 });
+    // the report names the tests that ran
+    expect(done.report!.detection.tests).toEqual({ easiness: 0.05, mirror: 0.15 });
+    expect(done.report!.detection.secondRound).toMatchObject({ easiness: 0.05, mirror: 0.15 });
+    const without = await runs.detect(done.id, { ...detect, mirror: undefined }, true);
+    const mirrorFlags = flaggedRows(
+      mirrorTest(ck.mirrorGap!, probeRowsFromKinds(p.probes.probeKind), 0.15, {
+        labels: p.train.labels,
+        numClasses: p.numClasses,
+      }),
+      1 - 0.15,
+    );
+    expect(mirrorFlags.length).toBeGreaterThan(0);
+    expect(det.summary.flagged.length).toBeGreaterThanOrEqual(
+      without.detection!.summary.flagged.length,
+    );
+    const union = [...new Set([...firstRound(without.detection!).flagged, ...mirrorFlags])].sort(
+      (a, b) => a - b,
+    );
+    expect(firstRound(det).flagged).toEqual(union);
+  }, 120_000);
+
+  it('a moved threshold scales the mirror budget with the others, and a fixed cut drops it', async () => {
+    const runs = orchestrator(new MemoryRunStore());
+    const detect = {
+      method: 'knn',
+      k: 5,
+      threshold: 'auto',
+      targetFpr: 0.1,
+      easiness: 0.05,
+      mirror: 0.05,
+      calibration: 'pooled',
+    } as const;
+    const done = await runs.runAll((await newRun(runs, { detect })).id);
+    expect(done.detection!.summary.threshold).toBeCloseTo(0.8, 12);
+    const moved = await runs.setThreshold(done.id, 0.6, true);
+    // the cut at 1 − 0.4: the budgets 0.1, 0.05 and 0.05 doubled, in proportion
+    expect(moved.config.detect.targetFpr).toBeCloseTo(0.2, 12);
+    expect(moved.config.detect.easiness).toBeCloseTo(0.1, 12);
+    expect(moved.config.detect.mirror).toBeCloseTo(0.1, 12);
+    const again = await runs.detect(done.id, undefined, true);
+    expect(again.detection!.summary.flagged).toEqual(moved.detection!.summary.flagged);
+    const fixed = await runs.setThreshold(done.id, 1, true);
+    expect(fixed.config.detect).not.toHaveProperty('mirror');
+    expect(fixed.config.detect).not.toHaveProperty('easiness');
+  }, 120_000);
+
+  it('refuses the mirror test without the calibrated k-NN threshold, or with budgets adding up to 1', async () => {
+    const runs = orchestrator(new MemoryRunStore());
+    await expect(
+      newRun(runs, { detect: { method: 'knn', threshold: 0.1, mirror: 0.02 } }),
+    ).rejects.toThrow(/detect\.mirror needs the k-NN method with the calibrated threshold/);
+    await expect(
+      newRun(runs, {
+        detect: { method: 'knn', threshold: 'auto', targetFpr: 0.5, easiness: 0.3, mirror: 0.2 },
+      }),
+    ).rejects.toThrow(
+      /detect\.targetFpr 0\.5 and detect\.easiness 0\.3 and detect\.mirror 0\.2 add up to 1 or more/,
+    );
+    await expect(
+      newRun(runs, { detect: { method: 'knn', threshold: 'auto', mirror: 0 } }),
+    ).rejects.toThrow(/detect\.mirror = 0 is invalid/);
+  });
 
   it('refuses the easiness test without the calibrated k-NN threshold, or with budgets adding up to 1', async () => {
     const runs = orchestrator(new MemoryRunStore());
@@ -633,6 +726,38 @@ describe('run orchestrator', () => {
     await expect(c.importBundle('junk.badloss', new Uint8Array([1, 2, 3]), 'demo')).rejects.toThrow(
       'junk.badloss: not a BaDLoss run file (not gzip data)',
     );
+  }, 120_000);
+
+  it('a run bundle carries the mirror gaps: the opened run detects with the mirror test as the original did', async () => {
+    const detect = {
+      method: 'knn',
+      k: 5,
+      threshold: 'auto',
+      targetFpr: 0.1,
+      mirror: 0.15,
+      calibration: 'pooled',
+    } as const;
+    const storeA = new MemoryRunStore();
+    const a = orchestrator(storeA);
+    const id = (await newRun(a, { detect })).id;
+    const done = await a.runAll(id);
+    expect(done.detection!.calibration?.mirror).toBe(0.15);
+    const b = orchestrator(new MemoryRunStore());
+    await b.importBundle('demo-run.badloss', await a.exportBundle(id), 'demo');
+    // no weights came along: the gaps did, and detecting again gives the same removals
+    const again = await b.detect(id, detect, true);
+    expect(again.detection!.calibration?.mirror).toBe(0.15);
+    expect(again.detection!.summary.flagged).toEqual(done.detection!.summary.flagged);
+    // without them the test is skipped, and the report does not name it
+    const gapless = orchestrator(new MemoryRunStore());
+    const ck = (await storeA.loadCheckpoint(id, 'probationary'))!;
+    const { mirrorGap: _gap, ...withoutGap } = ck;
+    await storeA.commitEpoch(done, 'probationary', withoutGap);
+    const bytes = await a.exportBundle(id);
+    await gapless.importBundle('old.badloss', bytes, 'demo');
+    const skipped = await gapless.detect(id, detect, true);
+    expect(skipped.detection!.calibration).not.toHaveProperty('mirror');
+    expect(testsThatRan(skipped)).toEqual({});
   }, 120_000);
 
   it('opens trajectories recorded elsewhere with their truth file and runs detection and the report on them', async () => {

@@ -298,6 +298,30 @@ describe('verdictOf', () => {
     expect(v.caveats.map((c) => c.kind)).toContain('underfit');
   });
 
+  it('says when the mirror test cannot flag anything, or did not run for want of the model', () => {
+    const base = { flagged: 10, judged: 1000 };
+    const idle = detectionCaveats({
+      ...base,
+      detect: { method: 'knn', threshold: 'auto', easiness: 0.05, mirror: 0.02 },
+      probeCounts: { clean: 30, backdoor: 60, mislabeled: 60 },
+    });
+    // 30 clean probes: enough for 0.05 (19), not for 0.02 (50)
+    expect(idle.map((c) => c.kind)).toEqual(['mirror-idle']);
+    expect(idle[0].text).toMatch(/"breaks when mirrored" test needs at least 50 clean probes/);
+    const r = report({ asrBefore: { patch: 0.9 }, asrAfter: { patch: 0.1 } });
+    const summary = { ...r.detection, flagged: [1, 2, 3] } as unknown as DetectionSummary;
+    const run = (calibration: object) =>
+      ({
+        config: { ...r.config, detect: { ...DEFAULT_DETECT } },
+        prepared: { probes: { clean: 250, backdoor: 250, mislabeled: 250 } },
+        detection: { summary, calibration },
+      }) as unknown as Pick<RunRecord, 'config' | 'prepared' | 'detection'>;
+    const skipped = runDetectionCaveats(run({ targetFpr: 0.06, easiness: 0.02 }));
+    expect(skipped.map((c) => c.kind)).toEqual(['mirror-skipped']);
+    expect(blocksRetrain(skipped)).toBe(false);
+    expect(runDetectionCaveats(run({ targetFpr: 0.06, easiness: 0.02, mirror: 0.02 }))).toEqual([]);
+  });
+
   it("a run's detection warnings: the stored summary and fit, or the ones given", () => {
     const r = report({ asrBefore: { patch: 0.9 }, asrAfter: { patch: 0.1 } });
     const summary = { ...r.detection, flagged: [1, 2, 3] } as unknown as DetectionSummary;

@@ -221,3 +221,46 @@ export function disproportionateClasses(
   });
   return out;
 }
+
+/**
+ * A per-row statistic as a robust z-score within its class: minus the median over the class's
+ * rows, over their median absolute deviation (one group without labels; the upper median of an
+ * even count). It makes the classes comparable before one calibration on all clean probes — a
+ * class has too few of them for a budget of 0.02. The easiness and mirror tests use it.
+ */
+export function classRobustZ(
+  x: Float64Array,
+  context?: { labels: ArrayLike<number>; numClasses: number },
+): Float64Array {
+  const n = x.length;
+  const groups = context?.numClasses ?? 1;
+  const members: number[][] = Array.from({ length: groups }, () => []);
+  for (let i = 0; i < n; i++) members[context ? context.labels[i] : 0].push(i);
+  const z = new Float64Array(n);
+  const median = (v: Float64Array) => {
+    v.sort();
+    return v[v.length >> 1];
+  };
+  for (const rows of members) {
+    if (rows.length === 0) continue;
+    const med = median(Float64Array.from(rows, (i) => x[i]));
+    const mad = median(Float64Array.from(rows, (i) => Math.abs(x[i] - med))) || 1e-6;
+    for (const i of rows) z[i] = (x[i] - med) / mad;
+  }
+  return z;
+}
+
+/**
+ * A one-sided test on a per-row z-score (`classRobustZ`), calibrated on all clean probes
+ * together: conformal scores 1 − p for every row but the probes (NaN there); flag ⇔ score >
+ * 1 − α. The easiness and mirror tests are this on their own statistic.
+ */
+export function calibratedZTest(
+  z: ArrayLike<number>,
+  probes: { clean: number[]; anomalous: number[] },
+): Float32Array {
+  const isProbe = new Uint8Array(z.length);
+  for (const r of [...probes.clean, ...probes.anomalous]) isProbe[r] = 1;
+  const rows = [...Array(z.length).keys()].filter((i) => !isProbe[i]);
+  return conformalScores(z, probes.clean, rows, () => 0, 1).scores;
+}

@@ -1,4 +1,5 @@
 import { InvalidOptionError } from '../errors.ts';
+import { mirrorTest } from './mirror.ts';
 import { cleanDistanceScores, mahalanobisScores, toRanks } from './clean-distance.ts';
 import {
   knnScores,
@@ -10,7 +11,9 @@ import {
 } from './knn.ts';
 import {
   adaptiveThreshold,
+  calibratedZTest,
   capPerClass,
+  classRobustZ,
   conformalScores,
   eitherScores,
   type ClassRemoval,
@@ -86,6 +89,14 @@ export interface DetectOptions {
    * applies in every detection round; with a fixed threshold or another method it is ignored.
    */
   easiness?: number;
+  /**
+   * k-NN with the 'auto' threshold: the budget α_m of the mirror test (mirror.ts), united like the
+   * easiness test (unset = none): a row is also flagged when its loss jumps far more than its
+   * class's when its image is mirrored left–right. It needs the rows' mirror gaps
+   * (`DetectContext.mirrorGap`, measured on the finished model); without them it is skipped and
+   * `calibration.mirror` stays unset.
+   */
+  mirror?: number;
   /** Remove at most this fraction of any class's rows (needs labels); unset = no cap. */
   maxClassFraction?: number;
   /** clean-distance / no-probe: reject the top fraction by rank (default 0.4). */
@@ -123,6 +134,8 @@ export interface Calibration {
    * are the k-NN's alone.
    */
   easiness?: number;
+  /** With `mirror` and the rows' mirror gaps: the mirror test's budget α_m, united likewise. */
+  mirror?: number;
 }
 
 export interface Detection {
@@ -144,6 +157,12 @@ export interface Detection {
 export interface DetectContext {
   labels: ArrayLike<number>;
   numClasses: number;
+  /**
+   * Per row, its loss with the image mirrored minus its loss as it is, under the finished model
+   * (`mirrorGaps`), for the mirror test; absent where the model is not here (a run recorded
+   * elsewhere, a bundle without them).
+   */
+  mirrorGap?: ArrayLike<number>;
 }
 
 /**
@@ -207,12 +226,25 @@ export function detect(
         det.scores = cal.scores;
         det.threshold = cal.threshold;
         det.calibration = cal.calibration;
+        // The budgets add: each test flags about its own share of the clean rows.
+        let budget = cal.calibration.targetFpr;
         if (opts.easiness !== undefined) {
-          const alpha = cal.calibration.targetFpr;
           const easy = easinessTest(recorded, probes, opts.easiness, context);
-          det.scores = unionOfTests(det.scores, alpha, easy, opts.easiness);
-          det.threshold = 1 - (alpha + opts.easiness);
-          det.calibration = { ...cal.calibration, easiness: opts.easiness };
+          det.scores = unionOfTests(det.scores, budget, easy, opts.easiness);
+          budget += opts.easiness;
+          det.threshold = 1 - budget;
+          det.calibration = { ...det.calibration!, easiness: opts.easiness };
+        }
+        if (opts.mirror !== undefined && context?.mirrorGap) {
+          if (context.mirrorGap.length !== t.n)
+            throw new InvalidOptionError(
+              `${context.mirrorGap.length} mirror gaps for ${t.n} rows: they come from another training set`,
+            );
+          const mirrored = mirrorTest(context.mirrorGap, probes, opts.mirror, context);
+          det.scores = unionOfTests(det.scores, budget, mirrored, opts.mirror);
+          budget += opts.mirror;
+          det.threshold = 1 - budget;
+          det.calibration = { ...det.calibration!, mirror: opts.mirror };
         }
       } else {
         det.threshold = opts.threshold ?? 0.1;
@@ -291,21 +323,7 @@ export function easinessScores(t: Trajectories, context?: DetectContext): Float6
     for (let e = from; e < E; e++) s += Math.log(Math.max(losses[i * E + e], 0) + LOG_FLOOR);
     x[i] = -s / (E - from);
   }
-  const groups = context?.numClasses ?? 1;
-  const members: number[][] = Array.from({ length: groups }, () => []);
-  for (let i = 0; i < n; i++) members[context ? context.labels[i] : 0].push(i);
-  const z = new Float64Array(n);
-  const median = (v: Float64Array) => {
-    v.sort();
-    return v[v.length >> 1];
-  };
-  for (const rows of members) {
-    if (rows.length === 0) continue;
-    const med = median(Float64Array.from(rows, (i) => x[i]));
-    const mad = median(Float64Array.from(rows, (i) => Math.abs(x[i] - med))) || 1e-6;
-    for (const i of rows) z[i] = (x[i] - med) / mad;
-  }
-  return z;
+  return classRobustZ(x, context);
 }
 
 /**
@@ -321,10 +339,7 @@ export function easinessTest(
 ): Float32Array {
   if (!(alpha > 0 && alpha < 1))
     throw new InvalidOptionError(`easiness ${alpha} must be in (0, 1)`);
-  const isProbe = new Uint8Array(t.n);
-  for (const r of [...probes.clean, ...probes.anomalous]) isProbe[r] = 1;
-  const rows = [...Array(t.n).keys()].filter((i) => !isProbe[i]);
-  return conformalScores(easinessScores(t, context), probes.clean, rows, () => 0, 1).scores;
+  return calibratedZTest(easinessScores(t, context), probes);
 }
 
 /**
