@@ -520,14 +520,34 @@ export class RunOrchestrator {
     if (Object.keys(ck.weights).length === 0) return undefined;
     const split = splitOf();
     if (ck.count !== split.count) return undefined;
+    return this.measureStored(r, phase, ck, split, numClasses, async (t) => {
+      ck.mirrorGap = await mirrorGapOf(t, split);
+      return ck.mirrorGap;
+    });
+  }
+
+  /**
+   * Measures something of a stored model once — evaluation passes, no training — and keeps it:
+   * `measure` runs on a trainer restored from checkpoint `ck` (which has weights) and sets what it
+   * measured on `ck`, which is then committed back, so the next call reads it from there.
+   */
+  private async measureStored<T>(
+    r: RunRecord,
+    phase: Phase,
+    ck: Checkpoint,
+    split: ImageSplit,
+    numClasses: number,
+    measure: (trainer: Trainer) => Promise<T>,
+  ): Promise<T> {
     const trainer = await this.deps.createTrainer(ck.config, split, numClasses, ck);
+    let value: T;
     try {
-      ck.mirrorGap = await mirrorGapOf(trainer, split);
+      value = await measure(trainer);
     } finally {
       trainer.dispose();
     }
     await this.deps.store.commitEpoch(await this.getRun(r.id), phase, ck);
-    return ck.mirrorGap;
+    return value;
   }
 
   /** Penultimate features of every row of `split` (N × D). */
@@ -555,14 +575,10 @@ export class RunOrchestrator {
       throw new InvalidOptionError(
         'this run was trained elsewhere and has no model here: Spectral Signatures and Activation Clustering need its penultimate features; compare those where it was trained, or choose the trajectory- and image-based defenses',
       );
-    const trainer = await this.deps.createTrainer(ck.config, p.train, p.numClasses, ck);
-    try {
-      ck.features = await this.featuresOf(trainer, p.train);
-    } finally {
-      trainer.dispose();
-    }
-    await this.deps.store.commitEpoch(await this.getRun(r.id), 'probationary', ck);
-    return ck.features;
+    return this.measureStored(r, 'probationary', ck, p.train, p.numClasses, async (t) => {
+      ck.features = await this.featuresOf(t, p.train);
+      return ck.features;
+    });
   }
 
   /** Marks an unfinished phase as paused by the user (a reload then leaves it waiting). */
