@@ -56,6 +56,7 @@ const DATA_TAG = DATA_FILES.length
  * on the demo set in 10 epochs).
  */
 export function benchConfig(seed: number, trigger: ProbeTrigger): RunConfig {
+  const jitter = benchJitter(false);
   return {
     mode: 'benchmark',
     attacks: ['patch', 'single-pix', 'blend-r', 'blend-p', 'sinusoid', 'warping'].map((id) => ({
@@ -74,9 +75,21 @@ export function benchConfig(seed: number, trigger: ProbeTrigger): RunConfig {
     },
     detect: { method: 'knn', k: 'auto', threshold: 0.1 },
     separateBaseline: false,
+    ...(jitter ? { retrainJitter: true } : {}),
     ...(DATA_FILES.length ? { limit: { ...SCALE } } : {}),
     seed,
   };
+}
+
+/**
+ * BENCH_JITTER=on|off: retrain with sub-pixel jitter (RunConfig.retrainJitter). The ablation's
+ * scripts retrain as the paper does unless it is on; bench/targets.ts measures the default (on).
+ */
+export function benchJitter(fallback: boolean): boolean {
+  const v = process.env.BENCH_JITTER;
+  if (v === undefined) return fallback;
+  if (v !== 'on' && v !== 'off') throw new Error(`BENCH_JITTER=${v} must be on or off`);
+  return v === 'on';
 }
 
 /** A cache file's key: `parts` hashed, with the BENCH_DATA tag among them when it is set. */
@@ -272,7 +285,13 @@ export async function retrained(
   reseed = 0,
 ): Promise<ModelEvaluation & { seconds: number }> {
   const kept = keptRows(flagged, run.prepared.probes.probeKind);
-  const key = cacheKey([run.cfg.seed, run.cfg.probes.trigger, kept, ...(reseed ? [reseed] : [])]);
+  const key = cacheKey([
+    run.cfg.seed,
+    run.cfg.probes.trigger,
+    kept,
+    ...(reseed ? [reseed] : []),
+    ...(run.cfg.retrainJitter ? ['jitter'] : []),
+  ]);
   const file = join(CACHE, `retrain-${key}.json`);
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
   const t0 = performance.now();

@@ -7,7 +7,8 @@
  * stored probationary runs and setting, BENCH_DATA for natural images).
  *
  * BENCH_SEEDS (default "0,1,2,3,4,5,6,7"); BENCH_ORACLE: the removal sets, comma-separated — "all"
- * (every poison) or an attack id (that attack's poisons only); default "all,warping". BENCH_HOLD
+ * (every poison), "none" (nothing: the retraining recipe alone) or an attack id (that attack's
+ * poisons only); default "all,warping". BENCH_JITTER=on retrains with sub-pixel jitter. BENCH_HOLD
  * (default 0.05; 0.2 is the verdict's bar): from what undefended ASR an attack counts in "every
  * attack halved" — at chance no removal halves it.
  */
@@ -26,9 +27,9 @@ for (const seed of seeds) {
   const p = run.prepared;
   const ids = p.attacks.map((a) => a.id);
   for (const set of sets)
-    if (set !== 'all' && !ids.includes(set as (typeof ids)[number]))
+    if (set !== 'all' && set !== 'none' && !ids.includes(set as (typeof ids)[number]))
       throw new Error(
-        `BENCH_ORACLE: "${set}" is neither "all" nor an attack of the run (${ids.join(', ')})`,
+        `BENCH_ORACLE: "${set}" is neither "all", "none" nor an attack of the run (${ids.join(', ')})`,
       );
   const asrs = (asr: Record<string, number>) => ids.map((a) => pct(asr[a])).join(' / ');
   log(
@@ -40,6 +41,7 @@ for (const seed of seeds) {
     for (let i = 0; i < p.train.count; i++)
       if (
         p.probes.probeKind[i] === PROBE_NONE &&
+        set !== 'none' &&
         (set === 'all' ? p.truth[i] >= 0 : p.truth[i] === attack)
       )
         drop.push(i);
@@ -47,7 +49,7 @@ for (const seed of seeds) {
     // No clean row is removed; the other three targets as the detection bench checks them.
     const { ok, notHalved } = targetChecks(run.undefended, ev, 0);
     log(
-      `  without ${set === 'all' ? 'every poison' : `the ${set} poisons`} (${drop.length} rows): clean acc ${pct(ev.cleanAccuracy)}, avg ASR ${pct(averageOf(ev.asr))}; ASR ${asrs(ev.asr)}; targets ${ok.map((x) => (x ? '✓' : '✗')).join('')}${notHalved.length ? ` (not halved: ${notHalved.join(', ')})` : ''}`,
+      `  without ${set === 'all' ? 'every poison' : set === 'none' ? 'nothing' : `the ${set} poisons`} (${drop.length} rows): clean acc ${pct(ev.cleanAccuracy)}, avg ASR ${pct(averageOf(ev.asr))}; ASR ${asrs(ev.asr)}; targets ${ok.map((x) => (x ? '✓' : '✗')).join('')}${notHalved.length ? ` (not halved: ${notHalved.join(', ')})` : ''}`,
     );
   }
 }

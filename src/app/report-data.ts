@@ -66,6 +66,7 @@ export function verdictExtras(rec: RunRecord, datasets: DatasetManifest[]): Verd
     looAuroc: rec.detection?.looAuroc,
     probeCounts: rec.prepared?.probes,
     probeFit: rec.detection?.probeFit,
+    recordedElsewhere: rec.imported?.trajectoriesFile,
     trustedName:
       rec.config.probes.trusted === 'dataset'
         ? datasets.find((d) => d.id === trustedId)?.name

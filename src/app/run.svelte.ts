@@ -154,11 +154,14 @@ export class RunState {
     const rec = this.record;
     if (!rec || !this.isBuiltFromForm()) return;
     const form = $state.snapshot(this.config) as RunConfig;
+    const { retrainJitter: _stored, ...stored } = rec.config;
     const next: RunConfig = {
-      ...rec.config,
+      ...stored,
       train: form.train,
       detect: form.detect,
       separateBaseline: form.separateBaseline,
+      // Only when on, as the presets write it (absent = off, the paper's retraining).
+      ...(form.retrainJitter ? { retrainJitter: true } : {}),
     };
     const id = rec.id;
     const r = await this.confirming(

@@ -69,7 +69,8 @@ const USAGE = `BaDLoss Lab command line
                  [--probe-trigger bank|<id,...>] [--target-fpr a] [--calibration class|pooled]
                  [--score ${KNN_SCORES.join('|')}] [--features ${TRAJECTORY_FEATURES.join('|')}]
                  [--max-class-fraction f] [--easiness a|off] [--mirror a|off] [--second-round a|off]
-                 [--separate-baseline] [--trusted train|test] [--eval-each-epoch] [--state <dir>]
+                 [--retrain-jitter on|off] [--separate-baseline] [--trusted train|test]
+                 [--eval-each-epoch] [--state <dir>]
                  [--engine auto|wasm|tfjs-cpu] [--threads n]
                  [--defenses badloss,spectral,activation-clustering,frequency,abl|all]
                  [--retrain-defenses] [--save-features <features.npy>]
@@ -92,8 +93,10 @@ threshold calibrated per class on the clean probes for a clean-removal budget of
 better than the rest of their class) and the mirror test (--mirror ${DEFAULT_DETECT.mirror}: rows whose loss jumps far more
 than their class's when the image is mirrored left–right, as a trigger at fixed pixels makes it); then a second round (--second-round ${DEFAULT_DETECT.secondRound}, its budget): a second
 probationary model trained on the rows the first round kept is scored again, and retraining drops both rounds' rows.
+Retraining resamples each image at a random sub-pixel offset (--retrain-jitter on), so a trigger that is itself a
+resampling (the warping) is not learned from the poisons detection missed.
 --score knn-or-distance also removes rows far from every clean probe; --features loss+log compares the
-losses' logarithms too. The paper's method: --probe-trigger patch --threshold 0.1 --score knn --second-round off (a fixed threshold turns the easiness and mirror tests off). Any list of attack ids is a probe trigger too.
+losses' logarithms too. The paper's method: --probe-trigger patch --threshold 0.1 --score knn --second-round off --retrain-jitter off (a fixed threshold turns the easiness and mirror tests off). Any list of attack ids is a probe trigger too.
 Training runs on the WebAssembly engine (--threads, default: every core) or on tfjs's CPU backend
 (--engine tfjs-cpu); both give the same results up to float rounding.`;
 
@@ -156,6 +159,13 @@ function num(v: string | undefined, flag: string, limit: LimitName): number | un
   if (v.trim() === '' || !withinLimit(limit, n))
     throw new UsageError(`--${flag} ${v} is not ${describeLimit(limit)}`);
   return n;
+}
+
+/** An on/off flag: "on" or "off", `fallback` when unset. */
+function onOff(v: string | undefined, flag: string, fallback: boolean): boolean {
+  if (v === undefined) return fallback;
+  if (v !== 'on' && v !== 'off') throw new UsageError(`--${flag} ${v} must be on or off`);
+  return v === 'on';
 }
 
 function attackRequests(values: Record<string, string | boolean | undefined>): AttackRequest[] {
@@ -370,6 +380,8 @@ function auditConfig(v: Record<string, string | boolean | undefined>): RunConfig
             ...(maxClassFraction !== undefined ? { maxClassFraction } : {}),
           },
     separateBaseline: v['separate-baseline'] === true,
+    // Written only when on: a run stored without it (--state) still matches when it is off.
+    ...(onOff(s('retrain-jitter'), 'retrain-jitter', true) ? { retrainJitter: true } : {}),
     ...(baselines.length ? { defenses: baselines } : {}),
     ...(baselines.length && v['retrain-defenses'] === true ? { retrainDefenses: baselines } : {}),
     ...(limitTrain || limitTest
@@ -793,6 +805,7 @@ export async function main(argv: string[]): Promise<number> {
     'limit-train': { type: 'string' },
     'limit-test': { type: 'string' },
     'separate-baseline': { type: 'boolean' },
+    'retrain-jitter': { type: 'string' },
     'eval-each-epoch': { type: 'boolean' },
     state: { type: 'string' },
     engine: { type: 'string' },

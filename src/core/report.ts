@@ -288,6 +288,15 @@ export function extraBudgetsText(d: { easiness?: number; mirror?: number }): str
   return tests.length ? ` (and ${tests.join(' and ')})` : '';
 }
 
+/** The report's sentence on how the defended model was trained (the HTML export and the Report step). */
+export function retrainingText(c: { retrainJitter?: boolean }, recordedElsewhere?: string): string {
+  if (recordedElsewhere)
+    return `This run was recorded elsewhere (${recordedElsewhere}) and not retrained here: the BaDLoss row is the model that recorded it; retrain there without the flagged rows to measure the defense.`;
+  return c.retrainJitter
+    ? "BaDLoss's model was retrained from scratch without the flagged rows, each image blurred very slightly (sub-pixel jitter: a warping trigger hides in such a blur, so it is not learned from poisons the detection missed). The no-defense model was trained without it, so part of the change is the jitter's own."
+    : "BaDLoss's model was retrained from scratch without the flagged rows, with the same recipe.";
+}
+
 /** The report's sentence on a second detection round (the HTML export and the Report step). */
 export function secondRoundText(s: SecondRoundReport): string {
   return `Two detection rounds: the first removed ${s.firstRound.flagged}; a second model, trained on what it kept, found ${s.secondRound.flagged} more at a clean-removal budget of ${+(100 * s.targetFpr).toFixed(1)}%${extraBudgetsText(s)}. The table counts both rounds; its AUROC is the first round's.`;
@@ -524,7 +533,7 @@ ${v.sentences.map((x) => `<p>${esc(x)}</p>`).join('\n')}
 ${caveats ? `<p><b>Caveats</b></p><ul class="caveats">${caveats}</ul>` : ''}
 </section>
 <h2>Clean accuracy and attack success rate</h2>
-<p><small>${abbr('cleanAccuracy')}: higher is better. ${abbr('asr')}: lower is better. Changes within ±2 points count as no effect.</small></p>
+<p><small>${abbr('cleanAccuracy')}: higher is better. ${abbr('asr')}: lower is better. Changes within ±2 points count as no effect. ${esc(retrainingText(r.config, opts.extras?.recordedElsewhere))}</small></p>
 <table><tr><th></th><th>${abbr('cleanAccuracy')}</th>${asrHead}${ids.length ? '<th>average ASR</th>' : ''}</tr>${row('No defense', 'undefended')}${row('BaDLoss', 'defended')}${changeRow}</table>
 <h2>Detection</h2>
 <p><small>Method ${esc(det.method === 'knn' ? 'k-NN over the probes' : det.method)}${det.k ? `, ${abbr('k')} = ${det.k}` : ''}, ${abbr('threshold')} ${det.threshold}${extraTestsText(det.tests ?? r.config.detect)}. Probes from ${esc(probeSourceText(r, opts.extras?.trustedName))}.${det.secondRound ? ` ${esc(secondRoundText(det.secondRound))}` : ''}</small></p>

@@ -47,6 +47,11 @@ export function defenseOfPhase(p: Phase): DefenseName | null {
 /** A training recipe with the seed of its initialization and shuffling (one per phase). */
 export interface TrainConfig extends TrainRecipe {
   seed: number;
+  /**
+   * Resample each training image at a random sub-pixel offset (bilinear, [0, 1) px on each axis):
+   * set on the retraining phases when `RunConfig.retrainJitter` is on; absent = off.
+   */
+  jitter?: boolean;
 }
 
 /** Statistics of one finished epoch. */
@@ -491,8 +496,8 @@ export function dataKey(c: RunConfig): string {
  * Which stages a configuration change invalidates, and in words what changed: the data settings
  * (attacks, probes, subsample, seed, mode) invalidate everything; the training recipe every
  * trained model; the detection options BaDLoss's detection (redone by the caller), its second
- * round and its retrained model; turning the separate baseline off drops that model, turning it on only adds a
- * stage to do.
+ * round and its retrained model; the retraining jitter every retrained model; turning the separate
+ * baseline off drops that model, turning it on only adds a stage to do.
  */
 export function configChange(prev: RunConfig, next: RunConfig): { clear: Stage[]; what: string[] } {
   const clear = new Set<Stage>();
@@ -525,6 +530,14 @@ export function configChange(prev: RunConfig, next: RunConfig): { clear: Stage[]
     what.push('the compared defenses');
     for (const d of dropped) clear.add(`retrain:${d}`);
     clear.add('report');
+  }
+  if (!!prev.retrainJitter !== !!next.retrainJitter) {
+    // Every retrained model (BaDLoss's and the compared defenses') was trained with the other recipe.
+    what.push(
+      next.retrainJitter ? 'retraining with sub-pixel jitter' : 'retraining without jitter',
+    );
+    clear.add('retrain');
+    for (const p of RETRAIN_PHASES) clear.add(p);
   }
   if (prev.separateBaseline !== next.separateBaseline) {
     what.push(

@@ -99,6 +99,8 @@ export interface VerdictExtras {
   trustedName?: string;
   /** How far the probationary model fit its probes (the detection record's). */
   probeFit?: ProbeFit;
+  /** The trajectories file of a run recorded elsewhere (no model was retrained here). */
+  recordedElsewhere?: string;
 }
 
 const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : '—');

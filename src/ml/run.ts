@@ -134,10 +134,14 @@ export function trainConfigOf(cfg: RunConfig, phase: Phase = 'probationary'): Tr
   const offset =
     phase === 'probationary' ? 0 : phase === 'baseline' ? 2 : phase === 'recheck' ? 3 : 1;
   const probing = phase === 'probationary' || phase === 'recheck';
+  // The sub-pixel jitter hardens every retraining alike (BaDLoss's and each compared defense's),
+  // never a model whose losses are read or the undefended one.
+  const jitter = !!cfg.retrainJitter && (phase === 'retrain' || phase.startsWith('retrain:'));
   return {
     ...train,
     record: probing ? train.record : 'train',
     seed: cfg.seed + offset,
+    ...(jitter ? { jitter } : {}),
   };
 }
 
@@ -934,7 +938,8 @@ export class RunOrchestrator {
         indices,
       };
     });
-    const base = preset('quick');
+    // Retrained where it was recorded: no retraining recipe of ours (the jitter) applies.
+    const { retrainJitter: _retrained, ...base } = preset('quick');
     const config = validateRunConfig({
       ...base,
       mode: attacks.length ? 'benchmark' : 'audit',

@@ -33,6 +33,70 @@ export function channelStats(images: Uint8Array): { mean: number[]; std: number[
   return { mean, std };
 }
 
+/** How one image is placed in a batch: mirrored, shifted by whole pixels, then by a fraction. */
+export interface Placement {
+  /** Mirror left–right. */
+  flip: boolean;
+  /** Whole-pixel shift (the crop): output (x, y) reads source (x + dx, y + dy); outside is zero. */
+  dx: number;
+  dy: number;
+  /** Sub-pixel jitter in [0, 1): bilinear between the pixel and its next neighbour on each axis. */
+  fx: number;
+  fy: number;
+}
+
+/**
+ * Writes one HWC uint8 image, placed (mirror, crop, jitter) and normalized per channel, into
+ * `dst` at `out`. The jitter resamples the image bilinearly at a fraction (fx, fy) of a pixel —
+ * a blur of random strength and direction, as much as a warping trigger's resampling makes — so
+ * a model retrained with it cannot tell a warped image by its smoothness (docs/detection.md,
+ * "Retraining with sub-pixel jitter"). The next neighbour is taken in the output's direction
+ * (mirrored when flipped); past the image's edge the edge pixel repeats.
+ */
+export function writeNormalized(
+  dst: Float32Array,
+  out: number,
+  src: Uint8Array,
+  base: number,
+  norm: { mean: number[]; std: number[] },
+  at: Placement,
+): void {
+  const S = IMAGE_SIZE;
+  const { mean, std } = norm;
+  const { flip, dx, dy, fx, fy } = at;
+  const w00 = (1 - fx) * (1 - fy);
+  const w01 = fx * (1 - fy);
+  const w10 = (1 - fx) * fy;
+  const w11 = fx * fy;
+  const resample = fx !== 0 || fy !== 0;
+  for (let y = 0; y < S; y++) {
+    const sy = y + dy;
+    const down = (Math.min(sy + 1, S - 1) - sy) * S * 3;
+    for (let x = 0; x < S; x++) {
+      const sx = (flip ? S - 1 - x : x) + dx;
+      const o = out + (y * S + x) * 3;
+      if (sy < 0 || sy >= S || sx < 0 || sx >= S) {
+        for (let c = 0; c < 3; c++) dst[o + c] = -mean[c] / std[c];
+        continue;
+      }
+      const p = base + (sy * S + sx) * 3;
+      if (!resample) {
+        for (let c = 0; c < 3; c++) dst[o + c] = (src[p + c] / 255 - mean[c]) / std[c];
+        continue;
+      }
+      const right = ((flip ? Math.max(sx - 1, 0) : Math.min(sx + 1, S - 1)) - sx) * 3;
+      for (let c = 0; c < 3; c++) {
+        const v =
+          w00 * src[p + c] +
+          w01 * src[p + right + c] +
+          w10 * src[p + down + c] +
+          w11 * src[p + down + right + c];
+        dst[o + c] = (v / 255 - mean[c]) / std[c];
+      }
+    }
+  }
+}
+
 /**
  * The training loop (SPEC §4) on any TrainingEngine (tfjs on WebGPU/WebGL/CPU, or our
  * WebAssembly engine): a ResNet trained with AdamW (decoupled weight decay) and a per-step cosine
@@ -165,7 +229,11 @@ export class Trainer {
       }
       const idx = order.subarray(s * B, Math.min((s + 1) * B, this.count));
       const real = idx.length;
-      const { labels, mask } = this.makeBatch(idx, order, this.config.augment ? augRng : null);
+      const { labels, mask } = this.makeBatch(
+        idx,
+        order,
+        this.config.augment || this.config.jitter ? augRng : null,
+      );
       const step = this.model.trainStep({
         x: this.batchBuf,
         labels,
@@ -340,7 +408,11 @@ export class Trainer {
     return { labels, mask };
   }
 
-  /** Normalizes image i of the training data into slot j of the batch buffer (with augmentation). */
+  /**
+   * Normalizes image i of `split` into slot j of the batch buffer. With `aug` (training only): the
+   * recipe's flip and crop (`augment`), then its sub-pixel jitter (`jitter`). Without: as it is,
+   * or mirrored left–right (`mirror`, the mirror test's pass).
+   */
   private writeImage(
     i: number,
     j: number,
@@ -348,27 +420,21 @@ export class Trainer {
     split: ImageSplit = this.data,
     mirror = false,
   ): void {
-    const S = IMAGE_SIZE;
-    const src = split.images;
-    const base = i * IMAGE_BYTES;
-    const out = j * IMAGE_BYTES;
-    const { mean, std } = this.norm;
-    const flip = aug ? aug.int(2) === 1 : mirror;
-    const dy = aug ? aug.int(9) - 4 : 0;
-    const dx = aug ? aug.int(9) - 4 : 0;
-    for (let y = 0; y < S; y++) {
-      const sy = y + dy;
-      for (let x = 0; x < S; x++) {
-        const sx = (flip ? S - 1 - x : x) + dx;
-        const o = out + (y * S + x) * 3;
-        if (sy < 0 || sy >= S || sx < 0 || sx >= S) {
-          for (let c = 0; c < 3; c++) this.batchBuf[o + c] = -mean[c] / std[c];
-        } else {
-          const p = base + (sy * S + sx) * 3;
-          for (let c = 0; c < 3; c++) this.batchBuf[o + c] = (src[p + c] / 255 - mean[c]) / std[c];
-        }
-      }
-    }
+    const crop = !!aug && this.config.augment;
+    const jitter = !!aug && !!this.config.jitter;
+    const flip = crop ? aug.int(2) === 1 : mirror;
+    const dy = crop ? aug.int(9) - 4 : 0;
+    const dx = crop ? aug.int(9) - 4 : 0;
+    // Drawn after the flip and crop, so a recipe without jitter keeps its random stream.
+    const fx = jitter ? aug.float() : 0;
+    const fy = jitter ? aug.float() : 0;
+    writeNormalized(this.batchBuf, j * IMAGE_BYTES, split.images, i * IMAGE_BYTES, this.norm, {
+      flip,
+      dx,
+      dy,
+      fx,
+      fy,
+    });
   }
 
   private async forEachEvalBatch(

@@ -238,6 +238,9 @@ describe('cli detect', () => {
     );
     expect(other.code).toBe(2);
     expect(other.err).toMatch(/--second-round needs --method knn/);
+    const jitter = cli('audit', 'demo', '--retrain-jitter', 'maybe', '--out', join(dir, 'x.json'));
+    expect(jitter.code).toBe(2);
+    expect(jitter.err).toMatch(/--retrain-jitter maybe must be on or off/);
     const easy = cli('audit', 'demo', '--easiness', '2', '--out', join(dir, 'x.json'));
     expect(easy.code).toBe(2);
     expect(easy.err).toMatch(/--easiness 2 is not a number in \(0, 1\)/);

@@ -9,6 +9,7 @@ import {
   extraTestsText,
   flaggedCsv,
   reportHtml,
+  retrainingText,
 } from '../../src/core/report.ts';
 import { generateDemoDataset } from '../../src/core/demo.ts';
 import {
@@ -37,6 +38,16 @@ describe('run configuration', () => {
       /unknown attack "nope"/,
     );
     expect(decodeConfig(encodeConfig(bad)).config).toBeUndefined();
+    expect(retrainingText({ retrainJitter: true })).toMatch(
+      /blurred very slightly.*part of the change is the jitter's own/,
+    );
+    expect(retrainingText({})).toMatch(/with the same recipe\.$/);
+    expect(retrainingText({ retrainJitter: true }, 'losses.npy')).toMatch(
+      /^This run was recorded elsewhere \(losses\.npy\) and not retrained here/,
+    );
+    expect(() => validateRunConfig({ ...preset('quick'), retrainJitter: 'yes' })).toThrow(
+      /retrainJitter "yes" is invalid: must be true or false/,
+    );
   });
   it('accepts a trusted dataset with a string id (or none yet, as a draft)', () => {
     const cfg = preset('quick');

@@ -27,7 +27,7 @@ import {
   type RunStore,
   type SecondRoundRecord,
 } from '../../src/core/run.ts';
-import { RunOrchestrator, type TrainerFactory } from '../../src/ml/run.ts';
+import { RunOrchestrator, trainConfigOf, type TrainerFactory } from '../../src/ml/run.ts';
 import { Trainer } from '../../src/ml/train.ts';
 import { createWasmEngine } from '../../src/ml/wasm-engine-node.ts';
 import { IdbRunStore } from '../../src/storage/runs.ts';
@@ -184,6 +184,20 @@ describe('stage sequence (core)', () => {
     expect(all.run.prepared).toBeUndefined();
   });
 
+  it('jitters every retraining and nothing else', () => {
+    const on = { ...tinyConfig(), retrainJitter: true };
+    for (const p of ['probationary', 'recheck', 'baseline'] as const)
+      expect(trainConfigOf(on, p).jitter).toBeUndefined();
+    for (const p of ['retrain', ...RETRAIN_PHASES] as const) {
+      expect(trainConfigOf(on, p).jitter).toBe(true);
+      expect(trainConfigOf({ ...on, retrainJitter: false }, p)).not.toHaveProperty('jitter');
+    }
+    // the classroom presets and the command line's default retrain with it; the paper does not
+    expect(preset('quick').retrainJitter).toBe(true);
+    expect(preset('tiny').retrainJitter).toBe(true);
+    expect(preset('paper').retrainJitter).toBeUndefined();
+  });
+
   it('classifies configuration changes by what they invalidate', () => {
     const c = tinyConfig();
     expect(configChange(c, structuredClone(c))).toEqual({ clear: [], what: [] });
@@ -197,6 +211,18 @@ describe('stage sequence (core)', () => {
     // Turning the baseline on discards nothing but the report; turning it off drops that model.
     expect(configChange(c, { ...c, separateBaseline: true }).clear).toEqual(['report']);
     expect(configChange({ ...c, separateBaseline: true }, c).clear).toEqual(['baseline']);
+    // The retraining jitter: every retrained model goes (BaDLoss's and the compared defenses'),
+    // nothing upstream; absent and false are the same recipe.
+    const still = { ...c, retrainJitter: !c.retrainJitter };
+    expect(configChange(c, still)).toEqual({
+      clear: ['retrain', ...RETRAIN_PHASES],
+      what: [
+        still.retrainJitter ? 'retraining with sub-pixel jitter' : 'retraining without jitter',
+      ],
+    });
+    const { retrainJitter: _j, ...absent } = c;
+    expect(configChange({ ...absent }, { ...absent, retrainJitter: false }).clear).toEqual([]);
+    expect(downstreamOf('retrain')).toEqual(['retrain', 'report']);
     const r: RunRecord = { ...base, phases: { probationary: phase } };
     expect(stagesWithResults(r, ['report'])).toEqual([]);
     expect(stagesWithResults(r, ['probationary'])).toEqual(['probationary']);
@@ -781,6 +807,8 @@ describe('run orchestrator', () => {
     };
     const r = await runs.importRecorded({ ...args, datasetId: 'train.bin' });
     expect(nextStage(r)).toBe('detect');
+    // retrained where it was recorded: no retraining recipe of ours is claimed
+    expect(r.config).not.toHaveProperty('retrainJitter');
     const done = await runs.runAll(r.id);
     expect(nextStage(done)).toBeNull();
     expect(done.detection!.summary.auroc.patch).toBeGreaterThan(0.95);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cpuTf } from './tf-setup.ts';
-import { Trainer, type TrainConfig } from '../../src/ml/train.ts';
+import { Trainer, writeNormalized, type TrainConfig } from '../../src/ml/train.ts';
+import { Rng } from '../../src/core/rng.ts';
 import { ResNet } from '../../src/ml/resnet.ts';
 import { createTfjsEngine } from '../../src/ml/tfjs-engine.ts';
 import { createWasmEngine } from '../../src/ml/wasm-engine-node.ts';
@@ -180,5 +181,117 @@ describe('training recipes', () => {
     await expect(
       Trainer.create(engine, { ...base, model: 'vgg' as 'resnet8' }, train, 10),
     ).rejects.toThrow(/model "vgg" is invalid; known: resnet8/);
+  });
+});
+
+describe('writeNormalized: how an image is placed in a batch', () => {
+  const S = 32;
+  const unit = { mean: [0, 0, 0], std: [1 / 255, 1 / 255, 1 / 255] }; // output = the raw value
+  const none = { flip: false, dx: 0, dy: 0, fx: 0, fy: 0 };
+  const place = (img: Uint8Array, at: Partial<typeof none>, norm = unit) => {
+    const out = new Float32Array(S * S * 3);
+    writeNormalized(out, 0, img, 0, norm, { ...none, ...at });
+    return out;
+  };
+  const px = (a: ArrayLike<number>, x: number, y: number, c = 0) => a[(y * S + x) * 3 + c];
+  const random = (seed: number) => {
+    const r = new Rng(seed);
+    return Uint8Array.from({ length: S * S * 3 }, () => r.int(256));
+  };
+
+  it('without jitter writes the normalized pixels; a constant image stays constant under any jitter', () => {
+    const img = random(1);
+    const norm = { mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.3] };
+    const out = place(img, {}, norm);
+    for (let i = 0; i < img.length; i += 97)
+      expect(out[i]).toBeCloseTo((img[i] / 255 - norm.mean[i % 3]) / norm.std[i % 3], 5);
+    const flat = new Uint8Array(S * S * 3).fill(77);
+    for (const [fx, fy] of [
+      [0.3, 0.9],
+      [0.5, 0.5],
+      [0.99, 0.01],
+    ])
+      for (const v of place(flat, { fx, fy })) expect(v).toBeCloseTo(77, 4);
+  });
+
+  it('bilinear: half a pixel both ways is the mean of each 2×2 block; the last row and column repeat', () => {
+    const img = random(2);
+    const out = place(img, { fx: 0.5, fy: 0.5 });
+    for (const [x, y] of [
+      [0, 0],
+      [10, 3],
+      [30, 30],
+    ])
+      for (let c = 0; c < 3; c++) {
+        const mean =
+          (px(img, x, y, c) +
+            px(img, x + 1, y, c) +
+            px(img, x, y + 1, c) +
+            px(img, x + 1, y + 1, c)) /
+          4;
+        expect(px(out, x, y, c)).toBeCloseTo(mean, 4);
+      }
+    // the bottom-right corner has no neighbour: it stays; the last column mixes only vertically
+    expect(px(out, 31, 31)).toBeCloseTo(px(img, 31, 31), 4);
+    expect(px(out, 31, 5)).toBeCloseTo((px(img, 31, 5) + px(img, 31, 6)) / 2, 4);
+  });
+
+  it('a ramp moves by the jitter: the sampled position is x + fx', () => {
+    const ramp = new Uint8Array(S * S * 3);
+    for (let y = 0; y < S; y++)
+      for (let x = 0; x < S; x++) ramp.fill(4 * x + 2, (y * S + x) * 3, (y * S + x) * 3 + 3);
+    const out = place(ramp, { fx: 0.25, fy: 0.7 });
+    for (let x = 0; x < S - 1; x++) expect(px(out, x, 9)).toBeCloseTo(4 * (x + 0.25) + 2, 4);
+  });
+
+  it('flipped: the same as jittering the mirrored image; cropped: reads the shifted pixels, zero outside', () => {
+    const img = random(3);
+    const mirrored = new Uint8Array(img.length);
+    for (let y = 0; y < S; y++)
+      for (let x = 0; x < S; x++)
+        for (let c = 0; c < 3; c++) mirrored[(y * S + x) * 3 + c] = px(img, S - 1 - x, y, c);
+    expect(Array.from(place(img, { flip: true, fx: 0.4, fy: 0.2 }))).toEqual(
+      Array.from(place(mirrored, { fx: 0.4, fy: 0.2 })),
+    );
+    const shifted = place(img, { dx: 3, dy: -2, fx: 0.5 });
+    expect(px(shifted, 4, 5)).toBeCloseTo((px(img, 7, 3) + px(img, 8, 3)) / 2, 4);
+    expect(px(shifted, 4, 0)).toBeCloseTo(0, 6); // source row −2: the crop's zero padding
+    expect(px(shifted, 30, 9)).toBeCloseTo(0, 6); // source column 33
+  });
+});
+
+describe('training with sub-pixel jitter', () => {
+  it('changes what is learned, resumes exactly, and leaves a recipe without it as it was', async () => {
+    const engine = await createWasmEngine({ threads: 2 });
+    const small = {
+      count: 200,
+      images: train.images.subarray(0, 200 * 3072),
+      labels: train.labels.subarray(0, 200),
+    };
+    const cfg = { ...base, epochs: 2, augment: true };
+    const losses = async (c: TrainConfig) => {
+      const t = await Trainer.create(engine, c, small, 10);
+      await t.trainEpoch();
+      await t.trainEpoch();
+      const out = Array.from(t.trajectories);
+      t.dispose();
+      return out;
+    };
+    const plain = await losses(cfg);
+    expect(await losses({ ...cfg, jitter: false })).toEqual(plain);
+    const jittered = await losses({ ...cfg, jitter: true });
+    expect(jittered).not.toEqual(plain);
+    // without flip and crop too (the presets' recipe)
+    const still = { ...cfg, augment: false };
+    expect(await losses({ ...still, jitter: true })).not.toEqual(await losses(still));
+    // interrupted after one epoch and resumed from the checkpoint: the same trajectories
+    const a = await Trainer.create(engine, { ...cfg, jitter: true }, small, 10);
+    await a.trainEpoch();
+    const ckpt = await a.checkpoint();
+    a.dispose();
+    const b = await Trainer.create(engine, { ...cfg, jitter: true }, small, 10, ckpt);
+    await b.trainEpoch();
+    expect(Array.from(b.trajectories)).toEqual(jittered);
+    b.dispose();
   });
 });
