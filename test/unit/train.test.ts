@@ -278,6 +278,16 @@ describe('training with sub-pixel jitter', () => {
       return out;
     };
     const plain = await losses(cfg);
+    // the flip-and-crop stream is the one from before the jitter existed (values from bd18227)
+    const before = [
+      [0.35293060541152954, 0.23426055908203125],
+      [2.2527318000793457, 2.2301735877990723],
+      [3.3087215423583984, 2.868835687637329],
+      [3.7014496326446533, 2.475269079208374],
+    ];
+    [0, 1, 77, 199].forEach((row, j) =>
+      before[j].forEach((v, e) => expect(plain[row * 2 + e]).toBeCloseTo(v, 5)),
+    );
     expect(await losses({ ...cfg, jitter: false })).toEqual(plain);
     const jittered = await losses({ ...cfg, jitter: true });
     expect(jittered).not.toEqual(plain);
