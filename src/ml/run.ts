@@ -136,7 +136,7 @@ export function trainConfigOf(cfg: RunConfig, phase: Phase = 'probationary'): Tr
   const probing = phase === 'probationary' || phase === 'recheck';
   // The sub-pixel jitter hardens every retraining alike (BaDLoss's and each compared defense's),
   // never a model whose losses are read or the undefended one.
-  const jitter = !!cfg.retrainJitter && (phase === 'retrain' || phase.startsWith('retrain:'));
+  const jitter = !!cfg.retrainJitter && defenseOfPhase(phase) !== null;
   return {
     ...train,
     record: probing ? train.record : 'train',
