@@ -11,6 +11,7 @@ ranks and makes the run resumable:
         train_one_epoch(model, optimizer, scheduler, epoch)
         rec.end_epoch(model, optimizer, scheduler)       # record, checkpoint, write .npy
     rec.finish()
+    leave()                                              # every rank: barrier, bounded teardown
 
 Every rank must call `end_epoch` (it is a collective). Each rank evaluates its shard of the rows
 (a strided shard by default: row positions rank, rank + P, …; nothing is repeated), pads its
@@ -41,6 +42,7 @@ import math
 import os
 import random
 import sys
+import threading
 from typing import Any, Iterator, Sized
 
 import numpy as np
@@ -54,6 +56,10 @@ LOSS_CLAMP = 100.0
 #: Exit code of a run stopped on purpose by BADLOSS_STOP_AFTER_EPOCH (tests simulate a crash).
 STOPPED_EXIT_CODE = 75
 CHECKPOINT_VERSION = 1
+
+
+#: Seconds `leave()` waits for the process group's teardown before exiting without it.
+TEARDOWN_TIMEOUT_S = 60.0
 
 
 class RecorderError(RuntimeError):
@@ -380,9 +386,7 @@ class Recorder:
                 f"badloss: stopping after epoch {self.epoch} (BADLOSS_STOP_AFTER_EPOCH)",
                 file=sys.stderr,
             )
-            if self.world_size > 1:
-                dist.destroy_process_group()
-            sys.exit(STOPPED_EXIT_CODE)
+            leave(STOPPED_EXIT_CODE)
         return column
 
     def finish(self) -> None:
@@ -410,6 +414,44 @@ class Recorder:
             os.path.join(self.out_dir, "trajectories.meta.json"),
             lambda f: f.write(text.encode()),
         )
+
+
+def leave(code: int = 0, timeout_s: float = TEARDOWN_TIMEOUT_S) -> None:
+    """Ends this process with `code` after every rank is here: barrier, then destroy the group.
+
+    Call it on every rank once the outputs are written. The teardown runs in a helper thread:
+    destroy_process_group() can hang now and then even after a barrier (pytorch/pytorch#75097;
+    seen here once in CI with gloo on 2 CPU processes, after the files were complete). If it has
+    not finished within `timeout_s` the process says so and exits with `code` anyway, without
+    waiting for it (os._exit) — every collective is done by then and every file is on disk.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        sys.exit(code)
+
+    failed: list[BaseException] = []
+
+    def teardown() -> None:
+        try:
+            dist.barrier()  # leave together: a rank tearing down early can stall the others
+            dist.destroy_process_group()
+        except BaseException as e:  # noqa: BLE001 — re-raised on the main thread below
+            failed.append(e)
+
+    done = threading.Thread(target=teardown, name="badloss-teardown", daemon=True)
+    done.start()
+    done.join(timeout_s)
+    if failed:
+        raise failed[0]
+    if done.is_alive():
+        print(
+            f"badloss: the process group's teardown did not finish in {timeout_s:g} s; "
+            "exiting without it (the outputs are complete)",
+            file=sys.stderr,
+        )
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def steps_cosine(total_steps: int):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
+import textwrap
 import unittest
 
 import numpy as np
@@ -110,6 +112,55 @@ class SingleProcessTest(unittest.TestCase):
         col, _ = br.Recorder(data, tempfile.mkdtemp(), 1).losses(model)
         # rows 0 and 2 have labels 0 and 2: losses 500 and 1000 nats, clamped; row 1 ≈ 0
         np.testing.assert_allclose(col, [100, 0, 100], atol=1e-6)
+
+
+class LeaveTest(unittest.TestCase):
+    """leave() in a one-process gloo group, in a child process (it ends the process)."""
+
+    def leave(self, body: str) -> subprocess.CompletedProcess[str]:
+        code = textwrap.dedent(
+            f"""
+            import sys, tempfile, time
+            import torch.distributed as dist
+            sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
+            import badloss_recorder as br
+            store = tempfile.mktemp()
+            dist.init_process_group("gloo", init_method="file://" + store, rank=0, world_size=1)
+            """
+        )
+        return subprocess.run(
+            [sys.executable, "-c", code + textwrap.dedent(body)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def test_exits_with_the_code_after_the_teardown(self):
+        r = self.leave("br.leave(7)\n")
+        self.assertEqual(r.returncode, 7, r.stderr)
+        self.assertNotIn("teardown did not finish", r.stderr)
+
+    def test_a_hung_teardown_still_ends_the_process(self):
+        r = self.leave(
+            """
+            dist.destroy_process_group = lambda: time.sleep(3600)
+            br.leave(5, timeout_s=0.5)
+            """
+        )
+        self.assertEqual(r.returncode, 5, r.stderr)
+        self.assertIn("teardown did not finish in 0.5 s", r.stderr)
+
+    def test_a_failed_barrier_is_raised_not_hidden(self):
+        r = self.leave(
+            """
+            def broken():
+                raise RuntimeError("peer went away")
+            dist.barrier = broken
+            br.leave(0)
+            """
+        )
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("peer went away", r.stderr)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,14 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from badloss_recorder import LOSS_CLAMP, Recorder, _atomic_write, steps_cosine, world  # noqa: E402
+from badloss_recorder import (  # noqa: E402
+    LOSS_CLAMP,
+    Recorder,
+    _atomic_write,
+    leave,
+    steps_cosine,
+    world,
+)
 
 RECORD = 3073  # 1 label byte + 32·32·3 planar pixels
 ARCHS = {
@@ -298,9 +305,7 @@ def main(argv: list[str]) -> None:
         }
         _atomic_write(os.path.join(args.out, "model.pt"), lambda f: torch.save(final, f))
         print(f"trajectories → {rec.trajectories_path}", file=sys.stderr)
-    if distributed:
-        dist.barrier()  # leave together: a rank tearing down early can stall the others
-        dist.destroy_process_group()
+    leave()  # every rank together; a hung teardown cannot keep the run from ending
 
 
 if __name__ == "__main__":
