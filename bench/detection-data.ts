@@ -57,6 +57,7 @@ const DATA_TAG = DATA_FILES.length
  */
 export function benchConfig(seed: number, trigger: ProbeTrigger): RunConfig {
   const jitter = benchJitter(false);
+  const stripes = benchStripes(false);
   return {
     mode: 'benchmark',
     attacks: ['patch', 'single-pix', 'blend-r', 'blend-p', 'sinusoid', 'warping'].map((id) => ({
@@ -76,6 +77,7 @@ export function benchConfig(seed: number, trigger: ProbeTrigger): RunConfig {
     detect: { method: 'knn', k: 'auto', threshold: 0.1 },
     separateBaseline: false,
     ...(jitter ? { retrainJitter: true } : {}),
+    ...(stripes ? { retrainStripes: true } : {}),
     ...(DATA_FILES.length ? { limit: { ...SCALE } } : {}),
     seed,
   };
@@ -86,9 +88,18 @@ export function benchConfig(seed: number, trigger: ProbeTrigger): RunConfig {
  * scripts retrain as the paper does unless it is on; bench/targets.ts measures the default (on).
  */
 export function benchJitter(fallback: boolean): boolean {
-  const v = process.env.BENCH_JITTER;
+  return benchOnOff('BENCH_JITTER', fallback);
+}
+
+/** BENCH_STRIPES=on|off: retrain with random stripes (RunConfig.retrainStripes), as benchJitter. */
+export function benchStripes(fallback: boolean): boolean {
+  return benchOnOff('BENCH_STRIPES', fallback);
+}
+
+function benchOnOff(name: string, fallback: boolean): boolean {
+  const v = process.env[name];
   if (v === undefined) return fallback;
-  if (v !== 'on' && v !== 'off') throw new Error(`BENCH_JITTER=${v} must be on or off`);
+  if (v !== 'on' && v !== 'off') throw new Error(`${name}=${v} must be on or off`);
   return v === 'on';
 }
 
@@ -291,6 +302,7 @@ export async function retrained(
     kept,
     ...(reseed ? [reseed] : []),
     ...(run.cfg.retrainJitter ? ['jitter'] : []),
+    ...(run.cfg.retrainStripes ? ['stripes'] : []),
   ]);
   const file = join(CACHE, `retrain-${key}.json`);
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));

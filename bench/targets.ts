@@ -7,18 +7,21 @@
  * kind), with the default probes (DEFAULT_PROBE_TRIGGER) and detection (DEFAULT_DETECT).
  * BENCH_SEEDS (default "0,1,2,3,4,5,6,7,8,9"); BENCH_SECOND_ROUND=off measures one round,
  * BENCH_FEATURES=loss+log compares the losses' logarithms too, BENCH_JITTER=off retrains without
- * the sub-pixel jitter (the paper's retraining), BENCH_VERBOSE=1 prints every attack's ASR. About
+ * the sub-pixel jitter (the paper's retraining), BENCH_STRIPES=off without the random stripes,
+ * BENCH_WAVES=24[,0.5] with stripes of amplitude up to 24 (on half the images) instead of the
+ * default's, BENCH_VERBOSE=1 prints every attack's ASR. About
  * two minutes a seed with two threads.
  */
 import type { TrajectoryFeatures } from '../src/core/detect/index.ts';
 import { DEFAULT_DETECT, DEFAULT_PROBE_TRIGGER } from '../src/core/experiment.ts';
 import { averageOf } from '../src/core/report.ts';
-import { runInMemory } from '../src/ml/run.ts';
-import { Trainer } from '../src/ml/train.ts';
+import { runInMemory, trainConfigOf } from '../src/ml/run.ts';
+import { Trainer, type TrainConfig } from '../src/ml/train.ts';
 import {
   benchConfig,
   benchDataset,
   benchJitter,
+  benchStripes,
   targetChecks,
   theEngine,
 } from './detection-data.ts';
@@ -34,6 +37,12 @@ else if (process.env.BENCH_MIRROR) detect.mirror = Number(process.env.BENCH_MIRR
 // BENCH_A1: the k-NN's clean-removal budget in the first round (default: DEFAULT_DETECT's).
 if (process.env.BENCH_A1) detect.targetFpr = Number(process.env.BENCH_A1);
 if (process.env.BENCH_FEATURES) detect.features = process.env.BENCH_FEATURES as TrajectoryFeatures;
+// BENCH_STRIPES=off: retrain without the random stripes (default: with them, the CLI's default).
+const stripes = benchStripes(true);
+// BENCH_WAVES=<max 0–255>[,<share>]: other stripes than RETRAIN_STRIPES (TrainConfig.waves), given
+// to the recipe seeded as the retraining (trainConfigOf's 'retrain'); implies the stripes.
+const [wavesMax, wavesShare = '1'] = (process.env.BENCH_WAVES ?? '').split(',');
+const waves = wavesMax ? { max: Number(wavesMax), share: Number(wavesShare) } : undefined;
 const pct = (x: number) => (100 * x).toFixed(1);
 const mark = (ok: boolean) => (ok ? '✓' : '✗');
 const log = (s: string) => process.stdout.write(s + '\n');
@@ -42,9 +51,15 @@ const rows: string[] = [];
 let allFour = 0;
 for (const seed of seeds) {
   const t0 = performance.now();
-  const cfg = { ...benchConfig(seed, DEFAULT_PROBE_TRIGGER), detect, retrainJitter: jitter };
+  const cfg = {
+    ...benchConfig(seed, DEFAULT_PROBE_TRIGGER),
+    detect,
+    retrainJitter: jitter,
+    retrainStripes: stripes || !!waves,
+  };
+  const retraining = (c: TrainConfig) => c.seed === trainConfigOf(cfg, 'retrain').seed;
   const { run } = await runInMemory(await benchDataset(seed), cfg, (c, split, n, ck) =>
-    Trainer.create(theEngine(), c, split, n, ck),
+    Trainer.create(theEngine(), retraining(c) && waves ? { ...c, waves } : c, split, n, ck),
   );
   const r = run.report!;
   const u = r.asr.undefended;
@@ -70,7 +85,7 @@ for (const seed of seeds) {
   rows.push(line);
 }
 log(
-  `\n${detect.secondRound ? `two rounds (α2 = ${detect.secondRound})` : 'one round'}, features ${detect.features ?? 'loss'}, retrained ${jitter ? 'with' : 'without'} sub-pixel jitter: all four targets on ${allFour} of ${seeds.length} seeds\n`,
+  `\n${detect.secondRound ? `two rounds (α2 = ${detect.secondRound})` : 'one round'}, features ${detect.features ?? 'loss'}, retrained ${jitter ? 'with' : 'without'} sub-pixel jitter and ${waves ? `stripes ${JSON.stringify(waves)}` : stripes ? 'random stripes' : 'no stripes'}: all four targets on ${allFour} of ${seeds.length} seeds\n`,
 );
 log(
   '| seed | average ASR ≤ 10% | clean accuracy within 3 points | clean removed ≤ 15% | every attack halved | rows removed | time |',

@@ -154,7 +154,7 @@ export class RunState {
     const rec = this.record;
     if (!rec || !this.isBuiltFromForm()) return;
     const form = $state.snapshot(this.config) as RunConfig;
-    const { retrainJitter: _stored, ...stored } = rec.config;
+    const { retrainJitter: _stored, retrainStripes: _storedStripes, ...stored } = rec.config;
     const next: RunConfig = {
       ...stored,
       train: form.train,
@@ -162,6 +162,7 @@ export class RunState {
       separateBaseline: form.separateBaseline,
       // Only when on, as the presets write it (absent = off, the paper's retraining).
       ...(form.retrainJitter ? { retrainJitter: true } : {}),
+      ...(form.retrainStripes ? { retrainStripes: true } : {}),
     };
     const id = rec.id;
     const r = await this.confirming(

@@ -69,7 +69,8 @@ const USAGE = `BaDLoss Lab command line
                  [--probe-trigger bank|<id,...>] [--target-fpr a] [--calibration class|pooled]
                  [--score ${KNN_SCORES.join('|')}] [--features ${TRAJECTORY_FEATURES.join('|')}]
                  [--max-class-fraction f] [--easiness a|off] [--mirror a|off] [--second-round a|off]
-                 [--retrain-jitter on|off] [--separate-baseline] [--trusted train|test]
+                 [--retrain-jitter on|off] [--retrain-stripes on|off] [--separate-baseline]
+                 [--trusted train|test]
                  [--eval-each-epoch] [--state <dir>]
                  [--engine auto|wasm|tfjs-cpu] [--threads n]
                  [--defenses badloss,spectral,activation-clustering,frequency,abl|all]
@@ -94,9 +95,11 @@ better than the rest of their class) and the mirror test (--mirror ${DEFAULT_DET
 than their class's when the image is mirrored left–right, as a trigger at fixed pixels makes it); then a second round (--second-round ${DEFAULT_DETECT.secondRound}, its budget): a second
 probationary model trained on the rows the first round kept is scored again, and retraining drops both rounds' rows.
 Retraining resamples each image at a random sub-pixel offset (--retrain-jitter on), so a trigger that is itself a
-resampling (the warping) is not learned from the poisons detection missed.
+resampling (the warping) is not learned from the poisons detection missed, and adds faint random stripes to each
+image (--retrain-stripes on), so a stripe-pattern trigger (the sinusoid) is not either; the stripes cost about
+1.5 points of clean accuracy on CIFAR-10 (docs/detection.md).
 --score knn-or-distance also removes rows far from every clean probe; --features loss+log compares the
-losses' logarithms too. The paper's method: --probe-trigger patch --threshold 0.1 --score knn --second-round off --retrain-jitter off (a fixed threshold turns the easiness and mirror tests off). Any list of attack ids is a probe trigger too.
+losses' logarithms too. The paper's method: --probe-trigger patch --threshold 0.1 --score knn --second-round off --retrain-jitter off --retrain-stripes off (a fixed threshold turns the easiness and mirror tests off). Any list of attack ids is a probe trigger too.
 Training runs on the WebAssembly engine (--threads, default: every core) or on tfjs's CPU backend
 (--engine tfjs-cpu); both give the same results up to float rounding.`;
 
@@ -382,6 +385,7 @@ function auditConfig(v: Record<string, string | boolean | undefined>): RunConfig
     separateBaseline: v['separate-baseline'] === true,
     // Written only when on: a run stored without it (--state) still matches when it is off.
     ...(onOff(s('retrain-jitter'), 'retrain-jitter', true) ? { retrainJitter: true } : {}),
+    ...(onOff(s('retrain-stripes'), 'retrain-stripes', true) ? { retrainStripes: true } : {}),
     ...(baselines.length ? { defenses: baselines } : {}),
     ...(baselines.length && v['retrain-defenses'] === true ? { retrainDefenses: baselines } : {}),
     ...(limitTrain || limitTest
@@ -806,6 +810,7 @@ export async function main(argv: string[]): Promise<number> {
     'limit-test': { type: 'string' },
     'separate-baseline': { type: 'boolean' },
     'retrain-jitter': { type: 'string' },
+    'retrain-stripes': { type: 'string' },
     'eval-each-epoch': { type: 'boolean' },
     state: { type: 'string' },
     engine: { type: 'string' },

@@ -81,6 +81,13 @@ export interface RunConfig {
    * (docs/detection.md, "Retraining with sub-pixel jitter").
    */
   retrainJitter?: boolean;
+  /**
+   * Retrain with faint random stripes: every retraining adds to each image a plane wave of random
+   * direction, frequency (1–8 cycles), phase and amplitude (up to RETRAIN_STRIPES.max), so a
+   * stripe-pattern trigger (the clean-label sinusoid) stops pointing to one class. Absent = off;
+   * on in the CLI's default (docs/detection.md, "Retraining with random stripes").
+   */
+  retrainStripes?: boolean;
   /** Defenses compared beside BaDLoss at detection (SPEC §10); none when absent. */
   defenses?: BaselineName[];
   /** Of those, the ones whose removal set is also retrained (BaDLoss's always is). */

@@ -289,12 +289,25 @@ export function extraBudgetsText(d: { easiness?: number; mirror?: number }): str
 }
 
 /** The report's sentence on how the defended model was trained (the HTML export and the Report step). */
-export function retrainingText(c: { retrainJitter?: boolean }, recordedElsewhere?: string): string {
+export function retrainingText(
+  c: { retrainJitter?: boolean; retrainStripes?: boolean },
+  recordedElsewhere?: string,
+): string {
   if (recordedElsewhere)
     return `This run was recorded elsewhere (${recordedElsewhere}) and not retrained here: the BaDLoss row is the model that recorded it; retrain there without the flagged rows to measure the defense.`;
-  return c.retrainJitter
-    ? "BaDLoss's model was retrained from scratch without the flagged rows, each image blurred very slightly (sub-pixel jitter: a warping trigger hides in such a blur, so it is not learned from poisons the detection missed). The no-defense model was trained without it, so part of the change is the jitter's own."
-    : "BaDLoss's model was retrained from scratch without the flagged rows, with the same recipe.";
+  const how = [
+    ...(c.retrainJitter
+      ? [
+          'each image blurred very slightly (sub-pixel jitter: a warping trigger hides in such a blur)',
+        ]
+      : []),
+    ...(c.retrainStripes
+      ? ['faint random stripes added to each image (a stripe-pattern trigger hides among them)']
+      : []),
+  ];
+  if (!how.length)
+    return "BaDLoss's model was retrained from scratch without the flagged rows, with the same recipe.";
+  return `BaDLoss's model was retrained from scratch without the flagged rows, ${how.join(' and ')}, so such a trigger is not learned from poisons the detection missed. The no-defense model was trained without this, so part of the change comes from the retraining recipe itself.`;
 }
 
 /** The report's sentence on a second detection round (the HTML export and the Report step). */

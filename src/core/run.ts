@@ -44,6 +44,13 @@ export function defenseOfPhase(p: Phase): DefenseName | null {
   return p.startsWith('retrain:') ? (p.slice('retrain:'.length) as BaselineName) : null;
 }
 
+/**
+ * The stripes of `RunConfig.retrainStripes`: on every image, amplitude up to 18 (0–255 units; the
+ * sinusoid trigger's is 19). Measured on CIFAR-10 at 12, 18 and 24 (docs/detection.md): 12 left
+ * the sinusoid, 24 cost 2–5 points of clean accuracy.
+ */
+export const RETRAIN_STRIPES = { max: 18, share: 1 } as const;
+
 /** A training recipe with the seed of its initialization and shuffling (one per phase). */
 export interface TrainConfig extends TrainRecipe {
   seed: number;
@@ -52,6 +59,13 @@ export interface TrainConfig extends TrainRecipe {
    * set on the retraining phases when `RunConfig.retrainJitter` is on; absent = off.
    */
   jitter?: boolean;
+  /**
+   * Add a faint random plane wave (a stripe pattern) to a share of the training images: each gets,
+   * with probability `share`, `a·cos(k·(x, y) + φ)` with a uniform in [0, max] (0–255 units), 1–8
+   * cycles per image in a uniform direction and phase: set on the retraining phases when
+   * `RunConfig.retrainStripes` is on (RETRAIN_STRIPES); absent = off.
+   */
+  waves?: { max: number; share: number };
 }
 
 /** Statistics of one finished epoch. */
@@ -535,6 +549,13 @@ export function configChange(prev: RunConfig, next: RunConfig): { clear: Stage[]
     // Every retrained model (BaDLoss's and the compared defenses') was trained with the other recipe.
     what.push(
       next.retrainJitter ? 'retraining with sub-pixel jitter' : 'retraining without jitter',
+    );
+    clear.add('retrain');
+    for (const p of RETRAIN_PHASES) clear.add(p);
+  }
+  if (!!prev.retrainStripes !== !!next.retrainStripes) {
+    what.push(
+      next.retrainStripes ? 'retraining with random stripes' : 'retraining without stripes',
     );
     clear.add('retrain');
     for (const p of RETRAIN_PHASES) clear.add(p);

@@ -63,6 +63,7 @@ import {
   getRun,
   MemoryRunStore,
   nextStage,
+  RETRAIN_STRIPES,
   stagesWithResults,
   testsThatRan,
   type Checkpoint,
@@ -134,14 +135,17 @@ export function trainConfigOf(cfg: RunConfig, phase: Phase = 'probationary'): Tr
   const offset =
     phase === 'probationary' ? 0 : phase === 'baseline' ? 2 : phase === 'recheck' ? 3 : 1;
   const probing = phase === 'probationary' || phase === 'recheck';
-  // The sub-pixel jitter hardens every retraining alike (BaDLoss's and each compared defense's),
-  // never a model whose losses are read or the undefended one.
-  const jitter = !!cfg.retrainJitter && defenseOfPhase(phase) !== null;
+  // The sub-pixel jitter and the stripes harden every retraining alike (BaDLoss's and each
+  // compared defense's), never a model whose losses are read or the undefended one.
+  const retraining = defenseOfPhase(phase) !== null;
+  const jitter = !!cfg.retrainJitter && retraining;
+  const stripes = !!cfg.retrainStripes && retraining;
   return {
     ...train,
     record: probing ? train.record : 'train',
     seed: cfg.seed + offset,
     ...(jitter ? { jitter } : {}),
+    ...(stripes ? { waves: { ...RETRAIN_STRIPES } } : {}),
   };
 }
 
@@ -938,8 +942,8 @@ export class RunOrchestrator {
         indices,
       };
     });
-    // Retrained where it was recorded: no retraining recipe of ours (the jitter) applies.
-    const { retrainJitter: _retrained, ...base } = preset('quick');
+    // Retrained where it was recorded: no retraining recipe of ours (jitter, stripes) applies.
+    const { retrainJitter: _retrained, retrainStripes: _striped, ...base } = preset('quick');
     const config = validateRunConfig({
       ...base,
       mode: attacks.length ? 'benchmark' : 'audit',

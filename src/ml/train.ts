@@ -15,6 +15,14 @@ const READBACK_EVERY = 8;
 /** Validates a recipe, naming the bad value (the same limits as a run configuration). */
 export function checkTrainConfig(c: TrainConfig): void {
   validateTrainRecipe(c);
+  if (c.waves === undefined) return;
+  const { max, share } = c.waves;
+  if (!(max >= 0 && max <= 255))
+    throw new InvalidOptionError(
+      `train.waves.max = ${max} is invalid: must be 0–255 (pixel units)`,
+    );
+  if (!(share >= 0 && share <= 1))
+    throw new InvalidOptionError(`train.waves.share = ${share} is invalid: must be 0–1`);
 }
 
 /** Per-channel mean and standard deviation of uint8 images, in [0, 1] units. */
@@ -43,6 +51,16 @@ export interface Placement {
   /** Sub-pixel jitter in [0, 1): bilinear between the pixel and its next neighbour on each axis. */
   fx: number;
   fy: number;
+  /** A faint plane wave added after the resampling, clamped to 0–255 (absent = none). */
+  wave?: Wave;
+}
+
+/** `a · cos(kx·x + ky·y + phase)` in 0–255 units over output pixel coordinates (x: column). */
+export interface Wave {
+  a: number;
+  kx: number;
+  ky: number;
+  phase: number;
 }
 
 /**
@@ -69,6 +87,7 @@ export function writeNormalized(
   const w10 = (1 - fx) * fy;
   const w11 = fx * fy;
   const resample = fx !== 0 || fy !== 0;
+  const wave = at.wave;
   for (let y = 0; y < S; y++) {
     const sy = y + dy;
     const down = (Math.min(sy + 1, S - 1) - sy) * S * 3;
@@ -80,17 +99,19 @@ export function writeNormalized(
         continue;
       }
       const p = base + (sy * S + sx) * 3;
-      if (!resample) {
+      if (!resample && !wave) {
         for (let c = 0; c < 3; c++) dst[o + c] = (src[p + c] / 255 - mean[c]) / std[c];
         continue;
       }
       const right = ((flip ? Math.max(sx - 1, 0) : Math.min(sx + 1, S - 1)) - sx) * 3;
+      const add = wave ? wave.a * Math.cos(wave.kx * x + wave.ky * y + wave.phase) : 0;
       for (let c = 0; c < 3; c++) {
-        const v =
+        let v =
           w00 * src[p + c] +
           w01 * src[p + right + c] +
           w10 * src[p + down + c] +
           w11 * src[p + down + right + c];
+        if (wave) v = Math.min(255, Math.max(0, v + add));
         dst[o + c] = (v / 255 - mean[c]) / std[c];
       }
     }
@@ -232,7 +253,7 @@ export class Trainer {
       const { labels, mask } = this.makeBatch(
         idx,
         order,
-        this.config.augment || this.config.jitter ? augRng : null,
+        this.config.augment || this.config.jitter || this.config.waves ? augRng : null,
       );
       const step = this.model.trainStep({
         x: this.batchBuf,
@@ -410,7 +431,8 @@ export class Trainer {
 
   /**
    * Normalizes image i of `split` into slot j of the batch buffer. With `aug` (training only): the
-   * recipe's flip and crop (`augment`), then its sub-pixel jitter (`jitter`). Without: as it is,
+   * recipe's flip and crop (`augment`), then its sub-pixel jitter (`jitter`) and its stripes
+   * (`waves`). Without: as it is,
    * or mirrored left–right (`mirror`, the mirror test's pass).
    */
   private writeImage(
@@ -428,12 +450,25 @@ export class Trainer {
     // Drawn after the flip and crop, so a recipe without jitter keeps its random stream.
     const fx = jitter ? aug.float() : 0;
     const fy = jitter ? aug.float() : 0;
+    // Drawn last and always all five, so a recipe without waves keeps its stream and each image's
+    // draws do not depend on whether the previous one got a wave.
+    const waves = aug ? this.config.waves : undefined;
+    let wave: Wave | undefined;
+    if (aug && waves) {
+      const on = aug.float() < waves.share;
+      const a = aug.float() * waves.max;
+      const k = (2 * Math.PI * (1 + 7 * aug.float())) / IMAGE_SIZE;
+      const theta = Math.PI * aug.float();
+      const phase = 2 * Math.PI * aug.float();
+      if (on && a > 0) wave = { a, kx: k * Math.cos(theta), ky: k * Math.sin(theta), phase };
+    }
     writeNormalized(this.batchBuf, j * IMAGE_BYTES, split.images, i * IMAGE_BYTES, this.norm, {
       flip,
       dx,
       dy,
       fx,
       fy,
+      ...(wave ? { wave } : {}),
     });
   }
 

@@ -241,6 +241,9 @@ describe('cli detect', () => {
     const jitter = cli('audit', 'demo', '--retrain-jitter', 'maybe', '--out', join(dir, 'x.json'));
     expect(jitter.code).toBe(2);
     expect(jitter.err).toMatch(/--retrain-jitter maybe must be on or off/);
+    const stripes = cli('audit', 'demo', '--retrain-stripes', '1', '--out', join(dir, 'x.json'));
+    expect(stripes.code).toBe(2);
+    expect(stripes.err).toMatch(/--retrain-stripes 1 must be on or off/);
     const easy = cli('audit', 'demo', '--easiness', '2', '--out', join(dir, 'x.json'));
     expect(easy.code).toBe(2);
     expect(easy.err).toMatch(/--easiness 2 is not a number in \(0, 1\)/);

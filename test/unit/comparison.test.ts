@@ -146,8 +146,10 @@ describe('cli audit --defenses', () => {
     const two = report.detection.secondRound;
     expect(two.targetFpr).toBe(DEFAULT_DETECT.secondRound);
     expect(report.config.detect.easiness).toBe(DEFAULT_DETECT.easiness);
-    // every model was retrained with the sub-pixel jitter (the default), and the report says so
+    // every model was retrained with the sub-pixel jitter and the stripes (the default), and the
+    // report says so
     expect(report.config.retrainJitter).toBe(true);
+    expect(report.config.retrainStripes).toBe(true);
     expect(report.detection.flaggedCount).toBe(two.firstRound.flagged + two.secondRound.flagged);
     expect(report.detection.removed.clean).toBe(
       two.firstRound.removed.clean + two.secondRound.removed.clean,
@@ -160,6 +162,7 @@ describe('cli audit --defenses', () => {
       `with the easiness test (rows learned far better than their class) at 2%`,
     );
     expect(html).toContain('each image blurred very slightly');
+    expect(html).toContain('faint random stripes added to each image');
     expect(html.match(/<tr><th>ABL \(isolation\)<\/th>/g)).toHaveLength(2); // Table 3 and Table 1 rows
     const f = parseNpy('features.npy', new Uint8Array(readFileSync(feats)));
     expect(f.shape).toEqual([600, 16]); // ResNet-8 ×0.25: 64 · 0.25 channels

@@ -39,7 +39,14 @@ describe('run configuration', () => {
     );
     expect(decodeConfig(encodeConfig(bad)).config).toBeUndefined();
     expect(retrainingText({ retrainJitter: true })).toMatch(
-      /blurred very slightly.*part of the change is the jitter's own/,
+      /blurred very slightly \(sub-pixel jitter[^)]*\), so such a trigger.*part of the change comes from the retraining recipe itself\.$/,
+    );
+    expect(retrainingText({ retrainJitter: true })).not.toMatch(/stripes/);
+    expect(retrainingText({ retrainStripes: true })).toMatch(
+      /without the flagged rows, faint random stripes added to each image \(a stripe-pattern/,
+    );
+    expect(retrainingText({ retrainJitter: true, retrainStripes: true })).toMatch(
+      /blurred very slightly \([^)]*\) and faint random stripes added to each image/,
     );
     expect(retrainingText({})).toMatch(/with the same recipe\.$/);
     expect(retrainingText({ retrainJitter: true }, 'losses.npy')).toMatch(
@@ -47,6 +54,9 @@ describe('run configuration', () => {
     );
     expect(() => validateRunConfig({ ...preset('quick'), retrainJitter: 'yes' })).toThrow(
       /retrainJitter "yes" is invalid: must be true or false/,
+    );
+    expect(() => validateRunConfig({ ...preset('quick'), retrainStripes: 1 })).toThrow(
+      /retrainStripes 1 is invalid: must be true or false/,
     );
   });
   it('accepts a trusted dataset with a string id (or none yet, as a draft)', () => {

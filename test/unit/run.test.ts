@@ -198,6 +198,21 @@ describe('stage sequence (core)', () => {
     expect(preset('paper').retrainJitter).toBeUndefined();
   });
 
+  it('adds the stripes to every retraining and nothing else', () => {
+    const on = { ...tinyConfig(), retrainStripes: true };
+    for (const p of ['probationary', 'recheck', 'baseline'] as const)
+      expect(trainConfigOf(on, p)).not.toHaveProperty('waves');
+    for (const p of ['retrain', ...RETRAIN_PHASES] as const) {
+      expect(trainConfigOf(on, p).waves).toEqual({ max: 18, share: 1 });
+      expect(trainConfigOf({ ...on, retrainStripes: false }, p)).not.toHaveProperty('waves');
+    }
+    // independent of the jitter
+    expect(trainConfigOf({ ...on, retrainJitter: false }, 'retrain')).not.toHaveProperty('jitter');
+    // no preset has them (measured on CIFAR-10 only; the command line's default does)
+    for (const name of ['quick', 'tiny', 'paper'] as const)
+      expect(preset(name).retrainStripes).toBeUndefined();
+  });
+
   it('classifies configuration changes by what they invalidate', () => {
     const c = tinyConfig();
     expect(configChange(c, structuredClone(c))).toEqual({ clear: [], what: [] });
@@ -222,6 +237,15 @@ describe('stage sequence (core)', () => {
     });
     const { retrainJitter: _j, ...absent } = c;
     expect(configChange({ ...absent }, { ...absent, retrainJitter: false }).clear).toEqual([]);
+    // the stripes likewise
+    expect(configChange(c, { ...c, retrainStripes: true })).toEqual({
+      clear: ['retrain', ...RETRAIN_PHASES],
+      what: ['retraining with random stripes'],
+    });
+    expect(configChange({ ...c, retrainStripes: true }, c).what).toEqual([
+      'retraining without stripes',
+    ]);
+    expect(configChange(c, { ...c, retrainStripes: false }).clear).toEqual([]);
     expect(downstreamOf('retrain')).toEqual(['retrain', 'report']);
     const r: RunRecord = { ...base, phases: { probationary: phase } };
     expect(stagesWithResults(r, ['report'])).toEqual([]);

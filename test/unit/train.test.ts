@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { cpuTf } from './tf-setup.ts';
-import { Trainer, writeNormalized, type TrainConfig } from '../../src/ml/train.ts';
+import { Trainer, writeNormalized, type Placement, type TrainConfig } from '../../src/ml/train.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { ResNet } from '../../src/ml/resnet.ts';
 import { createTfjsEngine } from '../../src/ml/tfjs-engine.ts';
@@ -187,8 +187,8 @@ describe('training recipes', () => {
 describe('writeNormalized: how an image is placed in a batch', () => {
   const S = 32;
   const unit = { mean: [0, 0, 0], std: [1 / 255, 1 / 255, 1 / 255] }; // output = the raw value
-  const none = { flip: false, dx: 0, dy: 0, fx: 0, fy: 0 };
-  const place = (img: Uint8Array, at: Partial<typeof none>, norm = unit) => {
+  const none: Placement = { flip: false, dx: 0, dy: 0, fx: 0, fy: 0 };
+  const place = (img: Uint8Array, at: Partial<Placement>, norm = unit) => {
     const out = new Float32Array(S * S * 3);
     writeNormalized(out, 0, img, 0, norm, { ...none, ...at });
     return out;
@@ -258,6 +258,36 @@ describe('writeNormalized: how an image is placed in a batch', () => {
     expect(px(shifted, 4, 0)).toBeCloseTo(0, 6); // source row −2: the crop's zero padding
     expect(px(shifted, 30, 9)).toBeCloseTo(0, 6); // source column 33
   });
+
+  it('a wave adds a·cos(kx·x + ky·y + phase) to every channel, clamped to 0–255', () => {
+    const gray = new Uint8Array(S * S * 3).fill(100);
+    const wave = { a: 20, kx: (2 * Math.PI * 6) / S, ky: 0, phase: 0 };
+    const out = place(gray, { wave });
+    for (let y = 0; y < S; y += 7)
+      for (let x = 0; x < S; x++)
+        for (let c = 0; c < 3; c++)
+          expect(px(out, x, y, c)).toBeCloseTo(100 + 20 * Math.cos((2 * Math.PI * 6 * x) / S), 3);
+    // a diagonal wave with a phase: constant along x + y = const
+    const diag = place(gray, { wave: { a: 30, kx: 0.4, ky: 0.4, phase: 1 } });
+    expect(px(diag, 3, 9)).toBeCloseTo(px(diag, 9, 3), 4);
+    expect(px(diag, 0, 0)).toBeCloseTo(100 + 30 * Math.cos(1), 3);
+    // the bright and dark ends clamp, as a stored image would
+    const bright = place(new Uint8Array(S * S * 3).fill(250), { wave });
+    expect(px(bright, 0, 0)).toBe(255);
+    const dark = place(new Uint8Array(S * S * 3).fill(5), { wave: { ...wave, phase: Math.PI } });
+    expect(px(dark, 0, 0)).toBe(0);
+    // after the resampling: jittered and waved = jittered, plus the wave
+    const img = random(4);
+    const j = place(img, { fx: 0.3, fy: 0.6 });
+    const jw = place(img, { fx: 0.3, fy: 0.6, wave: { a: 10, kx: 0.2, ky: 0.7, phase: 2 } });
+    for (const [x, y] of [
+      [2, 5],
+      [17, 29],
+    ]) {
+      const want = Math.min(255, Math.max(0, px(j, x, y) + 10 * Math.cos(0.2 * x + 0.7 * y + 2)));
+      expect(px(jw, x, y)).toBeCloseTo(want, 3);
+    }
+  });
 });
 
 describe('training with sub-pixel jitter', () => {
@@ -303,5 +333,43 @@ describe('training with sub-pixel jitter', () => {
     await b.trainEpoch();
     expect(Array.from(b.trajectories)).toEqual(jittered);
     b.dispose();
+  });
+
+  it('random stripes (waves) change what is learned and resume exactly; share 0 or max 0 is the plain recipe', async () => {
+    const engine = await createWasmEngine({ threads: 2 });
+    const small = {
+      count: 200,
+      images: train.images.subarray(0, 200 * 3072),
+      labels: train.labels.subarray(0, 200),
+    };
+    const cfg = { ...base, epochs: 2, jitter: true };
+    const losses = async (c: TrainConfig) => {
+      const t = await Trainer.create(engine, c, small, 10);
+      await t.trainEpoch();
+      await t.trainEpoch();
+      const out = Array.from(t.trajectories);
+      t.dispose();
+      return out;
+    };
+    const waves = { max: 24, share: 0.5 };
+    const striped = await losses({ ...cfg, waves });
+    expect(striped).not.toEqual(await losses(cfg));
+    // no wave drawn: the same pixels, though the waves' draws still move the random stream
+    const noWave = await losses({ ...cfg, waves: { max: 24, share: 0 } });
+    expect(await losses({ ...cfg, waves: { max: 0, share: 1 } })).toEqual(noWave);
+    const a = await Trainer.create(engine, { ...cfg, waves }, small, 10);
+    await a.trainEpoch();
+    const ckpt = await a.checkpoint();
+    a.dispose();
+    const b = await Trainer.create(engine, { ...cfg, waves }, small, 10, ckpt);
+    await b.trainEpoch();
+    expect(Array.from(b.trajectories)).toEqual(striped);
+    b.dispose();
+    await expect(
+      Trainer.create(engine, { ...cfg, waves: { max: 300, share: 1 } }, small, 10),
+    ).rejects.toThrow(/train\.waves\.max = 300 is invalid: must be 0–255/);
+    await expect(
+      Trainer.create(engine, { ...cfg, waves: { max: 10, share: 1.5 } }, small, 10),
+    ).rejects.toThrow(/train\.waves\.share = 1\.5 is invalid/);
   });
 });
