@@ -20,6 +20,7 @@ import { detect, easinessTest, flaggedRows, type DetectOptions } from '../src/co
 import { probeRowsFromKinds, type Trajectories } from '../src/core/detect/knn.ts';
 import type { ProbeTrigger } from '../src/core/probes.ts';
 import { averageOf, type ModelEvaluation } from '../src/core/report.ts';
+import { RETRAIN_STRIPES } from '../src/core/run.ts';
 import { evaluateModel, trainConfigOf } from '../src/ml/run.ts';
 import { Trainer } from '../src/ml/train.ts';
 import { createWasmEngine } from '../src/ml/wasm-engine-node.ts';
@@ -302,7 +303,7 @@ export async function retrained(
     kept,
     ...(reseed ? [reseed] : []),
     ...(run.cfg.retrainJitter ? ['jitter'] : []),
-    ...(run.cfg.retrainStripes ? ['stripes'] : []),
+    ...(run.cfg.retrainStripes ? ['stripes', RETRAIN_STRIPES.max, RETRAIN_STRIPES.share] : []),
   ]);
   const file = join(CACHE, `retrain-${key}.json`);
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));

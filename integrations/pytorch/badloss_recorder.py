@@ -416,23 +416,27 @@ class Recorder:
         )
 
 
-def leave(code: int = 0, timeout_s: float = TEARDOWN_TIMEOUT_S) -> None:
+def leave(code: int = 0, timeout_s: float | None = None) -> None:
     """Ends this process with `code` after every rank is here: barrier, then destroy the group.
 
-    Call it on every rank once the outputs are written. The teardown runs in a helper thread:
-    destroy_process_group() can hang now and then even after a barrier (pytorch/pytorch#75097;
-    seen here once in CI with gloo on 2 CPU processes, after the files were complete). If it has
-    not finished within `timeout_s` the process says so and exits with `code` anyway, without
-    waiting for it (os._exit) — every collective is done by then and every file is on disk.
+    Call it on every rank once the outputs are written. The barrier runs here, under the process
+    group's own timeout: a rank still writing (rank 0 saving a large model) is waited for. The
+    teardown after it runs in a helper thread: destroy_process_group() can hang now and then even
+    after a barrier (pytorch/pytorch#75097; seen once here in CI with gloo on 2 CPU processes,
+    after the files were complete). If it has not finished within `timeout_s` (default
+    TEARDOWN_TIMEOUT_S, or the environment's BADLOSS_TEARDOWN_TIMEOUT_S) the process says so and
+    exits with `code` without waiting for it (os._exit): every rank has passed the barrier, so
+    every collective is done and every file is on disk.
     """
     if not (dist.is_available() and dist.is_initialized()):
         sys.exit(code)
-
+    if timeout_s is None:
+        timeout_s = float(os.environ.get("BADLOSS_TEARDOWN_TIMEOUT_S", TEARDOWN_TIMEOUT_S))
+    dist.barrier()  # leave together: a rank tearing down early can stall the others
     failed: list[BaseException] = []
 
     def teardown() -> None:
         try:
-            dist.barrier()  # leave together: a rank tearing down early can stall the others
             dist.destroy_process_group()
         except BaseException as e:  # noqa: BLE001 — re-raised on the main thread below
             failed.append(e)
@@ -445,7 +449,7 @@ def leave(code: int = 0, timeout_s: float = TEARDOWN_TIMEOUT_S) -> None:
     if done.is_alive():
         print(
             f"badloss: the process group's teardown did not finish in {timeout_s:g} s; "
-            "exiting without it (the outputs are complete)",
+            "exiting without it (every rank passed the barrier; the outputs are complete)",
             file=sys.stderr,
         )
         sys.stderr.flush()

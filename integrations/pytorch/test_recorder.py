@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -117,6 +118,12 @@ class SingleProcessTest(unittest.TestCase):
 class LeaveTest(unittest.TestCase):
     """leave() in a one-process gloo group, in a child process (it ends the process)."""
 
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
     def leave(self, body: str) -> subprocess.CompletedProcess[str]:
         code = textwrap.dedent(
             f"""
@@ -124,7 +131,7 @@ class LeaveTest(unittest.TestCase):
             import torch.distributed as dist
             sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
             import badloss_recorder as br
-            store = tempfile.mktemp()
+            store = tempfile.mktemp(dir={self.tmp!r})
             dist.init_process_group("gloo", init_method="file://" + store, rank=0, world_size=1)
             """
         )
@@ -149,6 +156,30 @@ class LeaveTest(unittest.TestCase):
         )
         self.assertEqual(r.returncode, 5, r.stderr)
         self.assertIn("teardown did not finish in 0.5 s", r.stderr)
+
+    def test_the_barrier_is_waited_for_and_the_environment_sets_the_limit(self):
+        # a peer still writing: the barrier outlasts the teardown's limit and is not cut short
+        r = self.leave(
+            """
+            import os
+            os.environ["BADLOSS_TEARDOWN_TIMEOUT_S"] = "0.3"
+            real = dist.barrier
+            dist.barrier = lambda: (time.sleep(1.0), real())
+            br.leave(4)
+            """
+        )
+        self.assertEqual(r.returncode, 4, r.stderr)
+        self.assertNotIn("teardown did not finish", r.stderr)
+        r = self.leave(
+            """
+            import os
+            os.environ["BADLOSS_TEARDOWN_TIMEOUT_S"] = "0.3"
+            dist.destroy_process_group = lambda: time.sleep(3600)
+            br.leave(4)
+            """
+        )
+        self.assertEqual(r.returncode, 4, r.stderr)
+        self.assertIn("teardown did not finish in 0.3 s", r.stderr)
 
     def test_a_failed_barrier_is_raised_not_hidden(self):
         r = self.leave(

@@ -288,6 +288,17 @@ export function extraBudgetsText(d: { easiness?: number; mirror?: number }): str
   return tests.length ? ` (and ${tests.join(' and ')})` : '';
 }
 
+/** What the retraining adds to the first training's recipe, in a teacher's words (none: []). */
+export function retrainingRecipe(c: {
+  retrainJitter?: boolean;
+  retrainStripes?: boolean;
+}): string[] {
+  return [
+    ...(c.retrainJitter ? ['each image blurred very slightly'] : []),
+    ...(c.retrainStripes ? ['faint random stripes added to each image'] : []),
+  ];
+}
+
 /** The report's sentence on how the defended model was trained (the HTML export and the Report step). */
 export function retrainingText(
   c: { retrainJitter?: boolean; retrainStripes?: boolean },
@@ -295,19 +306,14 @@ export function retrainingText(
 ): string {
   if (recordedElsewhere)
     return `This run was recorded elsewhere (${recordedElsewhere}) and not retrained here: the BaDLoss row is the model that recorded it; retrain there without the flagged rows to measure the defense.`;
-  const how = [
-    ...(c.retrainJitter
-      ? [
-          'each image blurred very slightly (sub-pixel jitter: a warping trigger hides in such a blur)',
-        ]
-      : []),
-    ...(c.retrainStripes
-      ? ['faint random stripes added to each image (a stripe-pattern trigger hides among them)']
-      : []),
-  ];
+  const how = retrainingRecipe(c);
   if (!how.length)
-    return "BaDLoss's model was retrained from scratch without the flagged rows, with the same recipe.";
-  return `BaDLoss's model was retrained from scratch without the flagged rows, ${how.join(' and ')}, so such a trigger is not learned from poisons the detection missed. The no-defense model was trained without this, so part of the change comes from the retraining recipe itself.`;
+    return "BaDLoss's model was retrained from scratch without the flagged examples, with the same recipe.";
+  const why = [
+    ...(c.retrainJitter ? ['a warping trigger hides in such a blur'] : []),
+    ...(c.retrainStripes ? ['a stripe-pattern trigger hides among such stripes'] : []),
+  ];
+  return `BaDLoss's model was retrained from scratch without the flagged examples, with ${how.join(' and ')} (${why.join('; ')}), so such a trigger is not learned from poisoned examples the detection missed. The no-defense model was trained without ${how.length > 1 ? 'them' : 'it'}, so part of the change comes from the retraining recipe itself.`;
 }
 
 /** The report's sentence on a second detection round (the HTML export and the Report step). */

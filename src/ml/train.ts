@@ -64,12 +64,14 @@ export interface Wave {
 }
 
 /**
- * Writes one HWC uint8 image, placed (mirror, crop, jitter) and normalized per channel, into
+ * Writes one HWC uint8 image, placed (mirror, crop, jitter), striped (wave) and normalized per channel, into
  * `dst` at `out`. The jitter resamples the image bilinearly at a fraction (fx, fy) of a pixel —
  * a blur of random strength and direction, as much as a warping trigger's resampling makes — so
  * a model retrained with it cannot tell a warped image by its smoothness (docs/detection.md,
  * "Retraining with sub-pixel jitter"). The next neighbour is taken in the output's direction
- * (mirrored when flipped); past the image's edge the edge pixel repeats.
+ * (mirrored when flipped); past the image's edge the edge pixel repeats. A `wave` is then added
+ * (random stripes, so a stripe-pattern trigger stops pointing to one class: "Retraining with
+ * random stripes") and the value clamped to 0–255 as a stored image would be.
  */
 export function writeNormalized(
   dst: Float32Array,

@@ -9,6 +9,7 @@ import {
   extraTestsText,
   flaggedCsv,
   reportHtml,
+  retrainingRecipe,
   retrainingText,
 } from '../../src/core/report.ts';
 import { generateDemoDataset } from '../../src/core/demo.ts';
@@ -39,15 +40,16 @@ describe('run configuration', () => {
     );
     expect(decodeConfig(encodeConfig(bad)).config).toBeUndefined();
     expect(retrainingText({ retrainJitter: true })).toMatch(
-      /blurred very slightly \(sub-pixel jitter[^)]*\), so such a trigger.*part of the change comes from the retraining recipe itself\.$/,
+      /with each image blurred very slightly \(a warping trigger hides in such a blur\), so such a trigger.*trained without it, so part of the change comes from the retraining recipe itself\.$/,
     );
-    expect(retrainingText({ retrainJitter: true })).not.toMatch(/stripes/);
+    expect(retrainingText({ retrainJitter: true })).not.toMatch(/stripe/);
     expect(retrainingText({ retrainStripes: true })).toMatch(
-      /without the flagged rows, faint random stripes added to each image \(a stripe-pattern/,
+      /without the flagged examples, with faint random stripes added to each image \(a stripe-pattern/,
     );
     expect(retrainingText({ retrainJitter: true, retrainStripes: true })).toMatch(
-      /blurred very slightly \([^)]*\) and faint random stripes added to each image/,
+      /with each image blurred very slightly and faint random stripes added to each image \(a warping trigger hides in such a blur; a stripe-pattern .*trained without them/,
     );
+    expect(retrainingRecipe({})).toEqual([]);
     expect(retrainingText({})).toMatch(/with the same recipe\.$/);
     expect(retrainingText({ retrainJitter: true }, 'losses.npy')).toMatch(
       /^This run was recorded elsewhere \(losses\.npy\) and not retrained here/,

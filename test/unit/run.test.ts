@@ -207,9 +207,13 @@ describe('stage sequence (core)', () => {
       expect(trainConfigOf({ ...on, retrainStripes: false }, p)).not.toHaveProperty('waves');
     }
     // independent of the jitter
-    expect(trainConfigOf({ ...on, retrainJitter: false }, 'retrain')).not.toHaveProperty('jitter');
+    const alone = trainConfigOf({ ...on, retrainJitter: false }, 'retrain');
+    expect(alone).not.toHaveProperty('jitter');
+    expect(alone.waves).toEqual({ max: 18, share: 1 });
+    const both = trainConfigOf({ ...on, retrainJitter: true }, 'retrain');
+    expect([both.jitter, both.waves]).toEqual([true, { max: 18, share: 1 }]);
     // no preset has them (measured on CIFAR-10 only; the command line's default does)
-    for (const name of ['quick', 'tiny', 'paper'] as const)
+    for (const name of ['quick', 'tiny', 'paper', 'compare'] as const)
       expect(preset(name).retrainStripes).toBeUndefined();
   });
 

@@ -354,6 +354,9 @@ describe('training with sub-pixel jitter', () => {
     const waves = { max: 24, share: 0.5 };
     const striped = await losses({ ...cfg, waves });
     expect(striped).not.toEqual(await losses(cfg));
+    // alone, without jitter or flip-and-crop (--retrain-jitter off --retrain-stripes on)
+    const bare = { ...base, epochs: 2 };
+    expect(await losses({ ...bare, waves })).not.toEqual(await losses(bare));
     // no wave drawn: the same pixels, though the waves' draws still move the random stream
     const noWave = await losses({ ...cfg, waves: { max: 24, share: 0 } });
     expect(await losses({ ...cfg, waves: { max: 0, share: 1 } })).toEqual(noWave);
