@@ -13,6 +13,8 @@
  *   BENCH_FEATURES=loss+log                                            the losses and their logarithms
  *   BENCH_JITTER=off                                                   retrain without the sub-pixel jitter
  *                                                                      (as the preset numbers measured before it)
+ *   BENCH_STRIPES=on|off                                               retrain with random stripes or without
+ *                                                                      (default: as the preset does)
  * About a minute per seed for tiny with two threads (BENCH_THREADS).
  */
 import { generateDemoDataset } from '../src/core/demo.ts';
@@ -23,17 +25,20 @@ import type { TrainingEngine } from '../src/ml/engine.ts';
 import { runInMemory } from '../src/ml/run.ts';
 import { Trainer } from '../src/ml/train.ts';
 import { createWasmEngine } from '../src/ml/wasm-engine-node.ts';
-import { benchJitter } from './detection-data.ts';
+import { benchJitter, benchStripes } from './detection-data.ts';
 
 const env = process.env;
 const log = (s: string) => process.stdout.write(s + '\n');
 const pct = (x: number) => (100 * x).toFixed(1);
 
 function config(seed: number): RunConfig {
-  const { retrainJitter, ...base } = preset(env.BENCH_PRESET === 'quick' ? 'quick' : 'tiny');
+  const { retrainJitter, retrainStripes, ...base } = preset(
+    env.BENCH_PRESET === 'quick' ? 'quick' : 'tiny',
+  );
   return {
     ...base,
     ...(retrainJitter && benchJitter(true) ? { retrainJitter } : {}),
+    ...(benchStripes(!!retrainStripes) ? { retrainStripes: true } : {}),
     seed,
     attacks: env.BENCH_ATTACKS
       ? env.BENCH_ATTACKS.split(',').map((s) => {
