@@ -243,14 +243,15 @@ describe('stage sequence (core)', () => {
     const { retrainJitter: _j, ...absent } = c;
     expect(configChange({ ...absent }, { ...absent, retrainJitter: false }).clear).toEqual([]);
     // the stripes likewise
-    expect(configChange(c, { ...c, retrainStripes: true })).toEqual({
+    const { retrainStripes: _s, ...plain } = c;
+    expect(configChange(plain, { ...plain, retrainStripes: true })).toEqual({
       clear: ['retrain', ...RETRAIN_PHASES],
       what: ['retraining with random stripes'],
     });
-    expect(configChange({ ...c, retrainStripes: true }, c).what).toEqual([
+    expect(configChange({ ...plain, retrainStripes: true }, plain).what).toEqual([
       'retraining without stripes',
     ]);
-    expect(configChange(c, { ...c, retrainStripes: false }).clear).toEqual([]);
+    expect(configChange(plain, { ...plain, retrainStripes: false }).clear).toEqual([]);
     expect(downstreamOf('retrain')).toEqual(['retrain', 'report']);
     const r: RunRecord = { ...base, phases: { probationary: phase } };
     expect(stagesWithResults(r, ['report'])).toEqual([]);
