@@ -291,22 +291,25 @@ describe('writeNormalized: how an image is placed in a batch', () => {
 });
 
 describe('training with sub-pixel jitter', () => {
+  // 200 demo images, two epochs on the WebAssembly engine: the trajectories a recipe gives
+  const small = {
+    count: 200,
+    images: train.images.subarray(0, 200 * 3072),
+    labels: train.labels.subarray(0, 200),
+  };
+  const engineP = createWasmEngine({ threads: 2 });
+  const losses = async (c: TrainConfig) => {
+    const t = await Trainer.create(await engineP, c, small, 10);
+    await t.trainEpoch();
+    await t.trainEpoch();
+    const out = Array.from(t.trajectories);
+    t.dispose();
+    return out;
+  };
+
   it('changes what is learned, resumes exactly, and leaves a recipe without it as it was', async () => {
-    const engine = await createWasmEngine({ threads: 2 });
-    const small = {
-      count: 200,
-      images: train.images.subarray(0, 200 * 3072),
-      labels: train.labels.subarray(0, 200),
-    };
+    const engine = await engineP;
     const cfg = { ...base, epochs: 2, augment: true };
-    const losses = async (c: TrainConfig) => {
-      const t = await Trainer.create(engine, c, small, 10);
-      await t.trainEpoch();
-      await t.trainEpoch();
-      const out = Array.from(t.trajectories);
-      t.dispose();
-      return out;
-    };
     const plain = await losses(cfg);
     // the flip-and-crop stream is the one from before the jitter existed (values from bd18227)
     const before = [
@@ -335,22 +338,9 @@ describe('training with sub-pixel jitter', () => {
     b.dispose();
   });
 
-  it('random stripes (waves) change what is learned and resume exactly; share 0 or max 0 is the plain recipe', async () => {
-    const engine = await createWasmEngine({ threads: 2 });
-    const small = {
-      count: 200,
-      images: train.images.subarray(0, 200 * 3072),
-      labels: train.labels.subarray(0, 200),
-    };
+  it('random stripes (waves) change what is learned and resume exactly; share 0 and max 0 train alike', async () => {
+    const engine = await engineP;
     const cfg = { ...base, epochs: 2, jitter: true };
-    const losses = async (c: TrainConfig) => {
-      const t = await Trainer.create(engine, c, small, 10);
-      await t.trainEpoch();
-      await t.trainEpoch();
-      const out = Array.from(t.trajectories);
-      t.dispose();
-      return out;
-    };
     const waves = { max: 24, share: 0.5 };
     const striped = await losses({ ...cfg, waves });
     expect(striped).not.toEqual(await losses(cfg));
