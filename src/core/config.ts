@@ -211,10 +211,9 @@ export function validateRunConfig(v: unknown): RunConfig {
       );
   }
   if (typeof v.separateBaseline !== 'boolean') fail('separateBaseline must be true or false');
-  if (v.retrainJitter !== undefined && typeof v.retrainJitter !== 'boolean')
-    fail(`retrainJitter ${JSON.stringify(v.retrainJitter)} is invalid: must be true or false`);
-  if (v.retrainStripes !== undefined && typeof v.retrainStripes !== 'boolean')
-    fail(`retrainStripes ${JSON.stringify(v.retrainStripes)} is invalid: must be true or false`);
+  for (const key of ['retrainJitter', 'retrainStripes'] as const)
+    if (v[key] !== undefined && typeof v[key] !== 'boolean')
+      fail(`${key} ${JSON.stringify(v[key])} is invalid: must be true or false`);
   const names = (key: 'defenses' | 'retrainDefenses'): BaselineName[] | undefined => {
     const x = v[key];
     if (x === undefined) return undefined;

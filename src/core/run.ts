@@ -545,18 +545,14 @@ export function configChange(prev: RunConfig, next: RunConfig): { clear: Stage[]
     for (const d of dropped) clear.add(`retrain:${d}`);
     clear.add('report');
   }
-  if (!!prev.retrainJitter !== !!next.retrainJitter) {
-    // Every retrained model (BaDLoss's and the compared defenses') was trained with the other recipe.
-    what.push(
-      next.retrainJitter ? 'retraining with sub-pixel jitter' : 'retraining without jitter',
-    );
-    clear.add('retrain');
-    for (const p of RETRAIN_PHASES) clear.add(p);
-  }
-  if (!!prev.retrainStripes !== !!next.retrainStripes) {
-    what.push(
-      next.retrainStripes ? 'retraining with random stripes' : 'retraining without stripes',
-    );
+  // The retraining's recipe: every retrained model (BaDLoss's and the compared defenses') was
+  // trained with the other one.
+  for (const [key, on, off] of [
+    ['retrainJitter', 'retraining with sub-pixel jitter', 'retraining without jitter'],
+    ['retrainStripes', 'retraining with random stripes', 'retraining without stripes'],
+  ] as const) {
+    if (!!prev[key] === !!next[key]) continue;
+    what.push(next[key] ? on : off);
     clear.add('retrain');
     for (const p of RETRAIN_PHASES) clear.add(p);
   }

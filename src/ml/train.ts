@@ -434,8 +434,7 @@ export class Trainer {
   /**
    * Normalizes image i of `split` into slot j of the batch buffer. With `aug` (training only): the
    * recipe's flip and crop (`augment`), then its sub-pixel jitter (`jitter`) and its stripes
-   * (`waves`). Without: as it is,
-   * or mirrored left–right (`mirror`, the mirror test's pass).
+   * (`waves`). Without: as it is, or mirrored left–right (`mirror`, the mirror test's pass).
    */
   private writeImage(
     i: number,
