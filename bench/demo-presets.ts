@@ -15,6 +15,9 @@
  *                                                                      (as the preset numbers measured before it)
  *   BENCH_STRIPES=on|off                                               retrain with random stripes or without
  *                                                                      (default: as the preset does)
+ *   BENCH_STEPS=on|off                                                 retrain for as many steps as the first
+ *                                                                      model or for the same epochs (default:
+ *                                                                      as the preset does)
  * About a minute per seed for tiny with two threads (BENCH_THREADS).
  */
 import { generateDemoDataset } from '../src/core/demo.ts';
@@ -25,20 +28,21 @@ import type { TrainingEngine } from '../src/ml/engine.ts';
 import { runInMemory } from '../src/ml/run.ts';
 import { Trainer } from '../src/ml/train.ts';
 import { createWasmEngine } from '../src/ml/wasm-engine-node.ts';
-import { benchJitter, benchStripes } from './detection-data.ts';
+import { benchJitter, benchMatchSteps, benchStripes } from './detection-data.ts';
 
 const env = process.env;
 const log = (s: string) => process.stdout.write(s + '\n');
 const pct = (x: number) => (100 * x).toFixed(1);
 
 function config(seed: number): RunConfig {
-  const { retrainJitter, retrainStripes, ...base } = preset(
+  const { retrainJitter, retrainStripes, retrainMatchSteps, ...base } = preset(
     env.BENCH_PRESET === 'quick' ? 'quick' : 'tiny',
   );
   return {
     ...base,
     ...(retrainJitter && benchJitter(true) ? { retrainJitter } : {}),
     ...(benchStripes(!!retrainStripes) ? { retrainStripes: true } : {}),
+    ...(benchMatchSteps(!!retrainMatchSteps) ? { retrainMatchSteps: true } : {}),
     seed,
     attacks: env.BENCH_ATTACKS
       ? env.BENCH_ATTACKS.split(',').map((s) => {

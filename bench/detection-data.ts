@@ -59,6 +59,7 @@ const DATA_TAG = DATA_FILES.length
 export function benchConfig(seed: number, trigger: ProbeTrigger): RunConfig {
   const jitter = benchJitter(false);
   const stripes = benchStripes(false);
+  const steps = benchMatchSteps(false);
   return {
     mode: 'benchmark',
     attacks: ['patch', 'single-pix', 'blend-r', 'blend-p', 'sinusoid', 'warping'].map((id) => ({
@@ -79,6 +80,7 @@ export function benchConfig(seed: number, trigger: ProbeTrigger): RunConfig {
     separateBaseline: false,
     ...(jitter ? { retrainJitter: true } : {}),
     ...(stripes ? { retrainStripes: true } : {}),
+    ...(steps ? { retrainMatchSteps: true } : {}),
     ...(DATA_FILES.length ? { limit: { ...SCALE } } : {}),
     seed,
   };
@@ -95,6 +97,14 @@ export function benchJitter(fallback: boolean): boolean {
 /** BENCH_STRIPES=on|off: retrain with random stripes (RunConfig.retrainStripes), as benchJitter. */
 export function benchStripes(fallback: boolean): boolean {
   return benchOnOff('BENCH_STRIPES', fallback);
+}
+
+/**
+ * BENCH_STEPS=on|off: retrain for as many steps as the first model (RunConfig.retrainMatchSteps),
+ * as benchJitter.
+ */
+export function benchMatchSteps(fallback: boolean): boolean {
+  return benchOnOff('BENCH_STEPS', fallback);
 }
 
 function benchOnOff(name: string, fallback: boolean): boolean {
@@ -304,12 +314,16 @@ export async function retrained(
     ...(reseed ? [reseed] : []),
     ...(run.cfg.retrainJitter ? ['jitter'] : []),
     ...(run.cfg.retrainStripes ? ['stripes', RETRAIN_STRIPES.max, RETRAIN_STRIPES.share] : []),
+    ...(run.cfg.retrainMatchSteps ? ['steps'] : []),
   ]);
   const file = join(CACHE, `retrain-${key}.json`);
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
   const t0 = performance.now();
   const split = subsetSplit(run.prepared.train, kept);
-  const tc = trainConfigOf(run.cfg, 'retrain');
+  const tc = trainConfigOf(run.cfg, 'retrain', {
+    kept: kept.length,
+    full: run.prepared.train.count,
+  });
   const trainer = await Trainer.create(
     theEngine(),
     { ...tc, seed: tc.seed + 1000 * reseed },

@@ -8,6 +8,7 @@
  * BENCH_SEEDS (default "0,1,2,3,4,5,6,7,8,9"); BENCH_SECOND_ROUND=off measures one round,
  * BENCH_FEATURES=loss+log compares the losses' logarithms too, BENCH_JITTER=off retrains without
  * the sub-pixel jitter, BENCH_STRIPES=off without the random stripes (both off: the paper's),
+ * BENCH_STEPS=off for the same epochs as the first model (the paper's; default: as many steps),
  * BENCH_WAVES=24[,0.5] with stripes of amplitude up to 24 (on half the images) instead of the
  * default's, BENCH_VERBOSE=1 prints every attack's ASR. About
  * two minutes a seed with two threads.
@@ -21,6 +22,7 @@ import {
   benchConfig,
   benchDataset,
   benchJitter,
+  benchMatchSteps,
   benchStripes,
   targetChecks,
   theEngine,
@@ -40,6 +42,8 @@ if (process.env.BENCH_A1) detect.targetFpr = Number(process.env.BENCH_A1);
 if (process.env.BENCH_FEATURES) detect.features = process.env.BENCH_FEATURES as TrajectoryFeatures;
 // BENCH_STRIPES=off: retrain without the random stripes (default: with them, the CLI's default).
 const stripes = benchStripes(true);
+// BENCH_STEPS=off: retrain for the recipe's epochs (default: as many steps as the first model).
+const steps = benchMatchSteps(true);
 // BENCH_WAVES=<max 0–255>[,<share>]: other stripes than RETRAIN_STRIPES (TrainConfig.waves), in
 // place of theirs on the retraining recipes (the ones trainConfigOf gives stripes); implies them.
 const [wavesMax, wavesShare = '1'] = (process.env.BENCH_WAVES ?? '').split(',');
@@ -57,6 +61,7 @@ for (const seed of seeds) {
     detect,
     retrainJitter: jitter,
     retrainStripes: stripes || !!waves,
+    retrainMatchSteps: steps,
   };
   const { run } = await runInMemory(await benchDataset(seed), cfg, (c, split, n, ck) =>
     Trainer.create(theEngine(), c.waves && waves ? { ...c, waves } : c, split, n, ck),
@@ -85,7 +90,7 @@ for (const seed of seeds) {
   rows.push(line);
 }
 log(
-  `\n${detect.secondRound ? `two rounds (α2 = ${detect.secondRound})` : 'one round'}, features ${detect.features ?? 'loss'}, retrained ${jitter ? 'with' : 'without'} sub-pixel jitter and ${waves ? `stripes ${JSON.stringify(waves)}` : stripes ? 'random stripes' : 'no stripes'}: all four targets on ${allFour} of ${seeds.length} seeds\n`,
+  `\n${detect.secondRound ? `two rounds (α2 = ${detect.secondRound})` : 'one round'}, features ${detect.features ?? 'loss'}, retrained ${jitter ? 'with' : 'without'} sub-pixel jitter and ${waves ? `stripes ${JSON.stringify(waves)}` : stripes ? 'random stripes' : 'no stripes'}${steps ? ', as many steps as the first model' : ''}: all four targets on ${allFour} of ${seeds.length} seeds\n`,
 );
 log(
   '| seed | average ASR ≤ 10% | clean accuracy within 3 points | clean removed ≤ 15% | every attack halved | rows removed | time |',

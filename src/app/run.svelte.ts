@@ -154,7 +154,12 @@ export class RunState {
     const rec = this.record;
     if (!rec || !this.isBuiltFromForm()) return;
     const form = $state.snapshot(this.config) as RunConfig;
-    const { retrainJitter: _stored, retrainStripes: _storedStripes, ...stored } = rec.config;
+    const {
+      retrainJitter: _stored,
+      retrainStripes: _storedStripes,
+      retrainMatchSteps: _storedSteps,
+      ...stored
+    } = rec.config;
     const next: RunConfig = {
       ...stored,
       train: form.train,
@@ -163,6 +168,7 @@ export class RunState {
       // Only when on, as the presets write it (absent = off, the paper's retraining).
       ...(form.retrainJitter ? { retrainJitter: true } : {}),
       ...(form.retrainStripes ? { retrainStripes: true } : {}),
+      ...(form.retrainMatchSteps ? { retrainMatchSteps: true } : {}),
     };
     const id = rec.id;
     const r = await this.confirming(

@@ -211,7 +211,7 @@ export function validateRunConfig(v: unknown): RunConfig {
       );
   }
   if (typeof v.separateBaseline !== 'boolean') fail('separateBaseline must be true or false');
-  for (const key of ['retrainJitter', 'retrainStripes'] as const)
+  for (const key of ['retrainJitter', 'retrainStripes', 'retrainMatchSteps'] as const)
     if (v[key] !== undefined && typeof v[key] !== 'boolean')
       fail(`${key} ${JSON.stringify(v[key])} is invalid: must be true or false`);
   const names = (key: 'defenses' | 'retrainDefenses'): BaselineName[] | undefined => {

@@ -89,6 +89,14 @@ export interface RunConfig {
    * "Retraining with random stripes").
    */
   retrainStripes?: boolean;
+  /**
+   * Retrain for as many optimizer steps as the first model: every retraining trains for
+   * `retrainEpochs` epochs — the recipe's, scaled by the rows the detection model trained on over
+   * the rows the retraining keeps — so dropping rows does not also cut its training short. Absent =
+   * off (the paper's: the same epochs on fewer rows); on in the CLI's default (docs/detection.md,
+   * "Retraining for as many steps").
+   */
+  retrainMatchSteps?: boolean;
   /** Defenses compared beside BaDLoss at detection (SPEC §10); none when absent. */
   defenses?: BaselineName[];
   /** Of those, the ones whose removal set is also retrained (BaDLoss's always is). */

@@ -288,32 +288,45 @@ export function extraBudgetsText(d: { easiness?: number; mirror?: number }): str
   return tests.length ? ` (and ${tests.join(' and ')})` : '';
 }
 
-/** What the retraining adds to the first training's recipe, in a teacher's words (none: []). */
-export function retrainingRecipe(c: {
+/** The retraining options of a run's configuration (RunConfig's retrain* flags). */
+export interface RetrainingOptions {
   retrainJitter?: boolean;
   retrainStripes?: boolean;
-}): string[] {
+  retrainMatchSteps?: boolean;
+}
+
+/** What the retraining adds to the first training's recipe, in a teacher's words (none: []). */
+export function retrainingRecipe(c: RetrainingOptions): string[] {
   return [
     ...(c.retrainJitter ? ['each image blurred very slightly'] : []),
     ...(c.retrainStripes ? ['faint random stripes added to each image'] : []),
+    ...(c.retrainMatchSteps ? ['more epochs to make up for the examples removed'] : []),
   ];
 }
 
+/** Words joined as a sentence lists them: "a", "a and b", "a, b and c". */
+export function andList(words: string[]): string {
+  return words.length > 2
+    ? `${words.slice(0, -1).join(', ')} and ${words.at(-1)}`
+    : words.join(' and ');
+}
+
 /** The report's sentence on how the defended model was trained (the HTML export and the Report step). */
-export function retrainingText(
-  c: { retrainJitter?: boolean; retrainStripes?: boolean },
-  recordedElsewhere?: string,
-): string {
+export function retrainingText(c: RetrainingOptions, recordedElsewhere?: string): string {
   if (recordedElsewhere)
     return `This run was recorded elsewhere (${recordedElsewhere}) and not retrained here: the BaDLoss row is the model that recorded it; retrain there without the flagged rows to measure the defense.`;
-  const how = retrainingRecipe(c);
+  // What changes the images (the steps only make up for the rows removed).
+  const how = retrainingRecipe({ ...c, retrainMatchSteps: false });
+  const steps = c.retrainMatchSteps
+    ? ' It trained for more epochs to make up for the examples removed: about as many training steps as the first model took.'
+    : '';
   if (!how.length)
-    return "BaDLoss's model was retrained from scratch without the flagged examples, with the same recipe.";
+    return `BaDLoss's model was retrained from scratch without the flagged examples, with the same recipe.${steps}`;
   const why = [
     ...(c.retrainJitter ? ['a warping trigger hides in such a blur'] : []),
     ...(c.retrainStripes ? ['a stripe-pattern trigger hides among such stripes'] : []),
   ];
-  return `BaDLoss's model was retrained from scratch without the flagged examples, with ${how.join(' and ')} (${why.join('; ')}), so such a trigger is not learned from poisoned examples the detection missed. The no-defense model was trained without ${how.length > 1 ? 'them' : 'it'}, so part of the change comes from the retraining recipe itself.`;
+  return `BaDLoss's model was retrained from scratch without the flagged examples, with ${andList(how)} (${why.join('; ')}), so such a trigger is not learned from poisoned examples the detection missed.${steps} The no-defense model was trained without ${how.length > 1 ? 'them' : 'it'}, so part of the change comes from the retraining recipe itself.`;
 }
 
 /** The report's sentence on a second detection round (the HTML export and the Report step). */

@@ -9,6 +9,7 @@
 import type { ModelEvaluation, DetectionSummary, Report } from './report.ts';
 import type { RunConfig, TrainRecipe } from './experiment.ts';
 import { NotFoundError } from './errors.ts';
+import { LIMITS } from './config.ts';
 import type { Detection } from './detect/index.ts';
 import type { ProbeFit } from './detect/fit.ts';
 import { DEFENSE_NAMES, type DefenseName, type DefenseSummary } from './defenses/index.ts';
@@ -50,6 +51,56 @@ export function defenseOfPhase(p: Phase): DefenseName | null {
  * the sinusoid, 24 cost up to 4.6 points of clean accuracy against the jitter alone.
  */
 export const RETRAIN_STRIPES = { max: 18, share: 1 } as const;
+
+/**
+ * The epochs a retraining trains for: the recipe's `epochs`, or with `RunConfig.retrainMatchSteps`
+ * as many as take about the steps the first model took on `fullRows` rows while training on `rows`
+ * (rounded; never fewer than the recipe's, at most LIMITS.epochs.max).
+ */
+export function retrainEpochs(
+  epochs: number,
+  matchSteps: boolean | undefined,
+  rows: number,
+  fullRows: number,
+): number {
+  if (!matchSteps || rows <= 0 || rows >= fullRows) return epochs;
+  return Math.min(LIMITS.epochs.max, Math.max(epochs, Math.round((epochs * fullRows) / rows)));
+}
+
+/** The rows a retraining phase drops: its defense's removal set (undefined until detected). */
+export function removedByPhase(r: RunRecord, phase: Phase): number[] | undefined {
+  const d = defenseOfPhase(phase);
+  if (d === null) return undefined;
+  return d === 'badloss' ? r.detection?.summary.flagged : r.defenses?.[d]?.summary.flagged;
+}
+
+/**
+ * The rows a retraining phase trains on: the training set less its defense's removals and the
+ * backdoor and mislabeled probes (undefined until prepared and detected).
+ */
+export function retrainRowCount(r: RunRecord, phase: Phase): number | undefined {
+  const removed = removedByPhase(r, phase);
+  if (!r.prepared || !removed) return undefined;
+  return (
+    r.prepared.trainCount -
+    removed.length -
+    r.prepared.probes.backdoor -
+    r.prepared.probes.mislabeled
+  );
+}
+
+/**
+ * The epochs `phase` of `r` trains for, as far as the record knows: a retraining with
+ * `retrainMatchSteps` knows once its defense has detected (`more` until then: it may train for
+ * more than the recipe's).
+ */
+export function phaseEpochs(r: RunRecord, phase: Phase): { epochs: number; more: boolean } {
+  const { epochs } = r.config.train;
+  if (!r.config.retrainMatchSteps || defenseOfPhase(phase) === null) return { epochs, more: false };
+  const rows = r.phases[phase]?.rows ?? retrainRowCount(r, phase);
+  if (rows === undefined || !r.prepared) return { epochs, more: true };
+  return { epochs: retrainEpochs(epochs, true, rows, r.prepared.trainCount), more: false };
+}
 
 /** A training recipe with the seed of its initialization and shuffling (one per phase). */
 export interface TrainConfig extends TrainRecipe {
@@ -510,7 +561,7 @@ export function dataKey(c: RunConfig): string {
  * Which stages a configuration change invalidates, and in words what changed: the data settings
  * (attacks, probes, subsample, seed, mode) invalidate everything; the training recipe every
  * trained model; the detection options BaDLoss's detection (redone by the caller), its second
- * round and its retrained model; the retraining's jitter or stripes every retrained model; turning the separate
+ * round and its retrained model; the retraining's jitter, stripes or steps every retrained model; turning the separate
  * baseline off drops that model, turning it on only adds a stage to do.
  */
 export function configChange(prev: RunConfig, next: RunConfig): { clear: Stage[]; what: string[] } {
@@ -550,6 +601,11 @@ export function configChange(prev: RunConfig, next: RunConfig): { clear: Stage[]
   for (const [key, on, off] of [
     ['retrainJitter', 'retraining with sub-pixel jitter', 'retraining without jitter'],
     ['retrainStripes', 'retraining with random stripes', 'retraining without stripes'],
+    [
+      'retrainMatchSteps',
+      'retraining for as many steps as the first model',
+      "retraining for the recipe's epochs",
+    ],
   ] as const) {
     if (!!prev[key] === !!next[key]) continue;
     what.push(next[key] ? on : off);

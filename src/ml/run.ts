@@ -64,6 +64,10 @@ import {
   MemoryRunStore,
   nextStage,
   RETRAIN_STRIPES,
+  retrainEpochs,
+  phaseEpochs,
+  removedByPhase,
+  retrainRowCount,
   stagesWithResults,
   testsThatRan,
   type Checkpoint,
@@ -126,8 +130,14 @@ export interface RunCall {
  * The recipe of a phase: the run's recipe with its own seed. Only the probationary models'
  * trajectories (the first and the second detection round's) are used, so the retrained and
  * baseline models record from their training pass (free) instead of a separate evaluation pass.
+ * `rows` (a retraining's kept rows, of the first model's `full`) sets its epochs with
+ * `retrainMatchSteps` (retrainEpochs).
  */
-export function trainConfigOf(cfg: RunConfig, phase: Phase = 'probationary'): TrainConfig {
+export function trainConfigOf(
+  cfg: RunConfig,
+  phase: Phase = 'probationary',
+  rows?: { kept: number; full: number },
+): TrainConfig {
   const { evalEachEpoch: _unused, ...train } = cfg.train;
   // Every retraining (BaDLoss's and each compared defense's) shares one seed, so two retrained
   // models differ only in the rows they dropped. The second round's model gets a seed of its own
@@ -140,8 +150,17 @@ export function trainConfigOf(cfg: RunConfig, phase: Phase = 'probationary'): Tr
   const retraining = defenseOfPhase(phase) !== null;
   const jitter = !!cfg.retrainJitter && retraining;
   const stripes = !!cfg.retrainStripes && retraining;
+  if (retraining && cfg.retrainMatchSteps && !rows)
+    throw new Error(
+      `trainConfigOf: the ${phase} phase matches the first model's steps: pass its rows`,
+    );
+  const epochs =
+    retraining && rows
+      ? retrainEpochs(train.epochs, cfg.retrainMatchSteps, rows.kept, rows.full)
+      : train.epochs;
   return {
     ...train,
+    epochs,
     record: probing ? train.record : 'train',
     seed: cfg.seed + offset,
     ...(jitter ? { jitter } : {}),
@@ -393,7 +412,7 @@ export class RunOrchestrator {
       r = await this.put({ ...r, phases: { ...r.phases, [phase]: { ...was, paused: false } } });
     const p = await this.prepared(r);
     const split = this.trainingSplit(r, phase, p);
-    const cfg = trainConfigOf(r.config, phase);
+    const cfg = trainConfigOf(r.config, phase, { kept: split.count, full: p.train.count });
     const ckpt = await this.deps.store.loadCheckpoint(id, phase);
     // A checkpoint of another recipe or training set (a stale file, another tab) is not resumed.
     const usable =
@@ -942,8 +961,13 @@ export class RunOrchestrator {
         indices,
       };
     });
-    // Retrained where it was recorded: no retraining recipe of ours (jitter, stripes) applies.
-    const { retrainJitter: _retrained, retrainStripes: _striped, ...base } = preset('quick');
+    // Retrained where it was recorded: no retraining recipe of ours (jitter, stripes, steps) applies.
+    const {
+      retrainJitter: _retrained,
+      retrainStripes: _striped,
+      retrainMatchSteps: _steps,
+      ...base
+    } = preset('quick');
     const config = validateRunConfig({
       ...base,
       mode: attacks.length ? 'benchmark' : 'audit',
@@ -1060,7 +1084,7 @@ export class RunOrchestrator {
           );
         else if (stage !== 'probationary' && stage !== 'baseline')
           call.log?.(
-            `${stage}: training on ${this.trainingRows(await this.getRun(id), stage)} rows`,
+            `${stage}: training on ${this.trainingRows(await this.getRun(id), stage)} rows for ${phaseEpochs(await this.getRun(id), stage).epochs} epochs`,
           );
         r = await this.train(id, stage, call);
     }
@@ -1160,10 +1184,7 @@ export class RunOrchestrator {
 
   /** The rows a retraining phase drops: its defense's removal set (undefined until detected). */
   private removedBy(r: RunRecord, phase: Phase): number[] | undefined {
-    const d = defenseOfPhase(phase);
-    return d === 'badloss'
-      ? r.detection?.summary.flagged
-      : r.defenses?.[d as BaselineName]?.summary.flagged;
+    return removedByPhase(r, phase);
   }
 
   /** The rows the second round's model trains on: every row the first round did not flag. */
@@ -1183,9 +1204,7 @@ export class RunOrchestrator {
     if (!r.prepared) return '?';
     if (phase === 'recheck')
       return r.detection ? r.prepared.trainCount - firstRound(r.detection).flagged.length : '?';
-    const removed = this.removedBy(r, phase);
-    const probes = r.prepared.probes.backdoor + r.prepared.probes.mislabeled;
-    return removed ? r.prepared.trainCount - removed.length - probes : '?';
+    return retrainRowCount(r, phase) ?? '?';
   }
 
   /**

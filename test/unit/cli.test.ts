@@ -7,6 +7,9 @@ import { cifarBytes } from './fixtures.ts';
 import { parseCifarBin } from '../../src/core/formats/cifar.ts';
 import { IMAGE_BYTES } from '../../src/core/dataset.ts';
 import { poisonDataset } from '../../src/core/attacks/plan.ts';
+import { storedRunFor } from '../../src/cli/commands.ts';
+import { preset } from '../../src/core/experiment.ts';
+import type { RunRecord } from '../../src/core/run.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'badloss-cli-'));
 function cli(...args: string[]) {
@@ -23,6 +26,26 @@ writeFileSync(
   join(dir, 'test_batch.bin'),
   cifarBytes(50, (n) => (n * 3) % 10),
 );
+
+describe('cli audit --state', () => {
+  it('continues the stored run with these settings, and names what differs from another', () => {
+    const quick = preset('quick');
+    const run = (id: string, config: RunRecord['config'], fingerprint: string) =>
+      ({ id, config, prepared: { fingerprint } }) as RunRecord;
+    const mine = (r: RunRecord) => r.prepared!.fingerprint === 'f1';
+    const older = run('old', quick, 'f1');
+    const other = run('elsewhere', { ...quick, retrainMatchSteps: true }, 'f2');
+    // the same settings on the same images: continued
+    expect(storedRunFor([other, older], quick, mine)).toEqual({ previous: older, differs: [] });
+    // a run stored before a retraining option came on: not continued, and the note says why
+    expect(storedRunFor([other, older], { ...quick, retrainMatchSteps: true }, mine)).toEqual({
+      near: older,
+      differs: ['retraining for as many steps as the first model'],
+    });
+    // other images only: nothing to continue or mention
+    expect(storedRunFor([other], quick, mine)).toEqual({ differs: [] });
+  });
+});
 
 describe('cli info', () => {
   it('prints format, classes and per-split label counts as one JSON object', () => {
@@ -244,6 +267,16 @@ describe('cli detect', () => {
     const stripes = cli('audit', 'demo', '--retrain-stripes', '1', '--out', join(dir, 'x.json'));
     expect(stripes.code).toBe(2);
     expect(stripes.err).toMatch(/--retrain-stripes 1 must be on or off/);
+    const steps = cli(
+      'audit',
+      'demo',
+      '--retrain-match-steps',
+      'yes',
+      '--out',
+      join(dir, 'x.json'),
+    );
+    expect(steps.code).toBe(2);
+    expect(steps.err).toMatch(/--retrain-match-steps yes must be on or off/);
     const easy = cli('audit', 'demo', '--easiness', '2', '--out', join(dir, 'x.json'));
     expect(easy.code).toBe(2);
     expect(easy.err).toMatch(/--easiness 2 is not a number in \(0, 1\)/);

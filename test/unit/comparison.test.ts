@@ -150,6 +150,7 @@ describe('cli audit --defenses', () => {
     // report says so
     expect(report.config.retrainJitter).toBe(true);
     expect(report.config.retrainStripes).toBe(true);
+    expect(report.config.retrainMatchSteps).toBe(true);
     expect(report.detection.flaggedCount).toBe(two.firstRound.flagged + two.secondRound.flagged);
     expect(report.detection.removed.clean).toBe(
       two.firstRound.removed.clean + two.secondRound.removed.clean,

@@ -10,6 +10,7 @@ import {
   flaggedCsv,
   reportHtml,
   retrainingRecipe,
+  andList,
   retrainingText,
 } from '../../src/core/report.ts';
 import { generateDemoDataset } from '../../src/core/demo.ts';
@@ -23,8 +24,8 @@ import type { ResolvedAttack } from '../../src/core/attacks/plan.ts';
 
 describe('run configuration', () => {
   it('round-trips through the URL hash, with the run id', () => {
-    for (const name of ['paper', 'quick', 'tiny'] as const) {
-      const cfg = preset(name);
+    const configs = [preset('paper'), preset('quick'), preset('tiny')];
+    for (const cfg of [...configs, { ...preset('quick'), retrainMatchSteps: true }]) {
       const id = '123e4567-e89b-42d3-a456-426614174000';
       const back = decodeConfig(encodeConfig(cfg, id));
       expect(back.config).toEqual(cfg);
@@ -50,6 +51,21 @@ describe('run configuration', () => {
       /with each image blurred very slightly and faint random stripes added to each image \(a warping trigger hides in such a blur; a stripe-pattern .*trained without them/,
     );
     expect(retrainingRecipe({})).toEqual([]);
+    expect(retrainingText({ retrainMatchSteps: true })).toBe(
+      "BaDLoss's model was retrained from scratch without the flagged examples, with the same recipe. It trained for more epochs to make up for the examples removed: about as many training steps as the first model took.",
+    );
+    expect(
+      retrainingText({ retrainJitter: true, retrainStripes: true, retrainMatchSteps: true }),
+    ).toMatch(
+      /with each image blurred very slightly and faint random stripes added to each image \(a warping .*; a stripe-pattern .*\), so such a trigger is not learned from poisoned examples the detection missed\. It trained for more epochs .* first model took\. The no-defense model was trained without them,/,
+    );
+    expect(retrainingRecipe({ retrainJitter: true, retrainMatchSteps: true })).toEqual([
+      'each image blurred very slightly',
+      'more epochs to make up for the examples removed',
+    ]);
+    expect(andList(['a'])).toBe('a');
+    expect(andList(['a', 'b'])).toBe('a and b');
+    expect(andList(['a', 'b', 'c'])).toBe('a, b and c');
     expect(retrainingText({})).toMatch(/with the same recipe\.$/);
     expect(retrainingText({ retrainJitter: true }, 'losses.npy')).toMatch(
       /^This run was recorded elsewhere \(losses\.npy\) and not retrained here/,
@@ -59,6 +75,9 @@ describe('run configuration', () => {
     );
     expect(() => validateRunConfig({ ...preset('quick'), retrainStripes: 1 })).toThrow(
       /retrainStripes 1 is invalid: must be true or false/,
+    );
+    expect(() => validateRunConfig({ ...preset('quick'), retrainMatchSteps: 'on' })).toThrow(
+      /retrainMatchSteps "on" is invalid: must be true or false/,
     );
   });
   it('accepts a trusted dataset with a string id (or none yet, as a draft)', () => {

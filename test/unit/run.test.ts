@@ -18,7 +18,10 @@ import {
   downstreamOf,
   MemoryRunStore,
   nextStage,
+  phaseEpochs,
   RETRAIN_PHASES,
+  retrainEpochs,
+  retrainRowCount,
   stagesWithResults,
   testsThatRan,
   type Checkpoint,
@@ -218,6 +221,75 @@ describe('stage sequence (core)', () => {
     expect(preset('paper').retrainStripes).toBeUndefined();
   });
 
+  it('retrains for as many steps as the first model: its epochs scaled by the rows it keeps', () => {
+    // oracle values: 10 epochs on 6,000 rows, retrained on 4,763 (CIFAR-10 seed 0) or 4,870 (seed 4)
+    expect(retrainEpochs(10, true, 4763, 6000)).toBe(13);
+    expect(retrainEpochs(10, true, 4870, 6000)).toBe(12);
+    expect(retrainEpochs(10, false, 4763, 6000)).toBe(10);
+    expect(retrainEpochs(10, undefined, 4763, 6000)).toBe(10);
+    // never fewer epochs than the recipe's, never past the epochs' limit, no rows: the recipe's
+    expect(retrainEpochs(10, true, 5990, 6000)).toBe(10);
+    expect(retrainEpochs(10, true, 6000, 6000)).toBe(10);
+    expect(retrainEpochs(10, true, 0, 6000)).toBe(10);
+    expect(retrainEpochs(900, true, 3000, 6000)).toBe(1000);
+    // steps match within half an epoch of the kept rows, for any removal
+    for (let kept = 600; kept <= 6000; kept += 97) {
+      const e = retrainEpochs(10, true, kept, 6000);
+      expect(Math.abs(e * kept - 10 * 6000)).toBeLessThanOrEqual(kept / 2);
+    }
+    // only the retrainings get it
+    const on = { ...tinyConfig(), retrainMatchSteps: true };
+    const rows = { kept: 100, full: 240 };
+    for (const p of ['probationary', 'recheck', 'baseline'] as const)
+      expect(trainConfigOf(on, p, rows).epochs).toBe(2);
+    for (const p of ['retrain', ...RETRAIN_PHASES] as const) {
+      expect(trainConfigOf(on, p, rows).epochs).toBe(5);
+      expect(trainConfigOf({ ...on, retrainMatchSteps: false }, p, rows).epochs).toBe(2);
+      // a caller that forgets the rows is told, not given the recipe's epochs
+      expect(() => trainConfigOf(on, p)).toThrow(/pass its rows/);
+    }
+    // the command line's default has it; no preset does (they were measured without it)
+    for (const name of ['quick', 'tiny', 'compare', 'paper'] as const)
+      expect(preset(name)).not.toHaveProperty('retrainMatchSteps');
+  });
+
+  it('says how many epochs a phase plans: a matched retraining knows once it has its rows', () => {
+    const rec = (over: Partial<RunRecord>): RunRecord => ({
+      schema: 1,
+      id: 'r',
+      name: 'r',
+      datasetId: 'd',
+      datasetName: 'd',
+      config: { ...tinyConfig(), retrainMatchSteps: true },
+      createdAt: 0,
+      updatedAt: 0,
+      phases: {},
+      ...over,
+    });
+    const prepared = { trainCount: 240 } as RunRecord['prepared'];
+    const started = { history: [], done: false, rows: 100 };
+    expect(phaseEpochs(rec({ prepared }), 'probationary')).toEqual({ epochs: 2, more: false });
+    expect(phaseEpochs(rec({ prepared }), 'retrain')).toEqual({ epochs: 2, more: true });
+    // detected: 240 rows less 124 flagged and 16 backdoor and mislabeled probes = 100 kept
+    const detected = {
+      prepared: {
+        trainCount: 240,
+        probes: { backdoor: 8, mislabeled: 8 },
+      } as RunRecord['prepared'],
+      detection: { summary: { flagged: Array.from({ length: 124 }, (_, i) => i) } },
+    } as Partial<RunRecord>;
+    expect(retrainRowCount(rec(detected), 'retrain')).toBe(100);
+    expect(phaseEpochs(rec(detected), 'retrain')).toEqual({ epochs: 5, more: false });
+    // a compared defense's retraining counts its own removals
+    expect(phaseEpochs(rec(detected), 'retrain:spectral')).toEqual({ epochs: 2, more: true });
+    expect(phaseEpochs(rec({ prepared, phases: { retrain: started } }), 'retrain')).toEqual({
+      epochs: 5,
+      more: false,
+    });
+    const off = rec({ prepared, phases: { retrain: started }, config: tinyConfig() });
+    expect(phaseEpochs(off, 'retrain')).toEqual({ epochs: 2, more: false });
+  });
+
   it('classifies configuration changes by what they invalidate', () => {
     const c = tinyConfig();
     expect(configChange(c, structuredClone(c))).toEqual({ clear: [], what: [] });
@@ -252,6 +324,14 @@ describe('stage sequence (core)', () => {
       'retraining without stripes',
     ]);
     expect(configChange(plain, { ...plain, retrainStripes: false }).clear).toEqual([]);
+    // and the retraining's steps
+    expect(configChange(c, { ...c, retrainMatchSteps: true })).toEqual({
+      clear: ['retrain', ...RETRAIN_PHASES],
+      what: ['retraining for as many steps as the first model'],
+    });
+    expect(configChange({ ...c, retrainMatchSteps: true }, c).what).toEqual([
+      "retraining for the recipe's epochs",
+    ]);
     expect(downstreamOf('retrain')).toEqual(['retrain', 'report']);
     const r: RunRecord = { ...base, phases: { probationary: phase } };
     expect(stagesWithResults(r, ['report'])).toEqual([]);
@@ -323,6 +403,50 @@ describe('run orchestrator', () => {
     // detecting again from the stored settings removes what the slider showed
     const again = await runs.detect(done.id, undefined, true);
     expect(again.detection!.summary.flagged).toEqual(moved.detection!.summary.flagged);
+  }, 120_000);
+
+  it('a matched retraining trains for more epochs on the rows it keeps, and resumes', async () => {
+    // flags a row with any anomalous probe among its neighbours: a large removal
+    const detect = { method: 'knn', k: 9, threshold: 0.01 } as const;
+    const seen: { epochs: number; rows: number }[] = [];
+    const watching: TrainerFactory = (cfg, split, n, ck) => {
+      seen.push({ epochs: cfg.epochs, rows: split.count });
+      return factory(cfg, split, n, ck);
+    };
+    const store = new MemoryRunStore();
+    const runs = orchestrator(store, watching);
+    const done = await runs.runAll((await newRun(runs, { detect, retrainMatchSteps: true })).id);
+    const full = done.prepared!.trainCount;
+    const kept = done.phases.retrain!.rows;
+    expect(kept).toBeLessThan(0.8 * full); // the detection removed enough to matter
+    const epochs = retrainEpochs(2, true, kept, full);
+    expect(epochs).toBeGreaterThan(2);
+    expect(seen).toEqual([
+      { epochs: 2, rows: full },
+      { epochs, rows: kept },
+    ]);
+    expect(done.phases.retrain!.history).toHaveLength(epochs);
+    expect(done.phases.probationary!.history).toHaveLength(2);
+    expect(phaseEpochs(done, 'retrain')).toEqual({ epochs, more: false });
+    expect((await store.loadCheckpoint(done.id, 'retrain'))!.config.epochs).toBe(epochs);
+    expect(done.report!.config.retrainMatchSteps).toBe(true);
+    // interrupted after the retraining's first epoch (commits: the probationary's two epochs and its
+    // final pass, then the retraining's), a new orchestrator resumes it to the same model
+    const crashing = new CrashingStore(5);
+    const a = orchestrator(crashing);
+    const { id } = await newRun(a, { detect, retrainMatchSteps: true });
+    await expect(a.runAll(id)).rejects.toThrow('simulated crash');
+    expect((await crashing.loadCheckpoint(id, 'retrain'))!.epoch).toBe(1);
+    const handed: (number | undefined)[] = [];
+    const resumed = await orchestrator(crashing, (cfg, split, n, ck) => {
+      if (split.count === kept) handed.push(ck?.epoch, cfg.epochs);
+      return factory(cfg, split, n, ck);
+    }).runAll(id);
+    expect(handed).toEqual([1, epochs]); // resumed from its first epoch, not started over
+    expect(resumed.phases.retrain!.history.map((h) => h.loss)).toEqual(
+      done.phases.retrain!.history.map((h) => h.loss),
+    );
+    expect(resumed.report!.cleanAccuracy).toEqual(done.report!.cleanAccuracy);
   }, 120_000);
 
   it('with the easiness test, a moved threshold scales both budgets and detecting again agrees', async () => {
