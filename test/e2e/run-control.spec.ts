@@ -1,10 +1,10 @@
 import { expect, test, type Page } from '@playwright/test';
-import { preset } from '../../src/core/experiment.ts';
+import { preset, type RunConfig } from '../../src/core/experiment.ts';
 import { openApp, watchConsole } from './helpers.ts';
 
 /** A run that trains in seconds on the CPU backend. */
-function tinyHash(seed = 0): string {
-  const cfg = preset('tiny');
+function tinyHash(seed = 0, over: Partial<RunConfig> = {}): string {
+  const cfg: RunConfig = { ...preset('tiny'), ...over };
   cfg.train = { ...cfg.train, epochs: 6, width: 0.25, batchSize: 16 };
   cfg.limit = { train: 160, test: 20 };
   cfg.probes.n = 4;
@@ -93,7 +93,7 @@ test('run history: a second build keeps the first run; open, rename, compare and
   const console = watchConsole(page);
   await openApp(page, `./?backend=cpu${tinyHash(1)}`);
   await build(page);
-  await openApp(page, `./?backend=cpu${tinyHash(2)}`);
+  await openApp(page, `./?backend=cpu${tinyHash(2, { retrainMatchSteps: true })}`);
   await build(page);
   await page.getByRole('button', { name: /^Runs \(2\)$/ }).click();
   const history = page.getByTestId('run-history');
@@ -107,6 +107,13 @@ test('run history: a second build keeps the first run; open, rename, compare and
   for (const box of await history.getByRole('checkbox').all()) await box.check();
   await expect(page.getByTestId('run-compare')).toContainText('Side by side');
   await expect(page.getByTestId('run-compare')).toContainText('Seed two');
+  // the two runs differ in the retraining's recipe, and the comparison says so
+  await expect(page.getByTestId('run-compare')).toContainText(
+    'with each image blurred very slightly, faint random stripes added to each image and more epochs to make up for the examples removed',
+  );
+  await expect(page.getByTestId('run-compare')).toContainText(
+    /with each image blurred very slightly and faint random stripes added to each image(?! and)/,
+  );
 
   await history.getByRole('button', { name: 'Delete' }).last().click();
   await page.getByTestId('confirm-dialog').getByRole('button', { name: 'Delete' }).click();
