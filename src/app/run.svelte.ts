@@ -1,5 +1,11 @@
 import { proxy } from 'comlink';
-import { preset, type PresetName, type RunConfig } from '../core/experiment.ts';
+import {
+  preset,
+  retrainOptionsOf,
+  withoutRetrainOptions,
+  type PresetName,
+  type RunConfig,
+} from '../core/experiment.ts';
 import type { DetectionSummary } from '../core/report.ts';
 import type { DetectOptions } from '../core/detect/index.ts';
 import { describeError } from '../core/errors.ts';
@@ -154,21 +160,13 @@ export class RunState {
     const rec = this.record;
     if (!rec || !this.isBuiltFromForm()) return;
     const form = $state.snapshot(this.config) as RunConfig;
-    const {
-      retrainJitter: _stored,
-      retrainStripes: _storedStripes,
-      retrainMatchSteps: _storedSteps,
-      ...stored
-    } = rec.config;
     const next: RunConfig = {
-      ...stored,
+      ...withoutRetrainOptions(rec.config),
       train: form.train,
       detect: form.detect,
       separateBaseline: form.separateBaseline,
       // Only when on, as the presets write it (absent = off, the paper's retraining).
-      ...(form.retrainJitter ? { retrainJitter: true } : {}),
-      ...(form.retrainStripes ? { retrainStripes: true } : {}),
-      ...(form.retrainMatchSteps ? { retrainMatchSteps: true } : {}),
+      ...retrainOptionsOf(form),
     };
     const id = rec.id;
     const r = await this.confirming(

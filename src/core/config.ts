@@ -1,5 +1,5 @@
 import { InvalidOptionError } from './errors.ts';
-import type { RunConfig, TrainRecipe } from './experiment.ts';
+import { RETRAIN_OPTIONS, type RunConfig, type TrainRecipe } from './experiment.ts';
 import { ATTACK_IDS } from './attacks/triggers.ts';
 import { BASELINE_NAMES, type BaselineName } from './run.ts';
 import type { AttackRequest } from './attacks/plan.ts';
@@ -211,7 +211,7 @@ export function validateRunConfig(v: unknown): RunConfig {
       );
   }
   if (typeof v.separateBaseline !== 'boolean') fail('separateBaseline must be true or false');
-  for (const key of ['retrainJitter', 'retrainStripes', 'retrainMatchSteps'] as const)
+  for (const key of RETRAIN_OPTIONS)
     if (v[key] !== undefined && typeof v[key] !== 'boolean')
       fail(`${key} ${JSON.stringify(v[key])} is invalid: must be true or false`);
   const names = (key: 'defenses' | 'retrainDefenses'): BaselineName[] | undefined => {

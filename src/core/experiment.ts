@@ -54,6 +54,26 @@ export interface TrainRecipe {
 }
 
 /** The whole configuration of a run; serializable, and round-trips through the URL hash. */
+/** The retraining's recipe options of a RunConfig (each absent = off, the paper's retraining). */
+export const RETRAIN_OPTIONS = ['retrainJitter', 'retrainStripes', 'retrainMatchSteps'] as const;
+export type RetrainOption = (typeof RETRAIN_OPTIONS)[number];
+
+/** `c`'s retraining options that are on, written as the presets write them (only when on). */
+export function retrainOptionsOf(c: Partial<Record<RetrainOption, boolean>>): {
+  [K in RetrainOption]?: true;
+} {
+  return Object.fromEntries(RETRAIN_OPTIONS.filter((k) => c[k]).map((k) => [k, true]));
+}
+
+/** `c` without its retraining options. */
+export function withoutRetrainOptions<T extends Partial<Record<RetrainOption, boolean>>>(
+  c: T,
+): Omit<T, RetrainOption> {
+  const out = { ...c };
+  for (const k of RETRAIN_OPTIONS) delete out[k];
+  return out;
+}
+
 export interface RunConfig {
   /** Benchmark: attacks injected by us, ground truth known. Audit: the user's own data, no truth. */
   mode: 'benchmark' | 'audit';

@@ -4,7 +4,7 @@ import { ATTACK_NAMES } from './attacks/triggers.ts';
 import type { Detection } from './detect/index.ts';
 import { flaggedRows } from './detect/index.ts';
 import { disproportionateClasses } from './detect/calibrate.ts';
-import type { Prepared, RunConfig } from './experiment.ts';
+import type { Prepared, RetrainOption, RunConfig } from './experiment.ts';
 import { auroc, byScore, rocCurve, type RocCurve } from './metrics.ts';
 import { PROBE_NONE } from './probes.ts';
 import { DEFENSE_LABELS, type DefenseName } from './defenses/types.ts';
@@ -289,11 +289,7 @@ export function extraBudgetsText(d: { easiness?: number; mirror?: number }): str
 }
 
 /** The retraining options of a run's configuration (RunConfig's retrain* flags). */
-export interface RetrainingOptions {
-  retrainJitter?: boolean;
-  retrainStripes?: boolean;
-  retrainMatchSteps?: boolean;
-}
+export type RetrainingOptions = Partial<Record<RetrainOption, boolean>>;
 
 /** What the retraining adds to the first training's recipe, in a teacher's words (none: []). */
 export function retrainingRecipe(c: RetrainingOptions): string[] {

@@ -20,6 +20,7 @@ import {
   keptRows,
   prepareExperiment,
   preset,
+  withoutRetrainOptions,
   type Prepared,
   type RunConfig,
 } from '../core/experiment.ts';
@@ -962,12 +963,7 @@ export class RunOrchestrator {
       };
     });
     // Retrained where it was recorded: no retraining recipe of ours (jitter, stripes, steps) applies.
-    const {
-      retrainJitter: _retrained,
-      retrainStripes: _striped,
-      retrainMatchSteps: _steps,
-      ...base
-    } = preset('quick');
+    const base = withoutRetrainOptions(preset('quick'));
     const config = validateRunConfig({
       ...base,
       mode: attacks.length ? 'benchmark' : 'audit',
@@ -1174,17 +1170,12 @@ export class RunOrchestrator {
       throw new InvalidOptionError(
         'run the second detection round before retraining: retraining drops what both rounds flag',
       );
-    const removed = this.removedBy(r, phase);
+    const removed = removedByPhase(r, phase);
     if (!removed)
       throw new InvalidOptionError(
         `run ${DEFENSE_LABELS[defenseOfPhase(phase)!]} detection before retraining: retraining drops the examples it flags`,
       );
     return subsetSplit(p.train, keptRows(removed, p.probes.probeKind));
-  }
-
-  /** The rows a retraining phase drops: its defense's removal set (undefined until detected). */
-  private removedBy(r: RunRecord, phase: Phase): number[] | undefined {
-    return removedByPhase(r, phase);
   }
 
   /** The rows the second round's model trains on: every row the first round did not flag. */
