@@ -308,14 +308,22 @@ export function andList(words: string[]): string {
 }
 
 /** The report's sentence on how the defended model was trained (the HTML export and the Report step). */
-export function retrainingText(c: RetrainingOptions, recordedElsewhere?: string): string {
+export function retrainingText(
+  c: RetrainingOptions,
+  recordedElsewhere?: string,
+  epochs?: RetrainedEpochs,
+): string {
   if (recordedElsewhere)
     return `This run was recorded elsewhere (${recordedElsewhere}) and not retrained here: the BaDLoss row is the model that recorded it; retrain there without the flagged rows to measure the defense.`;
   // What changes the images (the steps only make up for the rows removed).
   const how = retrainingRecipe({ ...c, retrainMatchSteps: false });
-  const steps = c.retrainMatchSteps
-    ? ' It trained for more epochs to make up for the examples removed: about as many training steps as the first model took.'
-    : '';
+  const steps = !c.retrainMatchSteps
+    ? ''
+    : !epochs
+      ? ' It trained for more epochs to make up for the examples removed: about as many training steps as the first model took.'
+      : epochs.retrained > epochs.recipe
+        ? ` It trained for ${epochs.retrained} epochs instead of the recipe's ${epochs.recipe} to make up for the examples removed: about as many training steps as the first model took.`
+        : ` It trained for the recipe's ${epochs.recipe} epochs: so few examples were removed that these are about as many training steps as the first model took.`;
   if (!how.length)
     return `BaDLoss's model was retrained from scratch without the flagged examples, with the same recipe.${steps}`;
   const why = [
@@ -323,6 +331,23 @@ export function retrainingText(c: RetrainingOptions, recordedElsewhere?: string)
     ...(c.retrainStripes ? ['a stripe-pattern trigger hides among such stripes'] : []),
   ];
   return `BaDLoss's model was retrained from scratch without the flagged examples, with ${andList(how)} (${why.join('; ')}), so such a trigger is not learned from poisoned examples the detection missed.${steps} The no-defense model was trained without ${how.length > 1 ? 'them' : 'it'}, so part of the change comes from the retraining recipe itself.`;
+}
+
+/** How long BaDLoss's model was retrained, beside the recipe's epochs. */
+export interface RetrainedEpochs {
+  recipe: number;
+  retrained: number;
+}
+
+/**
+ * The epochs of a report's retrained model against the recipe's, where they can differ (a
+ * retraining that matched the first model's steps, `retrainMatchSteps`, and was trained here:
+ * its training history has one entry per epoch); otherwise undefined.
+ */
+export function retrainedEpochs(r: Report): RetrainedEpochs | undefined {
+  const retrained = r.training.defended.length;
+  if (!r.config.retrainMatchSteps || !retrained) return undefined;
+  return { recipe: r.config.train.epochs, retrained };
 }
 
 /** The report's sentence on a second detection round (the HTML export and the Report step). */
@@ -561,7 +586,7 @@ ${v.sentences.map((x) => `<p>${esc(x)}</p>`).join('\n')}
 ${caveats ? `<p><b>Caveats</b></p><ul class="caveats">${caveats}</ul>` : ''}
 </section>
 <h2>Clean accuracy and attack success rate</h2>
-<p><small>${abbr('cleanAccuracy')}: higher is better. ${abbr('asr')}: lower is better. Changes within ±2 points count as no effect. ${esc(retrainingText(r.config, opts.extras?.recordedElsewhere))}</small></p>
+<p><small>${abbr('cleanAccuracy')}: higher is better. ${abbr('asr')}: lower is better. Changes within ±2 points count as no effect. ${esc(retrainingText(r.config, opts.extras?.recordedElsewhere, retrainedEpochs(r)))}</small></p>
 <table><tr><th></th><th>${abbr('cleanAccuracy')}</th>${asrHead}${ids.length ? '<th>average ASR</th>' : ''}</tr>${row('No defense', 'undefended')}${row('BaDLoss', 'defended')}${changeRow}</table>
 <h2>Detection</h2>
 <p><small>Method ${esc(det.method === 'knn' ? 'k-NN over the probes' : det.method)}${det.k ? `, ${abbr('k')} = ${det.k}` : ''}, ${abbr('threshold')} ${det.threshold}${extraTestsText(det.tests ?? r.config.detect)}. Probes from ${esc(probeSourceText(r, opts.extras?.trustedName))}.${det.secondRound ? ` ${esc(secondRoundText(det.secondRound))}` : ''}</small></p>

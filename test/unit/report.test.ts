@@ -12,6 +12,7 @@ import {
   retrainingRecipe,
   andList,
   retrainingText,
+  retrainedEpochs,
 } from '../../src/core/report.ts';
 import { generateDemoDataset } from '../../src/core/demo.ts';
 import {
@@ -194,6 +195,39 @@ describe('detection summary and report', () => {
     const html = reportHtml(r);
     expect(html).toContain('x &lt;script&gt;');
     expect(html).not.toMatch(/<script|src=|href=/);
+  });
+  it("gives the retrained model's epochs beside the recipe's when it matched the first model's steps", () => {
+    const base = {
+      datasetName: 'x',
+      classes: ['a', 'b', 'c'],
+      trainCount: 6,
+      testCount: 10,
+      attacks,
+      probes: { n: 1, backdoorLabel: 1 },
+      summary: s,
+      undefended: { cleanAccuracy: 0.9, asr: { patch: 0.8 }, asrBoosted: {} },
+      defended: { cleanAccuracy: 0.85, asr: { patch: 0.1 }, asrBoosted: {} },
+      historyUndefended: [],
+    };
+    const epochs = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({ epoch: i + 1, loss: 1, accuracy: 0.5 }));
+    const recipe = preset('tiny').train.epochs;
+    const matched = { ...preset('tiny'), retrainMatchSteps: true };
+    const longer = buildReport({ ...base, config: matched, historyDefended: epochs(recipe + 3) });
+    expect(retrainedEpochs(longer)).toEqual({ recipe, retrained: recipe + 3 });
+    expect(reportHtml(longer)).toContain(
+      `It trained for ${recipe + 3} epochs instead of the recipe&#39;s ${recipe} to make up for the examples removed`,
+    );
+    const same = buildReport({ ...base, config: matched, historyDefended: epochs(recipe) });
+    expect(retrainingText(matched, undefined, retrainedEpochs(same))).toMatch(
+      new RegExp(`It trained for the recipe's ${recipe} epochs: so few examples were removed`),
+    );
+    // Not matched, or not trained here (no history): nothing to say beside the recipe.
+    const plain = { ...base, historyDefended: epochs(recipe) };
+    expect(retrainedEpochs(buildReport({ ...plain, config: preset('tiny') }))).toBeUndefined();
+    expect(
+      retrainedEpochs(buildReport({ ...base, config: matched, historyDefended: [] })),
+    ).toBeUndefined();
   });
 });
 
