@@ -285,7 +285,8 @@ function probeTriggerOption(trig: string | undefined): ProbeTrigger {
   return t.includes(',') ? parseIds(t) : parseIds(t)[0];
 }
 
-function auditConfig(v: Record<string, string | boolean | undefined>): RunConfig {
+/** The run configuration of `audit`'s parsed flags (exported for tests). */
+export function auditConfig(v: Record<string, string | boolean | undefined>): RunConfig {
   const method = (v.method as string | undefined) ?? 'knn';
   if (!DETECT_METHODS.includes(method as DetectMethod))
     throw new UsageError(`--method ${method} is not one of ${DETECT_METHODS.join(', ')}`);

@@ -7,7 +7,7 @@ import { cifarBytes } from './fixtures.ts';
 import { parseCifarBin } from '../../src/core/formats/cifar.ts';
 import { IMAGE_BYTES } from '../../src/core/dataset.ts';
 import { poisonDataset } from '../../src/core/attacks/plan.ts';
-import { storedRunFor } from '../../src/cli/commands.ts';
+import { auditConfig, storedRunFor } from '../../src/cli/commands.ts';
 import { preset } from '../../src/core/experiment.ts';
 import type { RunRecord } from '../../src/core/run.ts';
 
@@ -44,6 +44,23 @@ describe('cli audit --state', () => {
     });
     // other images only: nothing to continue or mention
     expect(storedRunFor([other], quick, mine)).toEqual({ differs: [] });
+  });
+});
+
+describe('cli audit: the retraining options', () => {
+  it('are on by default, and "off" leaves each key out of the stored configuration', () => {
+    const on = auditConfig({ attacks: 'patch' });
+    expect([on.retrainJitter, on.retrainStripes, on.retrainMatchSteps]).toEqual([true, true, true]);
+    for (const [flag, key] of [
+      ['retrain-jitter', 'retrainJitter'],
+      ['retrain-stripes', 'retrainStripes'],
+      ['retrain-match-steps', 'retrainMatchSteps'],
+    ] as const) {
+      const off = auditConfig({ attacks: 'patch', [flag]: 'off' });
+      // written only when on, so a run stored before the option existed still matches (--state)
+      expect(key in off).toBe(false);
+      expect({ ...off, [key]: true }).toEqual(on);
+    }
   });
 });
 
