@@ -319,11 +319,11 @@ export function retrainingText(
   const how = retrainingRecipe({ ...c, retrainMatchSteps: false });
   const steps = !c.retrainMatchSteps
     ? ''
-    : !epochs
-      ? ' It trained for more epochs to make up for the examples removed: about as many training steps as the first model took.'
-      : epochs.retrained > epochs.recipe
-        ? ` It trained for ${epochs.retrained} epochs instead of the recipe's ${epochs.recipe} to make up for the examples removed: about as many training steps as the first model took.`
-        : ` It trained for the recipe's ${epochs.recipe} epochs: so few examples were removed that these are about as many training steps as the first model took.`;
+    : epochs && epochs.retrained > epochs.recipe
+      ? ` It trained for ${epochs.retrained} epochs instead of the recipe's ${epochs.recipe} to make up for the examples removed: about as many training steps as the first model took.`
+      : epochs && epochs.retrained === epochs.recipe
+        ? ` It trained for the recipe's ${epochs.recipe} epochs: so few examples were removed that these are about as many training steps as the first model took.`
+        : ' It trained for more epochs to make up for the examples removed: about as many training steps as the first model took.';
   if (!how.length)
     return `BaDLoss's model was retrained from scratch without the flagged examples, with the same recipe.${steps}`;
   const why = [

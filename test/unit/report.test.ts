@@ -219,8 +219,8 @@ describe('detection summary and report', () => {
       `It trained for ${recipe + 3} epochs instead of the recipe&#39;s ${recipe} to make up for the examples removed`,
     );
     const same = buildReport({ ...base, config: matched, historyDefended: epochs(recipe) });
-    expect(retrainingText(matched, undefined, retrainedEpochs(same))).toMatch(
-      new RegExp(`It trained for the recipe's ${recipe} epochs: so few examples were removed`),
+    expect(reportHtml(same)).toContain(
+      `It trained for the recipe&#39;s ${recipe} epochs: so few examples were removed`,
     );
     // Not matched, or not trained here (no history): nothing to say beside the recipe.
     const plain = { ...base, historyDefended: epochs(recipe) };
