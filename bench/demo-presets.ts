@@ -18,6 +18,9 @@
  *   BENCH_STEPS=on|off                                                 retrain for as many steps as the first
  *                                                                      model or for the same epochs (default:
  *                                                                      as the preset does)
+ *   BENCH_WAVES=24[,0.5]                                               stripes up to 24 (on half the images)
+ *                                                                      instead of RETRAIN_STRIPES, where the
+ *                                                                      preset retrains with stripes
  * About a minute per seed for tiny with two threads (BENCH_THREADS).
  */
 import { generateDemoDataset } from '../src/core/demo.ts';
@@ -69,6 +72,11 @@ function config(seed: number): RunConfig {
   };
 }
 
+// BENCH_WAVES=<max 0–255>[,<share>]: other stripes in place of RETRAIN_STRIPES on the recipes
+// trainConfigOf gives stripes (the retrainings), as in bench/targets.ts.
+const [wavesMax, wavesShare = '1'] = (env.BENCH_WAVES ?? '').split(',');
+const waves = wavesMax ? { max: Number(wavesMax), share: Number(wavesShare) } : undefined;
+
 const engine = (await createWasmEngine({
   threads: Number(env.BENCH_THREADS ?? 2),
 })) as TrainingEngine;
@@ -78,7 +86,7 @@ for (const seed of (env.BENCH_SEEDS ?? '0,1').split(',').map(Number)) {
   // The run orchestrator the app and the CLI use: prepare → probationary → detect → (second
   // round) → retrain.
   const { run } = await runInMemory(generateDemoDataset({ seed }), cfg, (c, split, n, ck) =>
-    Trainer.create(engine, c, split, n, ck),
+    Trainer.create(engine, c.waves && waves ? { ...c, waves } : c, split, n, ck),
   );
   const r = run.report!;
   const asr = (which: 'undefended' | 'defended') =>
