@@ -11,6 +11,7 @@ import { subsetSplit, type Dataset } from '../src/core/dataset.ts';
 import { generateDemoDataset } from '../src/core/demo.ts';
 import { loadDatasetFiles } from '../src/core/formats/load.ts';
 import {
+  DEFAULT_PROBE_TRIGGER,
   keptRows,
   prepareExperiment,
   type Prepared,
@@ -240,6 +241,29 @@ export function easinessFlags(
 export interface PreparedVariant {
   name: string;
   apply: (prepared: Prepared) => void;
+}
+
+/**
+ * A seed's prepared setting (default probes) and its probationary model, trained now and not
+ * cached: for the benches that question the model itself (bench/mirror.ts, bench/sharpen.ts).
+ * The caller disposes the trainer.
+ */
+export async function probationaryModel(seed: number): Promise<{ p: Prepared; trainer: Trainer }> {
+  const cfg = benchConfig(seed, DEFAULT_PROBE_TRIGGER);
+  const p = prepareExperiment(await benchDataset(seed), cfg);
+  const trainer = await Trainer.create(
+    theEngine(),
+    trainConfigOf(cfg, 'probationary'),
+    p.train,
+    p.numClasses,
+  );
+  try {
+    while (!trainer.done) await trainer.trainEpoch();
+  } catch (e) {
+    trainer.dispose();
+    throw e;
+  }
+  return { p, trainer };
 }
 
 /** The probationary run of a setting: from the cache, or trained now and cached. */

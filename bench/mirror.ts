@@ -12,12 +12,9 @@
 import { mirroredSplit, mirrorGaps, mirrorTest } from '../src/core/detect/mirror.ts';
 import { probeRowsFromKinds } from '../src/core/detect/knn.ts';
 import { flaggedRows } from '../src/core/detect/index.ts';
-import { DEFAULT_PROBE_TRIGGER, prepareExperiment } from '../src/core/experiment.ts';
 import { auroc } from '../src/core/metrics.ts';
 import { PROBE_NONE } from '../src/core/probes.ts';
-import { trainConfigOf } from '../src/ml/run.ts';
-import { Trainer } from '../src/ml/train.ts';
-import { benchConfig, benchDataset, theEngine } from './detection-data.ts';
+import { probationaryModel } from './detection-data.ts';
 
 const seeds = (process.env.BENCH_SEEDS ?? '0,1').split(',').map(Number);
 const BUDGETS = [0.01, 0.02, 0.03];
@@ -30,18 +27,10 @@ log(
 );
 log('|---|---|---|---|---|');
 for (const seed of seeds) {
-  const cfg = benchConfig(seed, DEFAULT_PROBE_TRIGGER);
-  const p = prepareExperiment(await benchDataset(seed), cfg);
-  const trainer = await Trainer.create(
-    theEngine(),
-    trainConfigOf(cfg, 'probationary'),
-    p.train,
-    p.numClasses,
-  );
+  const { p, trainer } = await probationaryModel(seed);
   let gap: Float32Array;
   let last: Float32Array;
   try {
-    while (!trainer.done) await trainer.trainEpoch();
     last = await trainer.perExampleLosses(p.train);
     gap = mirrorGaps(last, await trainer.perExampleLosses(mirroredSplit(p.train)));
   } finally {

@@ -12,12 +12,9 @@
  * About a minute a seed with two threads.
  */
 import { IMAGE_SIZE, type ImageSplit } from '../src/core/dataset.ts';
-import { DEFAULT_PROBE_TRIGGER, prepareExperiment } from '../src/core/experiment.ts';
 import { auroc } from '../src/core/metrics.ts';
 import { PROBE_NONE } from '../src/core/probes.ts';
-import { trainConfigOf } from '../src/ml/run.ts';
-import { Trainer } from '../src/ml/train.ts';
-import { benchConfig, benchDataset, theEngine } from './detection-data.ts';
+import { probationaryModel } from './detection-data.ts';
 
 const seeds = (process.env.BENCH_SEEDS ?? '0,6').split(',').map(Number);
 const LAMBDA = Number(process.env.BENCH_SHARPEN ?? 1);
@@ -62,14 +59,7 @@ log(
 );
 log('|---|---|---|---|---|');
 for (const seed of seeds) {
-  const cfg = benchConfig(seed, DEFAULT_PROBE_TRIGGER);
-  const p = prepareExperiment(await benchDataset(seed), cfg);
-  const trainer = await Trainer.create(
-    theEngine(),
-    trainConfigOf(cfg, 'probationary'),
-    p.train,
-    p.numClasses,
-  );
+  const { p, trainer } = await probationaryModel(seed);
   let last: Float32Array;
   let sharp: Float32Array;
   const rate = async (s: ImageSplit) =>
@@ -82,7 +72,6 @@ for (const seed of seeds) {
   const asr = new Map<string, string>();
   let clean: string;
   try {
-    while (!trainer.done) await trainer.trainEpoch();
     last = await trainer.perExampleLosses(p.train);
     sharp = await trainer.perExampleLosses(sharpened(p.train, LAMBDA));
     clean = await rate(p.test);

@@ -163,19 +163,24 @@ describe('detection summary and report', () => {
       { removed: 0, total: 1 },
     ]);
   });
+  // A report's inputs but its configuration and the retrained model's history.
+  const base = {
+    datasetName: 'x',
+    classes: ['a', 'b', 'c'],
+    trainCount: 6,
+    testCount: 10,
+    attacks,
+    probes: { n: 1, backdoorLabel: 1 },
+    summary: s,
+    undefended: { cleanAccuracy: 0.9, asr: { patch: 0.8 }, asrBoosted: {} },
+    defended: { cleanAccuracy: 0.85, asr: { patch: 0.1 }, asrBoosted: {} },
+    historyUndefended: [],
+  };
   it('builds the report with the CLI keys, a CSV and a self-contained HTML page', () => {
     const r = buildReport({
+      ...base,
       datasetName: 'x <script>',
-      classes: ['a', 'b', 'c'],
-      trainCount: 6,
-      testCount: 10,
       config: preset('tiny'),
-      attacks,
-      probes: { n: 1, backdoorLabel: 1 },
-      summary: s,
-      undefended: { cleanAccuracy: 0.9, asr: { patch: 0.8 }, asrBoosted: {} },
-      defended: { cleanAccuracy: 0.85, asr: { patch: 0.1 }, asrBoosted: {} },
-      historyUndefended: [],
       historyDefended: [],
     });
     expect(r.cleanAccuracy).toEqual({ undefended: 0.9, defended: 0.85 });
@@ -197,18 +202,6 @@ describe('detection summary and report', () => {
     expect(html).not.toMatch(/<script|src=|href=/);
   });
   it("gives the retrained model's epochs beside the recipe's when it matched the first model's steps", () => {
-    const base = {
-      datasetName: 'x',
-      classes: ['a', 'b', 'c'],
-      trainCount: 6,
-      testCount: 10,
-      attacks,
-      probes: { n: 1, backdoorLabel: 1 },
-      summary: s,
-      undefended: { cleanAccuracy: 0.9, asr: { patch: 0.8 }, asrBoosted: {} },
-      defended: { cleanAccuracy: 0.85, asr: { patch: 0.1 }, asrBoosted: {} },
-      historyUndefended: [],
-    };
     const epochs = (n: number) =>
       Array.from({ length: n }, (_, i) => ({ epoch: i + 1, loss: 1, accuracy: 0.5 }));
     const recipe = preset('tiny').train.epochs;
