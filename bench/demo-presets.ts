@@ -31,7 +31,13 @@ import type { TrainingEngine } from '../src/ml/engine.ts';
 import { runInMemory } from '../src/ml/run.ts';
 import { Trainer } from '../src/ml/train.ts';
 import { createWasmEngine } from '../src/ml/wasm-engine-node.ts';
-import { benchJitter, benchMatchSteps, benchStripes } from './detection-data.ts';
+import {
+  benchJitter,
+  benchMatchSteps,
+  benchStripes,
+  benchWaves,
+  withWaves,
+} from './detection-data.ts';
 
 const env = process.env;
 const log = (s: string) => process.stdout.write(s + '\n');
@@ -72,10 +78,8 @@ function config(seed: number): RunConfig {
   };
 }
 
-// BENCH_WAVES=<max 0–255>[,<share>]: other stripes in place of RETRAIN_STRIPES on the recipes
-// trainConfigOf gives stripes (the retrainings), as in bench/targets.ts.
-const [wavesMax, wavesShare = '1'] = (env.BENCH_WAVES ?? '').split(',');
-const waves = wavesMax ? { max: Number(wavesMax), share: Number(wavesShare) } : undefined;
+// BENCH_WAVES: other stripes on the retrainings, where the preset retrains with stripes.
+const waves = benchWaves();
 
 const engine = (await createWasmEngine({
   threads: Number(env.BENCH_THREADS ?? 2),
@@ -86,7 +90,7 @@ for (const seed of (env.BENCH_SEEDS ?? '0,1').split(',').map(Number)) {
   // The run orchestrator the app and the CLI use: prepare → probationary → detect → (second
   // round) → retrain.
   const { run } = await runInMemory(generateDemoDataset({ seed }), cfg, (c, split, n, ck) =>
-    Trainer.create(engine, c.waves && waves ? { ...c, waves } : c, split, n, ck),
+    Trainer.create(engine, withWaves(c, waves), split, n, ck),
   );
   const r = run.report!;
   const asr = (which: 'undefended' | 'defended') =>

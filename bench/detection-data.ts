@@ -108,6 +108,23 @@ export function benchMatchSteps(fallback: boolean): boolean {
   return benchOnOff('BENCH_STEPS', fallback);
 }
 
+/**
+ * BENCH_WAVES=<max 0–255>[,<share>]: other stripes than RETRAIN_STRIPES, or undefined. `withWaves`
+ * puts them in place of the stripes on the recipes trainConfigOf gives stripes (the retrainings).
+ */
+export function benchWaves(): { max: number; share: number } | undefined {
+  const [max, share = '1'] = (process.env.BENCH_WAVES ?? '').split(',');
+  return max ? { max: Number(max), share: Number(share) } : undefined;
+}
+
+/** `c` with `waves` in place of its stripes, where it has stripes and `waves` is set. */
+export function withWaves<T extends { waves?: { max: number; share: number } }>(
+  c: T,
+  waves: { max: number; share: number } | undefined,
+): T {
+  return c.waves && waves ? { ...c, waves } : c;
+}
+
 function benchOnOff(name: string, fallback: boolean): boolean {
   const v = process.env[name];
   if (v === undefined) return fallback;

@@ -24,8 +24,10 @@ import {
   benchJitter,
   benchMatchSteps,
   benchStripes,
+  benchWaves,
   targetChecks,
   theEngine,
+  withWaves,
 } from './detection-data.ts';
 
 const seeds = (process.env.BENCH_SEEDS ?? '0,1,2,3,4,5,6,7,8,9').split(',').map(Number);
@@ -44,10 +46,8 @@ if (process.env.BENCH_FEATURES) detect.features = process.env.BENCH_FEATURES as 
 const stripes = benchStripes(true);
 // BENCH_STEPS=off: retrain for the recipe's epochs (default: as many steps as the first model).
 const steps = benchMatchSteps(true);
-// BENCH_WAVES=<max 0–255>[,<share>]: other stripes than RETRAIN_STRIPES (TrainConfig.waves), in
-// place of theirs on the retraining recipes (the ones trainConfigOf gives stripes); implies them.
-const [wavesMax, wavesShare = '1'] = (process.env.BENCH_WAVES ?? '').split(',');
-const waves = wavesMax ? { max: Number(wavesMax), share: Number(wavesShare) } : undefined;
+// BENCH_WAVES=<max 0–255>[,<share>]: other stripes than RETRAIN_STRIPES on the retrainings; implies them.
+const waves = benchWaves();
 const pct = (x: number) => (100 * x).toFixed(1);
 const mark = (ok: boolean) => (ok ? '✓' : '✗');
 const log = (s: string) => process.stdout.write(s + '\n');
@@ -64,7 +64,7 @@ for (const seed of seeds) {
     retrainMatchSteps: steps,
   };
   const { run } = await runInMemory(await benchDataset(seed), cfg, (c, split, n, ck) =>
-    Trainer.create(theEngine(), c.waves && waves ? { ...c, waves } : c, split, n, ck),
+    Trainer.create(theEngine(), withWaves(c, waves), split, n, ck),
   );
   const r = run.report!;
   const u = r.asr.undefended;
