@@ -93,7 +93,8 @@ threshold calibrated per class on the clean probes for a clean-removal budget of
 (${DEFAULT_DETECT.targetFpr}), united with the easiness test (--easiness ${DEFAULT_DETECT.easiness}, its budget: rows learned far
 better than the rest of their class) and the mirror test (--mirror ${DEFAULT_DETECT.mirror}: rows whose loss jumps far more
 than their class's when the image is mirrored left–right, as a trigger at fixed pixels makes it); then a second round (--second-round ${DEFAULT_DETECT.secondRound}, its budget): a second
-probationary model trained on the rows the first round kept is scored again, and retraining drops both rounds' rows.
+probationary model trained on the rows the first round kept is scored again by the k-NN alone, and retraining drops
+both rounds' rows.
 Retraining resamples each image at a random sub-pixel offset (--retrain-jitter on), so a trigger that is itself a
 resampling (the warping) is not learned from the poisons detection missed, and adds faint random stripes to each
 image (--retrain-stripes on), so a stripe-pattern trigger (the sinusoid) is not either; the stripes cost about

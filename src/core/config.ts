@@ -181,7 +181,7 @@ export function validateRunConfig(v: unknown): RunConfig {
     num(d, 'maxClassFraction', 'maxClassFraction', 'detect.maxClassFraction');
   if (d.rejectFraction !== undefined)
     num(d, 'rejectFraction', 'rejectFraction', 'detect.rejectFraction');
-  // The easiness and mirror tests each add their budget to the k-NN's (and the second round's).
+  // The easiness and mirror tests each add their budget to the first round's k-NN's.
   const tests = (['easiness', 'mirror'] as const).filter((key) => d[key] !== undefined);
   for (const key of tests) {
     num(d, key, key, `detect.${key}`);
@@ -197,10 +197,6 @@ export function validateRunConfig(v: unknown): RunConfig {
     if (alpha + extra >= 1)
       fail(
         `detect.targetFpr ${alpha} and ${named} add up to 1 or more: every row would be removed; lower one of them`,
-      );
-    if (typeof d.secondRound === 'number' && d.secondRound + extra >= 1)
-      fail(
-        `detect.secondRound ${d.secondRound} and ${named} add up to 1 or more: the second round would remove every row; lower one of them`,
       );
   }
   if (d.secondRound !== undefined) {

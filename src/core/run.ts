@@ -157,7 +157,7 @@ export interface Checkpoint {
   features?: { dim: number; values: Float32Array };
   /**
    * Each training row's mirror gap (core/detect/mirror.ts: its loss with the image mirrored minus
-   * its loss as it is), under the finished probationary or second-round model; the mirror test
+   * its loss as it is), under the finished probationary model; the mirror test
    * reads it. Written with the finished model.
    */
   mirrorGap?: Float32Array;

@@ -86,7 +86,8 @@ export interface DetectOptions {
    * k-NN with the 'auto' threshold: the budget α_e of the easiness test, united with the k-NN's
    * (unset = none). A row is also flagged when it was learned far better than its class — see
    * `easinessScores` — at a clean-removal rate of about α_e, calibrated on the clean probes. It
-   * applies in every detection round; with a fixed threshold or another method it is ignored.
+   * applies in the first detection round only (see `secondRound`); with a fixed threshold or
+   * another method it is ignored.
    */
   easiness?: number;
   /**
@@ -104,8 +105,9 @@ export interface DetectOptions {
   /**
    * k-NN: the clean-removal budget α2 of a second detection round (unset = one round). A run with
    * it trains a second probationary model on the rows this round keeps (every probe included),
-   * detects again on its trajectories with a threshold calibrated at α2, and retrains without both
-   * rounds' removals. The run orchestrator does it (it needs training); `detect()` ignores it.
+   * detects again on its trajectories — the k-NN alone, without the easiness and mirror tests —
+   * with a threshold calibrated at α2, and retrains without both rounds' removals. The run
+   * orchestrator does it (it needs training); `detect()` ignores it.
    */
   secondRound?: number;
 }
