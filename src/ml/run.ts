@@ -721,8 +721,8 @@ export class RunOrchestrator {
     // a calibrated k-NN threshold at 1 − α (its scores are 1 − p), a fixed one at the threshold.
     // With the easiness and mirror tests the cut is at 1 − (α + α_e + α_m), and moving it scales
     // every budget alike (`unionOfTests`): the stored budgets give the same removals when detected
-    // again (up to rows lying exactly on a scaled cut). The second round uses the new α_e and α_m
-    // too; it is trained again anyway when the first round's removals change. A fixed cut (the
+    // again (up to rows lying exactly on a scaled cut). The second round is the k-NN alone; it is
+    // trained again anyway when the first round's removals change. A fixed cut (the
     // slider's ends) drops both tests, which need the calibrated threshold.
     const d = r.config.detect;
     const { easiness: _easiness, mirror: _mirror, ...withoutTests } = d;

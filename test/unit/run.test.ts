@@ -503,6 +503,8 @@ describe('run orchestrator', () => {
     const firstFlags = new Set(firstRound(det).flagged);
     const kept = [...Array(p.train.count).keys()].filter((i) => !firstFlags.has(i));
     expect(recheck.count).toBe(kept.length);
+    // (it flags something, so the equality below compares rows, not two empty lists)
+    expect(det.secondRound!.summary.flagged.length).toBeGreaterThan(0);
     const knnOnly = detectTrajectories(
       { n: kept.length, epochs: recheck.config.epochs, losses: recheck.trajectories },
       probeRowsFromKinds(Uint8Array.from(kept, (i) => p.probes.probeKind[i])),

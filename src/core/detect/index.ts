@@ -95,7 +95,7 @@ export interface DetectOptions {
    * easiness test (unset = none): a row is also flagged when its loss jumps far more than its
    * class's when its image is mirrored left–right. It needs the rows' mirror gaps
    * (`DetectContext.mirrorGap`, measured on the finished model); without them it is skipped and
-   * `calibration.mirror` stays unset.
+   * `calibration.mirror` stays unset. Like the easiness test, it applies in the first round only.
    */
   mirror?: number;
   /** Remove at most this fraction of any class's rows (needs labels); unset = no cap. */
