@@ -12,12 +12,11 @@
  */
 import { detect, flaggedRows, type DetectOptions } from '../src/core/detect/index.ts';
 import { probeRowsFromKinds } from '../src/core/detect/knn.ts';
-import { mirroredSplit, mirrorGaps } from '../src/core/detect/mirror.ts';
 import { subsetSplit } from '../src/core/dataset.ts';
 import { DEFAULT_DETECT, DEFAULT_PROBE_TRIGGER } from '../src/core/experiment.ts';
 import { PROBE_NONE } from '../src/core/probes.ts';
 import { firstRound, MemoryRunStore } from '../src/core/run.ts';
-import { RunOrchestrator } from '../src/ml/run.ts';
+import { mirrorGapOf, RunOrchestrator, type TrainerFactory } from '../src/ml/run.ts';
 import { Trainer } from '../src/ml/train.ts';
 import { benchConfig, benchDataset, theEngine } from './detection-data.ts';
 
@@ -31,12 +30,8 @@ log('|---|---|---|---|---|');
 for (const seed of seeds) {
   const ds = await benchDataset(seed);
   const store = new MemoryRunStore();
-  const createTrainer = (
-    c: Parameters<typeof Trainer.create>[1],
-    split: Parameters<typeof Trainer.create>[2],
-    n: number,
-    ck?: Parameters<typeof Trainer.create>[4],
-  ) => Trainer.create(theEngine(), c, split, n, ck);
+  const createTrainer: TrainerFactory = (c, split, n, ck) =>
+    Trainer.create(theEngine(), c, split, n, ck);
   const runs = new RunOrchestrator({ store, loadDataset: async () => ds, createTrainer });
   const config = { ...benchConfig(seed, DEFAULT_PROBE_TRIGGER), detect: { ...DEFAULT_DETECT } };
   const created = await runs.createRun({ datasetId: ds.name, datasetName: ds.name, config });
@@ -60,8 +55,7 @@ for (const seed of seeds) {
     const trainer = await createTrainer(ck.config, split, p.numClasses, ck);
     let gap: Float32Array;
     try {
-      const plain = await trainer.perExampleLosses(split);
-      gap = mirrorGaps(plain, await trainer.perExampleLosses(mirroredSplit(split)));
+      gap = await mirrorGapOf(trainer, split);
     } finally {
       trainer.dispose();
     }

@@ -203,7 +203,7 @@ function finalPassRows(phase: Phase, rows: number, mirror: boolean): number {
 }
 
 /** Each row's mirror gap under `trainer`'s model (core's `mirrorGaps`): two evaluation passes. */
-async function mirrorGapOf(
+export async function mirrorGapOf(
   trainer: Trainer,
   split: ImageSplit,
   onRows?: (done: number) => void,
