@@ -4,6 +4,8 @@ import {
   type DetectOptions,
   type TrajectoryFeatures,
 } from '../core/detect/index.ts';
+import { extraBudgetsText } from '../core/report.ts';
+import { testsThatRan, type RunRecord } from '../core/run.ts';
 
 /** What the Detect step's controls say. */
 export interface DetectControls {
@@ -77,4 +79,25 @@ export function detectOptionsFrom(c: DetectControls, base: DetectOptions): Detec
   if (c.capPct !== null && c.capPct > 0) opts.maxClassFraction = c.capPct / 100;
   if (c.secondRoundPct !== null && c.secondRoundPct > 0) opts.secondRound = c.secondRoundPct / 100;
   return opts;
+}
+
+/**
+ * The Detect step's sentence on the second round: its budget in words and, with a calibrated first
+ * round, the sum of every budget (the first round's k-NN and the tests that ran in it, the second
+ * round's k-NN and any tests an older run's second round recorded); '' without a second round.
+ * Before detection it counts the tests the settings name; after, those that ran (the mirror test
+ * needs the model).
+ */
+export function secondRoundBudgetText(rec: RunRecord): string {
+  const d = rec.config.detect;
+  if (!d.secondRound) return '';
+  const tests = rec.detection ? testsThatRan(rec) : d;
+  // Since the second round became the k-NN alone it records no tests; a run detected before did.
+  const again = rec.detection?.secondRound?.calibration ?? {};
+  const sum = (t: { easiness?: number; mirror?: number }) => (t.easiness ?? 0) + (t.mirror ?? 0);
+  const p = (x: number) => `${+(100 * x).toFixed(1)}%`;
+  if (d.threshold !== 'auto')
+    return `${p(d.secondRound)}: it loses at most about that much more of the clean data`;
+  const total = (d.targetFpr ?? DEFAULT_TARGET_FPR) + sum(tests) + d.secondRound + sum(again);
+  return `${p(d.secondRound)}${extraBudgetsText(again)} — the budgets add up: together the two rounds lose at most about ${p(total)} of the clean data`;
 }

@@ -1,7 +1,7 @@
 import { InvalidOptionError } from './errors.ts';
 import { RETRAIN_OPTIONS, type RunConfig, type TrainRecipe } from './experiment.ts';
 import { ATTACK_IDS } from './attacks/triggers.ts';
-import { BASELINE_NAMES, type BaselineName } from './run.ts';
+import { BASELINE_NAMES, type BaselineName } from './defenses/types.ts';
 import type { AttackRequest } from './attacks/plan.ts';
 import { PROBE_BANKS } from './probes.ts';
 import { DEFAULT_TARGET_FPR, KNN_SCORES, TRAJECTORY_FEATURES } from './detect/index.ts';

@@ -18,7 +18,7 @@ import {
   type ProbeTrigger,
 } from './probes.ts';
 import type { DetectOptions } from './detect/index.ts';
-import type { BaselineName } from './run.ts';
+import type { BaselineName } from './defenses/types.ts';
 
 /**
  * Where trusted examples for probes come from (SPEC §3): training images no attack touched

@@ -12,11 +12,14 @@ import { NotFoundError } from './errors.ts';
 import { LIMITS } from './config.ts';
 import type { Detection } from './detect/index.ts';
 import type { ProbeFit } from './detect/fit.ts';
-import { DEFENSE_NAMES, type DefenseName, type DefenseSummary } from './defenses/index.ts';
+import {
+  BASELINE_NAMES,
+  type BaselineName,
+  type DefenseName,
+  type DefenseSummary,
+} from './defenses/index.ts';
 
-/** The defenses compared beside BaDLoss (SPEC §10). */
-export type BaselineName = Exclude<DefenseName, 'badloss'>;
-export const BASELINE_NAMES = DEFENSE_NAMES.filter((d) => d !== 'badloss') as BaselineName[];
+export { BASELINE_NAMES, type BaselineName };
 
 /** Retraining without a baseline defense's removal set (BaDLoss's own is `retrain`). */
 export type RetrainPhase = `retrain:${BaselineName}`;

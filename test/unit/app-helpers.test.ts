@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { activePreset, auditConfig, configSummary } from '../../src/app/presets.ts';
-import { controlsFrom, detectOptionsFrom } from '../../src/app/detect-options.ts';
+import {
+  controlsFrom,
+  detectOptionsFrom,
+  secondRoundBudgetText,
+} from '../../src/app/detect-options.ts';
 import { niceTicks, pctFine } from '../../src/app/format.ts';
 import { CLASSROOM_DETECT, DEFAULT_DETECT, preset } from '../../src/core/experiment.ts';
 import { stepFromUrl, stepsDone, urlWithStep } from '../../src/app/steps-done.ts';
@@ -207,5 +211,37 @@ describe('Detect step options', () => {
     expect(
       detectOptionsFrom({ ...c, method: 'no-probe', features: 'loss+log' }, DEFAULT_DETECT),
     ).toEqual({ method: 'no-probe', rejectFraction: 0.4, features: 'loss+log' });
+  });
+});
+
+describe("the Detect step's second-round budget sentence", () => {
+  const run = (detect: object, detection?: object) =>
+    ({ config: { detect }, ...(detection ? { detection } : {}) }) as unknown as RunRecord;
+  it("sums the first round's k-NN and tests with the second round before detection", () => {
+    // DEFAULT_DETECT: 6% + 2% easiness + 2% mirror, then 2%
+    expect(secondRoundBudgetText(run(DEFAULT_DETECT))).toBe(
+      '2% — the budgets add up: together the two rounds lose at most about 12% of the clean data',
+    );
+  });
+  it('after detection counts only the tests that ran', () => {
+    // the mirror test needs the model: a detection without it recorded the easiness test alone
+    const d = run(DEFAULT_DETECT, { calibration: { easiness: 0.02 } });
+    expect(secondRoundBudgetText(d)).toMatch(/at most about 10% of the clean data$/);
+  });
+  it("adds the tests an older run's second round recorded", () => {
+    const old = run(DEFAULT_DETECT, {
+      calibration: { easiness: 0.02, mirror: 0.02 },
+      secondRound: { calibration: { easiness: 0.02, mirror: 0.02 } },
+    });
+    const text = secondRoundBudgetText(old);
+    expect(text).toMatch(/^2% \(and 2% for the .* test and 2% for the .* test\) — /);
+    expect(text).toMatch(/at most about 16% of the clean data$/);
+  });
+  it('with a fixed threshold names the second round alone; without one, nothing', () => {
+    const fixed = { ...DEFAULT_DETECT, threshold: 0.1, targetFpr: undefined };
+    expect(secondRoundBudgetText(run(fixed))).toBe(
+      '2%: it loses at most about that much more of the clean data',
+    );
+    expect(secondRoundBudgetText(run({ ...DEFAULT_DETECT, secondRound: undefined }))).toBe('');
   });
 });

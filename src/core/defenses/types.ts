@@ -15,6 +15,10 @@ export const DEFENSE_NAMES: readonly DefenseName[] = [
   'abl',
 ];
 
+/** The defenses compared beside BaDLoss (SPEC §10). */
+export type BaselineName = Exclude<DefenseName, 'badloss'>;
+export const BASELINE_NAMES = DEFENSE_NAMES.filter((d) => d !== 'badloss') as BaselineName[];
+
 /** Display names of the defenses, for tables and charts. */
 export const DEFENSE_LABELS: Record<DefenseName, string> = {
   badloss: 'BaDLoss',
