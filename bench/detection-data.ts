@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { subsetSplit, type Dataset } from '../src/core/dataset.ts';
+import { IMAGE_SIZE, subsetSplit, type Dataset, type ImageSplit } from '../src/core/dataset.ts';
 import { generateDemoDataset } from '../src/core/demo.ts';
 import { loadDatasetFiles } from '../src/core/formats/load.ts';
 import {
@@ -381,4 +381,29 @@ export async function retrained(
   } finally {
     trainer.dispose();
   }
+}
+
+/** Every image of `split` unsharp-masked (the 3×3 mean over the pixels inside the image), rounded. */
+export function sharpened(split: ImageSplit, lambda: number): ImageSplit {
+  const S = IMAGE_SIZE;
+  const src = split.images;
+  const out = new Uint8Array(src.length);
+  for (let i = 0; i < split.count; i++) {
+    const base = i * S * S * 3;
+    for (let y = 0; y < S; y++)
+      for (let x = 0; x < S; x++)
+        for (let c = 0; c < 3; c++) {
+          let sum = 0;
+          let n = 0;
+          for (let yy = Math.max(0, y - 1); yy <= Math.min(S - 1, y + 1); yy++)
+            for (let xx = Math.max(0, x - 1); xx <= Math.min(S - 1, x + 1); xx++) {
+              sum += src[base + (yy * S + xx) * 3 + c];
+              n++;
+            }
+          const at = base + (y * S + x) * 3 + c;
+          const v = src[at] + lambda * (src[at] - sum / n);
+          out[at] = Math.min(255, Math.max(0, Math.round(v)));
+        }
+  }
+  return { count: split.count, images: out, labels: split.labels };
 }

@@ -11,41 +11,16 @@
  * A diagnostic, not a detector: nothing in the product sharpens. BENCH_SEEDS (default "0,6").
  * About a minute a seed with two threads.
  */
-import { IMAGE_SIZE, type ImageSplit } from '../src/core/dataset.ts';
+import type { ImageSplit } from '../src/core/dataset.ts';
 import { auroc } from '../src/core/metrics.ts';
 import { PROBE_NONE } from '../src/core/probes.ts';
-import { probationaryModel } from './detection-data.ts';
+import { probationaryModel, sharpened } from './detection-data.ts';
 
 const seeds = (process.env.BENCH_SEEDS ?? '0,6').split(',').map(Number);
 const LAMBDA = Number(process.env.BENCH_SHARPEN ?? 1);
 if (!(LAMBDA > 0)) throw new Error(`BENCH_SHARPEN=${process.env.BENCH_SHARPEN} must be above 0`);
 const log = (s: string) => process.stdout.write(s + '\n');
 const pct = (x: number) => (100 * x).toFixed(1);
-
-/** Every image of `split` unsharp-masked (the 3×3 mean over the pixels inside the image), rounded. */
-function sharpened(split: ImageSplit, lambda: number): ImageSplit {
-  const S = IMAGE_SIZE;
-  const src = split.images;
-  const out = new Uint8Array(src.length);
-  for (let i = 0; i < split.count; i++) {
-    const base = i * S * S * 3;
-    for (let y = 0; y < S; y++)
-      for (let x = 0; x < S; x++)
-        for (let c = 0; c < 3; c++) {
-          let sum = 0;
-          let n = 0;
-          for (let yy = Math.max(0, y - 1); yy <= Math.min(S - 1, y + 1); yy++)
-            for (let xx = Math.max(0, x - 1); xx <= Math.min(S - 1, x + 1); xx++) {
-              sum += src[base + (yy * S + xx) * 3 + c];
-              n++;
-            }
-          const at = base + (y * S + x) * 3 + c;
-          const v = src[at] + lambda * (src[at] - sum / n);
-          out[at] = Math.min(255, Math.max(0, Math.round(v)));
-        }
-  }
-  return { count: split.count, images: out, labels: split.labels };
-}
 
 const hits = (pred: Uint8Array, labels: ArrayLike<number>) => {
   let k = 0;

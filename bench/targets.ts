@@ -6,6 +6,7 @@
  * images, the paper's six attacks at default ratios, ResNet-8 ×0.5, 10 epochs, 250 probes of each
  * kind), with the default probes (DEFAULT_PROBE_TRIGGER) and detection (DEFAULT_DETECT).
  * BENCH_SEEDS (default "0,1,2,3,4,5,6,7,8,9"); BENCH_SECOND_ROUND=off measures one round,
+ * BENCH_A1, BENCH_EASINESS and BENCH_MIRROR set the first round's budgets (the last two: or off),
  * BENCH_FEATURES=loss+log compares the losses' logarithms too, BENCH_JITTER=off retrains without
  * the sub-pixel jitter, BENCH_STRIPES=off without the random stripes (both off: the paper's),
  * BENCH_STEPS=off for the same epochs as the first model (the paper's; default: as many steps),
@@ -39,6 +40,9 @@ if (process.env.BENCH_SECOND_ROUND === 'off') delete detect.secondRound;
 // BENCH_MIRROR: the mirror test's budget, or off (default: DEFAULT_DETECT's).
 if (process.env.BENCH_MIRROR === 'off') delete detect.mirror;
 else if (process.env.BENCH_MIRROR) detect.mirror = Number(process.env.BENCH_MIRROR);
+// BENCH_EASINESS: the easiness test's budget, or off (default: DEFAULT_DETECT's).
+if (process.env.BENCH_EASINESS === 'off') delete detect.easiness;
+else if (process.env.BENCH_EASINESS) detect.easiness = Number(process.env.BENCH_EASINESS);
 // BENCH_A1: the k-NN's clean-removal budget in the first round (default: DEFAULT_DETECT's).
 if (process.env.BENCH_A1) detect.targetFpr = Number(process.env.BENCH_A1);
 if (process.env.BENCH_FEATURES) detect.features = process.env.BENCH_FEATURES as TrajectoryFeatures;
