@@ -1,10 +1,11 @@
 /**
- * `npx tsx bench/crossfit.ts`: do the warping's poisons stand out to a model that has not seen
+ * `npx tsx bench/crossfit.ts`: do the warping's poisons stand out to a model that never trained on
  * them? (docs/detection.md, "Held-out losses, and a larger easiness budget"). A diagnostic, not a
  * detector. For each seed it prepares the multi-attack setting (bench/detection-data.ts: six
  * attacks at default ratios, the probe bank, ResNet-8 ×0.5, ten epochs; BENCH_DATA for natural
  * images) and cross-fits: a model trained on the even rows scores the odd ones and one trained on
- * the odd rows the even ones, so every row is scored by a model that never saw it. Per recipe
+ * the odd rows the even ones, so every row is scored by a model that never saw it (each model
+ * did see the other half of every attack's poisons). Per recipe
  * (BENCH_RECIPES, default "paper,jitter": the probationary model's recipe, and the retraining's
  * sub-pixel jitter and random stripes on top) it prints, per attack, the AUROC of its poisons
  * against the clean rows of its target class for

@@ -37,14 +37,27 @@ const detect = { ...DEFAULT_DETECT };
 // BENCH_STRIPES=off too, as the paper does.
 const jitter = benchJitter(true);
 if (process.env.BENCH_SECOND_ROUND === 'off') delete detect.secondRound;
-// BENCH_MIRROR: the mirror test's budget, or off (default: DEFAULT_DETECT's).
-if (process.env.BENCH_MIRROR === 'off') delete detect.mirror;
-else if (process.env.BENCH_MIRROR) detect.mirror = Number(process.env.BENCH_MIRROR);
-// BENCH_EASINESS: the easiness test's budget, or off (default: DEFAULT_DETECT's).
-if (process.env.BENCH_EASINESS === 'off') delete detect.easiness;
-else if (process.env.BENCH_EASINESS) detect.easiness = Number(process.env.BENCH_EASINESS);
-// BENCH_A1: the k-NN's clean-removal budget in the first round (default: DEFAULT_DETECT's).
-if (process.env.BENCH_A1) detect.targetFpr = Number(process.env.BENCH_A1);
+/** A budget from the environment: a number in (0, 1), 'off' where the test can be left out, or unset. */
+const budget = (name: string, canBeOff: boolean): number | 'off' | undefined => {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  if (v === 'off' && canBeOff) return 'off';
+  const x = Number(v);
+  if (!(x > 0 && x < 1))
+    throw new Error(`${name}=${v} is invalid: a budget in (0, 1)${canBeOff ? ' or off' : ''}`);
+  return x;
+};
+// BENCH_MIRROR / BENCH_EASINESS: the first round's tests' budgets, or off; BENCH_A1: its k-NN's
+// (default: DEFAULT_DETECT's).
+for (const [name, key] of [
+  ['BENCH_MIRROR', 'mirror'],
+  ['BENCH_EASINESS', 'easiness'],
+  ['BENCH_A1', 'targetFpr'],
+] as const) {
+  const x = budget(name, key !== 'targetFpr');
+  if (x === 'off') delete detect[key];
+  else if (x !== undefined) detect[key] = x;
+}
 if (process.env.BENCH_FEATURES) detect.features = process.env.BENCH_FEATURES as TrajectoryFeatures;
 // BENCH_STRIPES=off: retrain without the random stripes (default: with them, the CLI's default).
 const stripes = benchStripes(true);
@@ -94,7 +107,7 @@ for (const seed of seeds) {
   rows.push(line);
 }
 log(
-  `\n${detect.secondRound ? `two rounds (α2 = ${detect.secondRound})` : 'one round'}, features ${detect.features ?? 'loss'}, retrained ${jitter ? 'with' : 'without'} sub-pixel jitter and ${waves ? `stripes ${JSON.stringify(waves)}` : stripes ? 'random stripes' : 'no stripes'}${steps ? ', as many steps as the first model' : ''}: all four targets on ${allFour} of ${seeds.length} seeds\n`,
+  `\nfirst round α1 = ${detect.targetFpr}${detect.easiness ? `, easiness ${detect.easiness}` : ''}${detect.mirror ? `, mirror ${detect.mirror}` : ''}; ${detect.secondRound ? `two rounds (α2 = ${detect.secondRound})` : 'one round'}, features ${detect.features ?? 'loss'}, retrained ${jitter ? 'with' : 'without'} sub-pixel jitter and ${waves ? `stripes ${JSON.stringify(waves)}` : stripes ? 'random stripes' : 'no stripes'}${steps ? ', as many steps as the first model' : ''}: all four targets on ${allFour} of ${seeds.length} seeds\n`,
 );
 log(
   '| seed | average ASR ≤ 10% | clean accuracy within 3 points | clean removed ≤ 15% | every attack halved | rows removed | time |',
