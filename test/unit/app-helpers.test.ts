@@ -223,6 +223,11 @@ describe("the Detect step's second-round budget sentence", () => {
       '2% — the budgets add up: together the two rounds lose at most about 12% of the clean data',
     );
   });
+  it("falls back to the k-NN's default budget when the run names none", () => {
+    // DEFAULT_TARGET_FPR (10%) + 2% + 2%, then 2%
+    const unnamed = run({ ...DEFAULT_DETECT, targetFpr: undefined });
+    expect(secondRoundBudgetText(unnamed)).toMatch(/at most about 16% of the clean data$/);
+  });
   it('after detection counts only the tests that ran', () => {
     // the mirror test needs the model: a detection without it recorded the easiness test alone
     const d = run(DEFAULT_DETECT, { calibration: { easiness: 0.02 } });
