@@ -26,11 +26,11 @@ import { makeTrigger } from '../src/core/attacks/triggers.ts';
 import { detect, easinessScores } from '../src/core/detect/index.ts';
 import { probeRowsFromKinds, type ProbeRows, type Trajectories } from '../src/core/detect/knn.ts';
 import { CLASSROOM_DETECT, DEFAULT_PROBE_TRIGGER, type Prepared } from '../src/core/experiment.ts';
-import { auroc } from '../src/core/metrics.ts';
 import { PROBE_BACKDOOR, PROBE_NONE } from '../src/core/probes.ts';
 import { summarizeRemoval } from '../src/core/report.ts';
 import { Rng } from '../src/core/rng.ts';
 import {
+  aurocOf,
   easinessFlags,
   flaggedAt,
   probationary,
@@ -51,15 +51,6 @@ const CLEAN_LABEL_PER_CLASS = 6;
  * (bench/targets.ts counts an attack from 5%; below 20% its halving is mostly noise).
  */
 const STRONG_ASR = 0.2;
-
-/** AUROC of `pos` rows against `neg` rows under `score` (higher = more suspicious). */
-function aurocOf(score: ArrayLike<number>, pos: number[], neg: number[]): number {
-  const rows = [...pos, ...neg];
-  return auroc(
-    rows.map((r) => score[r]),
-    rows.map((_, j) => (j < pos.length ? 1 : 0)),
-  );
-}
 
 /** The default's raw k-NN score (with the clean distance's ties) for every row, NaN for probes. */
 function rawKnn(t: Trajectories, probes: ProbeRows): Float32Array {

@@ -19,12 +19,11 @@
  */
 import { subsetSplit } from '../src/core/dataset.ts';
 import { DEFAULT_PROBE_TRIGGER, prepareExperiment } from '../src/core/experiment.ts';
-import { auroc } from '../src/core/metrics.ts';
 import { PROBE_NONE } from '../src/core/probes.ts';
 import { RETRAIN_STRIPES } from '../src/core/run.ts';
 import { trainConfigOf } from '../src/ml/run.ts';
 import { Trainer } from '../src/ml/train.ts';
-import { benchConfig, benchDataset, sharpened, theEngine } from './detection-data.ts';
+import { aurocText, benchConfig, benchDataset, sharpened, theEngine } from './detection-data.ts';
 
 const seeds = (process.env.BENCH_SEEDS ?? '0,6').split(',').map(Number);
 const recipes = (process.env.BENCH_RECIPES ?? 'paper,jitter').split(',');
@@ -72,16 +71,11 @@ for (const seed of seeds) {
       }
     }
     const cleanRows = [...Array(n).keys()].filter((i) => kind[i] === PROBE_NONE && p.truth[i] < 0);
-    const au = (score: Float32Array, pos: number[], neg: number[]) =>
-      auroc(
-        [...pos, ...neg].map((i) => score[i]),
-        [...pos.map(() => 1), ...neg.map(() => 0)],
-      ).toFixed(2);
     p.attacks.forEach((a, k) => {
       const pois = [...Array(n).keys()].filter((i) => p.truth[i] === k && kind[i] === PROBE_NONE);
       const cls = cleanRows.filter((i) => p.train.labels[i] === a.target);
       log(
-        `| ${seed} | ${recipe} | ${a.id} | ${au(loss, pois, cls)} / ${au(loss, pois, cleanRows)} | ${au(sharpGap, pois, cls)} | ${au(mirrorGap, pois, cls)} |`,
+        `| ${seed} | ${recipe} | ${a.id} | ${aurocText(loss, pois, cls)} / ${aurocText(loss, pois, cleanRows)} | ${aurocText(sharpGap, pois, cls)} | ${aurocText(mirrorGap, pois, cls)} |`,
       );
     });
   }

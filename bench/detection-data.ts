@@ -20,6 +20,7 @@ import {
 import { detect, easinessTest, flaggedRows, type DetectOptions } from '../src/core/detect/index.ts';
 import { probeRowsFromKinds, type Trajectories } from '../src/core/detect/knn.ts';
 import type { ProbeTrigger } from '../src/core/probes.ts';
+import { auroc } from '../src/core/metrics.ts';
 import { averageOf, type ModelEvaluation } from '../src/core/report.ts';
 import { RETRAIN_STRIPES } from '../src/core/run.ts';
 import { evaluateModel, trainConfigOf } from '../src/ml/run.ts';
@@ -407,3 +408,16 @@ export function sharpened(split: ImageSplit, lambda: number): ImageSplit {
   }
   return { count: split.count, images: out, labels: split.labels };
 }
+
+/** AUROC of `pos` rows against `neg` rows under `score` (higher = more suspicious). */
+export function aurocOf(score: ArrayLike<number>, pos: number[], neg: number[]): number {
+  const rows = [...pos, ...neg];
+  return auroc(
+    rows.map((r) => score[r]),
+    rows.map((_, j) => (j < pos.length ? 1 : 0)),
+  );
+}
+
+/** `aurocOf`, printed to two decimals (the diagnostics' tables). */
+export const aurocText = (score: ArrayLike<number>, pos: number[], neg: number[]): string =>
+  aurocOf(score, pos, neg).toFixed(2);

@@ -12,9 +12,8 @@
 import { mirroredSplit, mirrorGaps, mirrorTest } from '../src/core/detect/mirror.ts';
 import { probeRowsFromKinds } from '../src/core/detect/knn.ts';
 import { flaggedRows } from '../src/core/detect/index.ts';
-import { auroc } from '../src/core/metrics.ts';
 import { PROBE_NONE } from '../src/core/probes.ts';
-import { probationaryModel } from './detection-data.ts';
+import { aurocText, probationaryModel } from './detection-data.ts';
 
 const seeds = (process.env.BENCH_SEEDS ?? '0,1').split(',').map(Number);
 const BUDGETS = [0.01, 0.02, 0.03];
@@ -45,16 +44,11 @@ for (const seed of seeds) {
     (a) => new Set(flaggedRows(mirrorTest(gap, probes, a, context), 1 - a)),
   );
   const share = (rows: number[], f: Set<number>) => rows.filter((i) => f.has(i)).length;
-  const au = (score: ArrayLike<number>, pos: number[], neg: number[]) =>
-    auroc(
-      [...pos, ...neg].map((i) => score[i]),
-      [...pos.map(() => 1), ...neg.map(() => 0)],
-    ).toFixed(2);
   p.attacks.forEach((a, k) => {
     const pois = [...Array(n).keys()].filter((i) => p.truth[i] === k);
     const cls = clean.filter((i) => p.train.labels[i] === a.target);
     log(
-      `| ${seed} | ${a.id} | ${au(last, pois, clean)} / ${au(last, pois, cls)} | ${au(gap, pois, clean)} / ${au(gap, pois, cls)} | ${flags.map((f) => share(pois, f)).join(' / ')} of ${pois.length} |`,
+      `| ${seed} | ${a.id} | ${aurocText(last, pois, clean)} / ${aurocText(last, pois, cls)} | ${aurocText(gap, pois, clean)} / ${aurocText(gap, pois, cls)} | ${flags.map((f) => share(pois, f)).join(' / ')} of ${pois.length} |`,
     );
   });
   log(

@@ -12,9 +12,8 @@
  * About a minute a seed with two threads.
  */
 import type { ImageSplit } from '../src/core/dataset.ts';
-import { auroc } from '../src/core/metrics.ts';
 import { PROBE_NONE } from '../src/core/probes.ts';
-import { probationaryModel, sharpened } from './detection-data.ts';
+import { aurocText, probationaryModel, sharpened } from './detection-data.ts';
 
 const seeds = (process.env.BENCH_SEEDS ?? '0,6').split(',').map(Number);
 const LAMBDA = Number(process.env.BENCH_SHARPEN ?? 1);
@@ -58,17 +57,12 @@ for (const seed of seeds) {
   const kind = p.probes.probeKind;
   const cleanRows = [...Array(n).keys()].filter((i) => kind[i] === PROBE_NONE && p.truth[i] < 0);
   const gap = last.map((l, i) => sharp[i] - l);
-  const au = (score: ArrayLike<number>, pos: number[], neg: number[]) =>
-    auroc(
-      [...pos, ...neg].map((i) => score[i]),
-      [...pos.map(() => 1), ...neg.map(() => 0)],
-    ).toFixed(2);
   log(`| ${seed} | clean accuracy | ${clean} | | |`);
   p.attacks.forEach((a, k) => {
     const pois = [...Array(n).keys()].filter((i) => p.truth[i] === k);
     const cls = cleanRows.filter((i) => p.train.labels[i] === a.target);
     log(
-      `| ${seed} | ${a.id} | ${asr.get(a.id) ?? '–'} | ${au(gap, pois, cleanRows)} / ${au(gap, pois, cls)} | ${au(last, pois, cleanRows)} / ${au(last, pois, cls)} |`,
+      `| ${seed} | ${a.id} | ${asr.get(a.id) ?? '–'} | ${aurocText(gap, pois, cleanRows)} / ${aurocText(gap, pois, cls)} | ${aurocText(last, pois, cleanRows)} / ${aurocText(last, pois, cls)} |`,
     );
   });
 }
