@@ -18,6 +18,9 @@
  *   BENCH_STEPS=on|off                                                 retrain for as many steps as the first
  *                                                                      model or for the same epochs (default:
  *                                                                      as the preset does)
+ *   BENCH_REWEIGHT=on|off                                              retrain with the classes reweighted to the
+ *                                                                      test split's frequencies or without
+ *                                                                      (default: as the preset does)
  *   BENCH_WAVES=24[,0.5]                                               stripes up to 24 (on half the images)
  *                                                                      instead of RETRAIN_STRIPES, where the
  *                                                                      preset retrains with stripes
@@ -34,6 +37,7 @@ import { createWasmEngine } from '../src/ml/wasm-engine-node.ts';
 import {
   benchJitter,
   benchMatchSteps,
+  benchReweight,
   benchStripes,
   benchWaves,
   withWaves,
@@ -44,7 +48,7 @@ const log = (s: string) => process.stdout.write(s + '\n');
 const pct = (x: number) => (100 * x).toFixed(1);
 
 function config(seed: number): RunConfig {
-  const { retrainJitter, retrainStripes, retrainMatchSteps, ...base } = preset(
+  const { retrainJitter, retrainStripes, retrainMatchSteps, retrainReweight, ...base } = preset(
     env.BENCH_PRESET === 'quick' ? 'quick' : 'tiny',
   );
   return {
@@ -52,6 +56,7 @@ function config(seed: number): RunConfig {
     ...(retrainJitter && benchJitter(true) ? { retrainJitter } : {}),
     ...(benchStripes(!!retrainStripes) ? { retrainStripes: true } : {}),
     ...(benchMatchSteps(!!retrainMatchSteps) ? { retrainMatchSteps: true } : {}),
+    ...(benchReweight(!!retrainReweight) ? { retrainReweight: true } : {}),
     seed,
     attacks: env.BENCH_ATTACKS
       ? env.BENCH_ATTACKS.split(',').map((s) => {

@@ -23,6 +23,7 @@ import type { ProbeTrigger } from '../src/core/probes.ts';
 import { auroc } from '../src/core/metrics.ts';
 import { averageOf, type ModelEvaluation } from '../src/core/report.ts';
 import { RETRAIN_STRIPES } from '../src/core/run.ts';
+import { classPrior } from '../src/core/reweight.ts';
 import { evaluateModel, trainConfigOf } from '../src/ml/run.ts';
 import { Trainer } from '../src/ml/train.ts';
 import { createWasmEngine } from '../src/ml/wasm-engine-node.ts';
@@ -62,6 +63,7 @@ export function benchConfig(seed: number, trigger: ProbeTrigger): RunConfig {
   const jitter = benchJitter(false);
   const stripes = benchStripes(false);
   const steps = benchMatchSteps(false);
+  const reweight = benchReweight(false);
   return {
     mode: 'benchmark',
     attacks: ['patch', 'single-pix', 'blend-r', 'blend-p', 'sinusoid', 'warping'].map((id) => ({
@@ -83,6 +85,7 @@ export function benchConfig(seed: number, trigger: ProbeTrigger): RunConfig {
     ...(jitter ? { retrainJitter: true } : {}),
     ...(stripes ? { retrainStripes: true } : {}),
     ...(steps ? { retrainMatchSteps: true } : {}),
+    ...(reweight ? { retrainReweight: true } : {}),
     ...(DATA_FILES.length ? { limit: { ...SCALE } } : {}),
     seed,
   };
@@ -107,6 +110,14 @@ export function benchStripes(fallback: boolean): boolean {
  */
 export function benchMatchSteps(fallback: boolean): boolean {
   return benchOnOff('BENCH_STEPS', fallback);
+}
+
+/**
+ * BENCH_REWEIGHT=on|off: retrain with the classes reweighted to the test split's frequencies
+ * (RunConfig.retrainReweight), as benchJitter.
+ */
+export function benchReweight(fallback: boolean): boolean {
+  return benchOnOff('BENCH_REWEIGHT', fallback);
 }
 
 /**
@@ -357,6 +368,7 @@ export async function retrained(
     ...(run.cfg.retrainJitter ? ['jitter'] : []),
     ...(run.cfg.retrainStripes ? ['stripes', RETRAIN_STRIPES.max, RETRAIN_STRIPES.share] : []),
     ...(run.cfg.retrainMatchSteps ? ['steps'] : []),
+    ...(run.cfg.retrainReweight ? ['reweight'] : []),
   ]);
   const file = join(CACHE, `retrain-${key}.json`);
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
@@ -365,6 +377,8 @@ export async function retrained(
   const tc = trainConfigOf(run.cfg, 'retrain', {
     kept: kept.length,
     full: run.prepared.train.count,
+    labels: split.labels,
+    prior: classPrior(run.prepared.test.labels, run.prepared.numClasses),
   });
   const trainer = await Trainer.create(
     theEngine(),

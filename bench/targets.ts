@@ -10,6 +10,7 @@
  * BENCH_FEATURES=loss+log compares the losses' logarithms too, BENCH_JITTER=off retrains without
  * the sub-pixel jitter, BENCH_STRIPES=off without the random stripes (both off: the paper's),
  * BENCH_STEPS=off for the same epochs as the first model (the paper's; default: as many steps),
+ * BENCH_REWEIGHT=off without reweighting the classes (default: to the test split's frequencies),
  * BENCH_WAVES=24[,0.5] with stripes of amplitude up to 24 (on half the images) instead of the
  * default's, BENCH_VERBOSE=1 prints every attack's ASR. About
  * two minutes a seed with two threads.
@@ -24,6 +25,7 @@ import {
   benchDataset,
   benchJitter,
   benchMatchSteps,
+  benchReweight,
   benchStripes,
   benchWaves,
   targetChecks,
@@ -63,6 +65,8 @@ if (process.env.BENCH_FEATURES) detect.features = process.env.BENCH_FEATURES as 
 const stripes = benchStripes(true);
 // BENCH_STEPS=off: retrain for the recipe's epochs (default: as many steps as the first model).
 const steps = benchMatchSteps(true);
+// BENCH_REWEIGHT=off: retrain without reweighting the classes (default: reweighted, the CLI's default).
+const reweight = benchReweight(true);
 // BENCH_WAVES=<max 0–255>[,<share>]: other stripes than RETRAIN_STRIPES on the retrainings; implies them.
 const waves = benchWaves();
 const pct = (x: number) => (100 * x).toFixed(1);
@@ -79,6 +83,7 @@ for (const seed of seeds) {
     retrainJitter: jitter,
     retrainStripes: stripes || !!waves,
     retrainMatchSteps: steps,
+    retrainReweight: reweight,
   };
   const { run } = await runInMemory(await benchDataset(seed), cfg, (c, split, n, ck) =>
     Trainer.create(theEngine(), withWaves(c, waves), split, n, ck),
@@ -107,7 +112,7 @@ for (const seed of seeds) {
   rows.push(line);
 }
 log(
-  `\nfirst round α1 = ${detect.targetFpr}${detect.easiness ? `, easiness ${detect.easiness}` : ''}${detect.mirror ? `, mirror ${detect.mirror}` : ''}; ${detect.secondRound ? `two rounds (α2 = ${detect.secondRound})` : 'one round'}, features ${detect.features ?? 'loss'}, retrained ${jitter ? 'with' : 'without'} sub-pixel jitter and ${waves ? `stripes ${JSON.stringify(waves)}` : stripes ? 'random stripes' : 'no stripes'}${steps ? ', as many steps as the first model' : ''}: all four targets on ${allFour} of ${seeds.length} seeds\n`,
+  `\nfirst round α1 = ${detect.targetFpr}${detect.easiness ? `, easiness ${detect.easiness}` : ''}${detect.mirror ? `, mirror ${detect.mirror}` : ''}; ${detect.secondRound ? `two rounds (α2 = ${detect.secondRound})` : 'one round'}, features ${detect.features ?? 'loss'}, retrained ${jitter ? 'with' : 'without'} sub-pixel jitter and ${waves ? `stripes ${JSON.stringify(waves)}` : stripes ? 'random stripes' : 'no stripes'}${steps ? ', as many steps as the first model' : ''}${reweight ? ', classes reweighted to the test split' : ''}: all four targets on ${allFour} of ${seeds.length} seeds\n`,
 );
 log(
   '| seed | average ASR ≤ 10% | clean accuracy within 3 points | clean removed ≤ 15% | every attack halved | rows removed | time |',

@@ -70,6 +70,7 @@ const USAGE = `BaDLoss Lab command line
                  [--score ${KNN_SCORES.join('|')}] [--features ${TRAJECTORY_FEATURES.join('|')}]
                  [--max-class-fraction f] [--easiness a|off] [--mirror a|off] [--second-round a|off]
                  [--retrain-jitter on|off] [--retrain-stripes on|off] [--retrain-match-steps on|off]
+                 [--retrain-reweight on|off]
                  [--separate-baseline] [--trusted train|test]
                  [--eval-each-epoch] [--state <dir>]
                  [--engine auto|wasm|tfjs-cpu] [--threads n]
@@ -100,10 +101,14 @@ resampling (the warping) is not learned from the poisons detection missed, and a
 image (--retrain-stripes on), so a stripe-pattern trigger (the sinusoid) is not either; the stripes cost about
 1.5 points of clean accuracy on CIFAR-10 (docs/detection.md). It trains for more epochs to make up for the rows
 removed (--retrain-match-steps on), about as many optimizer steps as the first model took: on CIFAR-10 that gave
-back 1.9 points of clean accuracy on average and left the attacks where they were. With --state, a run stored
+back 1.9 points of clean accuracy on average and left the attacks where they were. It weighs each row's loss by
+its class's share of the test split over its share of the rows kept (--retrain-reweight on), so a class that a
+dirty-label attack filled with its relabeled poisons does not draw predictions to it (no test split: not
+reweighted). With --state, a run stored
 with other options is not continued (a note names what differs): pass the options it was stored with.
 --score knn-or-distance also removes rows far from every clean probe; --features loss+log compares the
-losses' logarithms too. The paper's method: --probe-trigger patch --threshold 0.1 --score knn --second-round off --retrain-jitter off --retrain-stripes off --retrain-match-steps off (a fixed threshold turns the easiness and mirror tests off). Any list of attack ids is a probe trigger too.
+losses' logarithms too. The paper's method: --probe-trigger patch --threshold 0.1 --score knn --second-round off --retrain-jitter off --retrain-stripes off --retrain-match-steps off
+--retrain-reweight off (a fixed threshold turns the easiness and mirror tests off). Any list of attack ids is a probe trigger too.
 Training runs on the WebAssembly engine (--threads, default: every core) or on tfjs's CPU backend
 (--engine tfjs-cpu); both give the same results up to float rounding.`;
 
@@ -394,6 +399,7 @@ export function auditConfig(v: Record<string, string | boolean | undefined>): Ru
     ...(onOff(s('retrain-match-steps'), 'retrain-match-steps', true)
       ? { retrainMatchSteps: true }
       : {}),
+    ...(onOff(s('retrain-reweight'), 'retrain-reweight', true) ? { retrainReweight: true } : {}),
     ...(baselines.length ? { defenses: baselines } : {}),
     ...(baselines.length && v['retrain-defenses'] === true ? { retrainDefenses: baselines } : {}),
     ...(limitTrain || limitTest
@@ -841,6 +847,7 @@ export async function main(argv: string[]): Promise<number> {
     'retrain-jitter': { type: 'string' },
     'retrain-stripes': { type: 'string' },
     'retrain-match-steps': { type: 'string' },
+    'retrain-reweight': { type: 'string' },
     'eval-each-epoch': { type: 'boolean' },
     state: { type: 'string' },
     engine: { type: 'string' },

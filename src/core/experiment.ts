@@ -55,7 +55,12 @@ export interface TrainRecipe {
 
 /** The whole configuration of a run; serializable, and round-trips through the URL hash. */
 /** The retraining's recipe options of a RunConfig (each absent = off, the paper's retraining). */
-export const RETRAIN_OPTIONS = ['retrainJitter', 'retrainStripes', 'retrainMatchSteps'] as const;
+export const RETRAIN_OPTIONS = [
+  'retrainJitter',
+  'retrainStripes',
+  'retrainMatchSteps',
+  'retrainReweight',
+] as const;
 export type RetrainOption = (typeof RETRAIN_OPTIONS)[number];
 
 /** `c`'s retraining options that are on, written as the presets write them (only when on). */
@@ -117,6 +122,14 @@ export interface RunConfig {
    * "Retraining for as many steps").
    */
   retrainMatchSteps?: boolean;
+  /**
+   * Retrain with the classes reweighted to the test split's class frequencies: every retraining
+   * weighs each row's loss by its class's share of the test split over its share of the kept rows
+   * (`priorWeights`), so a class a dirty-label attack inflated with its poisons does not draw
+   * predictions toward it. No test split: not reweighted. Absent = off; on in the CLI's default
+   * and the classroom presets (docs/detection.md, "Reweighting the classes").
+   */
+  retrainReweight?: boolean;
   /** Defenses compared beside BaDLoss at detection (SPEC §10); none when absent. */
   defenses?: BaselineName[];
   /** Of those, the ones whose removal set is also retrained (BaDLoss's always is). */

@@ -297,6 +297,7 @@ export function retrainingRecipe(c: RetrainingOptions): string[] {
     ...(c.retrainJitter ? ['each image blurred very slightly'] : []),
     ...(c.retrainStripes ? ['faint random stripes added to each image'] : []),
     ...(c.retrainMatchSteps ? ['more epochs to make up for the examples removed'] : []),
+    ...(c.retrainReweight ? ['each class weighed by how often it appears in the test set'] : []),
   ];
 }
 
@@ -329,8 +330,11 @@ export function retrainingText(
   const why = [
     ...(c.retrainJitter ? ['a warping trigger hides in such a blur'] : []),
     ...(c.retrainStripes ? ['a stripe-pattern trigger hides among such stripes'] : []),
+    ...(c.retrainReweight
+      ? ['a class that an attack filled with relabeled examples no longer draws predictions to it']
+      : []),
   ];
-  return `BaDLoss's model was retrained from scratch without the flagged examples, with ${andList(how)} (${why.join('; ')}), so such a trigger is not learned from poisoned examples the detection missed.${steps} The no-defense model was trained without ${how.length > 1 ? 'them' : 'it'}, so part of the change comes from the retraining recipe itself.`;
+  return `BaDLoss's model was retrained from scratch without the flagged examples, with ${andList(how)} (${why.join('; ')}), so the poisoned examples the detection missed plant less of their backdoor.${steps} The no-defense model was trained without ${how.length > 1 ? 'them' : 'it'}, so part of the change comes from the retraining recipe itself.`;
 }
 
 /** How long BaDLoss's model was retrained, beside the recipe's epochs. */

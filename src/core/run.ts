@@ -120,6 +120,11 @@ export interface TrainConfig extends TrainRecipe {
    * `RunConfig.retrainStripes` is on (RETRAIN_STRIPES); absent = off.
    */
   waves?: { max: number; share: number };
+  /**
+   * Per-class multipliers of each example's loss (the loss is Σ w·CE / Σ w over a batch): set on
+   * the retraining phases when `RunConfig.retrainReweight` is on (`priorWeights`); absent = 1.
+   */
+  classWeights?: number[];
 }
 
 /** Statistics of one finished epoch. */
@@ -608,6 +613,11 @@ export function configChange(prev: RunConfig, next: RunConfig): { clear: Stage[]
       'retrainMatchSteps',
       'retraining for as many steps as the first model',
       "retraining for the recipe's epochs",
+    ],
+    [
+      'retrainReweight',
+      "retraining with the classes reweighted to the test split's frequencies",
+      'retraining without reweighting the classes',
     ],
   ] as const) {
     if (!!prev[key] === !!next[key]) continue;

@@ -34,6 +34,7 @@ import { caveatLine, runDetectionCaveats } from '../core/verdict.ts';
 import { probeFit, type ProbeFit } from '../core/detect/fit.ts';
 import { mirrorGaps } from '../core/detect/mirror.ts';
 import { accuracy } from '../core/metrics.ts';
+import { classPrior, priorWeights } from '../core/reweight.ts';
 import { pca2 } from '../core/embed.ts';
 import { PhaseProgress } from '../core/progress.ts';
 import { decodeRunBundle, encodeRunBundle } from '../core/run-bundle.ts';
@@ -132,12 +133,13 @@ export interface RunCall {
  * trajectories (the first and the second detection round's) are used, so the retrained and
  * baseline models record from their training pass (free) instead of a separate evaluation pass.
  * `rows` (a retraining's kept rows, of the first model's `full`) sets its epochs with
- * `retrainMatchSteps` (retrainEpochs).
+ * `retrainMatchSteps` (retrainEpochs); with `retrainReweight`, its rows' `labels` and the
+ * `prior` to reweight them to (classPrior of the test split) set its class weights.
  */
 export function trainConfigOf(
   cfg: RunConfig,
   phase: Phase = 'probationary',
-  rows?: { kept: number; full: number },
+  rows?: { kept: number; full: number; labels?: ArrayLike<number>; prior?: number[] },
 ): TrainConfig {
   const { evalEachEpoch: _unused, ...train } = cfg.train;
   // Every retraining (BaDLoss's and each compared defense's) shares one seed, so two retrained
@@ -151,6 +153,7 @@ export function trainConfigOf(
   const retraining = defenseOfPhase(phase) !== null;
   const jitter = !!cfg.retrainJitter && retraining;
   const stripes = !!cfg.retrainStripes && retraining;
+  const reweight = !!cfg.retrainReweight && retraining && rows?.labels && rows.prior;
   if (retraining && cfg.retrainMatchSteps && !rows)
     throw new Error(
       `trainConfigOf: the ${phase} phase matches the first model's steps: pass its rows`,
@@ -166,6 +169,7 @@ export function trainConfigOf(
     seed: cfg.seed + offset,
     ...(jitter ? { jitter } : {}),
     ...(stripes ? { waves: { ...RETRAIN_STRIPES } } : {}),
+    ...(reweight ? { classWeights: priorWeights(rows.labels!, rows.prior!) } : {}),
   };
 }
 
@@ -412,7 +416,12 @@ export class RunOrchestrator {
       r = await this.put({ ...r, phases: { ...r.phases, [phase]: { ...was, paused: false } } });
     const p = await this.prepared(r);
     const split = this.trainingSplit(r, phase, p);
-    const cfg = trainConfigOf(r.config, phase, { kept: split.count, full: p.train.count });
+    const cfg = trainConfigOf(r.config, phase, {
+      kept: split.count,
+      full: p.train.count,
+      labels: split.labels,
+      prior: classPrior(p.test.labels, p.numClasses),
+    });
     const ckpt = await this.deps.store.loadCheckpoint(id, phase);
     // A checkpoint of another recipe or training set (a stale file, another tab) is not resumed.
     const usable =

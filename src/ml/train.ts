@@ -15,6 +15,12 @@ const READBACK_EVERY = 8;
 /** Validates a recipe, naming the bad value (the same limits as a run configuration). */
 export function checkTrainConfig(c: TrainConfig): void {
   validateTrainRecipe(c);
+  const w = c.classWeights;
+  // Every weight > 0: a batch of zero-weight rows would divide its loss by zero.
+  if (w !== undefined && !(w.length > 0 && w.every((x) => x > 0 && x < Infinity)))
+    throw new InvalidOptionError(
+      `train.classWeights = [${w.join(', ')}] is invalid: one finite weight > 0 per class`,
+    );
   if (c.waves === undefined) return;
   const { max, share } = c.waves;
   if (!(max >= 0 && max <= 255))
@@ -157,6 +163,10 @@ export class Trainer {
   ): Promise<Trainer> {
     checkTrainConfig(config);
     if (data.count < 1) throw new InvalidOptionError('the training set is empty');
+    if (config.classWeights && config.classWeights.length !== numClasses)
+      throw new InvalidOptionError(
+        `train.classWeights has ${config.classWeights.length} weights for ${numClasses} classes`,
+      );
     const model = await engine.createModel({
       name: config.model,
       width: config.width,
@@ -425,7 +435,8 @@ export class Trainer {
       // than a batch): real images keep BatchNorm statistics sane
       const i = j < idx.length ? idx[j] : order[(j - idx.length) % order.length];
       labels[j] = this.data.labels[i];
-      mask[j] = j < idx.length ? 1 : 0;
+      // The engines' loss is Σ mask·CE / Σ mask: a class weight scales the row's share of it.
+      mask[j] = j < idx.length ? (this.config.classWeights?.[labels[j]] ?? 1) : 0;
       this.writeImage(i, j, aug);
     }
     return { labels, mask };

@@ -50,11 +50,14 @@ describe('cli audit --state', () => {
 describe('cli audit: the retraining options', () => {
   it('are on by default, and "off" leaves each key out of the stored configuration', () => {
     const on = auditConfig({ attacks: 'patch' });
-    expect([on.retrainJitter, on.retrainStripes, on.retrainMatchSteps]).toEqual([true, true, true]);
+    expect([on.retrainJitter, on.retrainStripes, on.retrainMatchSteps, on.retrainReweight]).toEqual(
+      [true, true, true, true],
+    );
     for (const [flag, key] of [
       ['retrain-jitter', 'retrainJitter'],
       ['retrain-stripes', 'retrainStripes'],
       ['retrain-match-steps', 'retrainMatchSteps'],
+      ['retrain-reweight', 'retrainReweight'],
     ] as const) {
       const off = auditConfig({ attacks: 'patch', [flag]: 'off' });
       // written only when on, so a run stored before the option existed still matches (--state)
@@ -294,6 +297,16 @@ describe('cli detect', () => {
     );
     expect(steps.code).toBe(2);
     expect(steps.err).toMatch(/--retrain-match-steps yes must be on or off/);
+    const reweight = cli(
+      'audit',
+      'demo',
+      '--retrain-reweight',
+      'on!',
+      '--out',
+      join(dir, 'x.json'),
+    );
+    expect(reweight.code).toBe(2);
+    expect(reweight.err).toMatch(/--retrain-reweight on! must be on or off/);
     const easy = cli('audit', 'demo', '--easiness', '2', '--out', join(dir, 'x.json'));
     expect(easy.code).toBe(2);
     expect(easy.err).toMatch(/--easiness 2 is not a number in \(0, 1\)/);

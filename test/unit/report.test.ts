@@ -42,7 +42,7 @@ describe('run configuration', () => {
     );
     expect(decodeConfig(encodeConfig(bad)).config).toBeUndefined();
     expect(retrainingText({ retrainJitter: true })).toMatch(
-      /with each image blurred very slightly \(a warping trigger hides in such a blur\), so such a trigger.*trained without it, so part of the change comes from the retraining recipe itself\.$/,
+      /with each image blurred very slightly \(a warping trigger hides in such a blur\), so the poisoned examples the detection missed plant less of their backdoor\..*trained without it, so part of the change comes from the retraining recipe itself\.$/,
     );
     expect(retrainingText({ retrainJitter: true })).not.toMatch(/stripe/);
     expect(retrainingText({ retrainStripes: true })).toMatch(
@@ -58,12 +58,15 @@ describe('run configuration', () => {
     expect(
       retrainingText({ retrainJitter: true, retrainStripes: true, retrainMatchSteps: true }),
     ).toMatch(
-      /with each image blurred very slightly and faint random stripes added to each image \(a warping .*; a stripe-pattern .*\), so such a trigger is not learned from poisoned examples the detection missed\. It trained for more epochs .* first model took\. The no-defense model was trained without them,/,
+      /with each image blurred very slightly and faint random stripes added to each image \(a warping .*; a stripe-pattern .*\), so the poisoned examples the detection missed plant less of their backdoor\. It trained for more epochs .* first model took\. The no-defense model was trained without them,/,
     );
     expect(retrainingRecipe({ retrainJitter: true, retrainMatchSteps: true })).toEqual([
       'each image blurred very slightly',
       'more epochs to make up for the examples removed',
     ]);
+    expect(retrainingText({ retrainStripes: true, retrainReweight: true })).toBe(
+      "BaDLoss's model was retrained from scratch without the flagged examples, with faint random stripes added to each image and each class weighed by how often it appears in the test set (a stripe-pattern trigger hides among such stripes; a class that an attack filled with relabeled examples no longer draws predictions to it), so the poisoned examples the detection missed plant less of their backdoor. The no-defense model was trained without them, so part of the change comes from the retraining recipe itself.",
+    );
     expect(andList(['a'])).toBe('a');
     expect(andList(['a', 'b'])).toBe('a and b');
     expect(andList(['a', 'b', 'c'])).toBe('a, b and c');

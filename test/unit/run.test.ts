@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { createStore } from 'idb-keyval';
 import { generateDemoDataset } from '../../src/core/demo.ts';
 import type { Dataset } from '../../src/core/dataset.ts';
-import { preset, type RunConfig } from '../../src/core/experiment.ts';
+import { prepareExperiment, preset, type RunConfig } from '../../src/core/experiment.ts';
+import { classPrior, priorWeights } from '../../src/core/reweight.ts';
 import { probeFit } from '../../src/core/detect/fit.ts';
 import { detect as detectTrajectories, flaggedRows } from '../../src/core/detect/index.ts';
 import { probeRowsFromKinds } from '../../src/core/detect/knn.ts';
@@ -253,6 +254,26 @@ describe('stage sequence (core)', () => {
       expect(preset(name)).not.toHaveProperty('retrainMatchSteps');
   });
 
+  it('reweights the classes of every retraining and nothing else, given its labels and a prior', () => {
+    const on = { ...tinyConfig(), retrainReweight: true };
+    // 3 rows of class 0, 1 of class 1, to a prior of one half each: weights 2/3 and 2
+    const rows = { kept: 4, full: 240, labels: [0, 0, 0, 1], prior: [0.5, 0.5] };
+    for (const p of ['probationary', 'recheck', 'baseline'] as const)
+      expect(trainConfigOf(on, p, rows)).not.toHaveProperty('classWeights');
+    for (const p of ['retrain', ...RETRAIN_PHASES] as const) {
+      const w = trainConfigOf(on, p, rows).classWeights!;
+      expect(w[0]).toBeCloseTo(2 / 3, 12);
+      expect(w[1]).toBeCloseTo(2, 12);
+      expect(trainConfigOf({ ...on, retrainReweight: false }, p, rows)).not.toHaveProperty(
+        'classWeights',
+      );
+      // no test split (no prior): not reweighted
+      expect(trainConfigOf(on, p, { kept: 4, full: 240, labels: [0, 0, 0, 1] })).not.toHaveProperty(
+        'classWeights',
+      );
+    }
+  });
+
   it('says how many epochs a phase plans: a matched retraining knows once it has its rows', () => {
     const rec = (over: Partial<RunRecord>): RunRecord => ({
       schema: 1,
@@ -332,6 +353,14 @@ describe('stage sequence (core)', () => {
     expect(configChange({ ...c, retrainMatchSteps: true }, c).what).toEqual([
       "retraining for the recipe's epochs",
     ]);
+    // and the classes' weights
+    expect(configChange(c, { ...c, retrainReweight: true })).toEqual({
+      clear: ['retrain', ...RETRAIN_PHASES],
+      what: ["retraining with the classes reweighted to the test split's frequencies"],
+    });
+    expect(configChange({ ...c, retrainReweight: true }, c).what).toEqual([
+      'retraining without reweighting the classes',
+    ]);
     expect(downstreamOf('retrain')).toEqual(['retrain', 'report']);
     const r: RunRecord = { ...base, phases: { probationary: phase } };
     expect(stagesWithResults(r, ['report'])).toEqual([]);
@@ -403,6 +432,27 @@ describe('run orchestrator', () => {
     // detecting again from the stored settings removes what the slider showed
     const again = await runs.detect(done.id, undefined, true);
     expect(again.detection!.summary.flagged).toEqual(moved.detection!.summary.flagged);
+  }, 120_000);
+
+  it('a reweighted retraining weighs its kept rows to the test split; no other model is weighted', async () => {
+    const detect = { method: 'knn', k: 9, threshold: 0.01 } as const;
+    const seen: { phaseRows: number; labels: Uint8Array; weights?: number[] }[] = [];
+    const watching: TrainerFactory = (cfg, split, n, ck) => {
+      seen.push({
+        phaseRows: split.count,
+        labels: split.labels.slice(),
+        weights: cfg.classWeights,
+      });
+      return factory(cfg, split, n, ck);
+    };
+    const runs = orchestrator(new MemoryRunStore(), watching);
+    const done = await runs.runAll((await newRun(runs, { detect, retrainReweight: true })).id);
+    expect(seen).toHaveLength(2);
+    expect(seen[0].weights).toBeUndefined(); // the probationary model, whose losses are read
+    const p = prepareExperiment(ds, done.config);
+    const want = priorWeights(seen[1].labels, classPrior(p.test.labels, p.numClasses)!);
+    expect(seen[1].weights).toEqual(want);
+    expect(done.report!.config.retrainReweight).toBe(true);
   }, 120_000);
 
   it('a matched retraining trains for more epochs on the rows it keeps, and resumes', async () => {

@@ -365,4 +365,23 @@ describe('training with sub-pixel jitter', () => {
       Trainer.create(engine, { ...cfg, waves: { max: 10, share: 1.5 } }, small, 10),
     ).rejects.toThrow(/train\.waves\.share = 1\.5 is invalid/);
   });
+
+  it('class weights scale each row of the loss: all 1 or all 2 train as none; others change what is learned', async () => {
+    const engine = await engineP;
+    const cfg = { ...base, epochs: 2 };
+    const plain = await losses(cfg);
+    expect(await losses({ ...cfg, classWeights: Array(10).fill(1) })).toEqual(plain);
+    // the loss is Σ w·CE / Σ w: doubling every weight is exact in floats and changes nothing
+    expect(await losses({ ...cfg, classWeights: Array(10).fill(2) })).toEqual(plain);
+    const weighted = await losses({ ...cfg, classWeights: [0.5, 1, 1, 1, 1, 1, 1, 1, 1, 2] });
+    expect(weighted).not.toEqual(plain);
+    await expect(
+      Trainer.create(engine, { ...cfg, classWeights: [1, 0, 1, 1, 1, 1, 1, 1, 1, 1] }, small, 10),
+    ).rejects.toThrow(
+      /train\.classWeights = \[1, 0, .*\] is invalid: one finite weight > 0 per class/,
+    );
+    await expect(
+      Trainer.create(engine, { ...cfg, classWeights: [1, 1] }, small, 10),
+    ).rejects.toThrow(/train\.classWeights has 2 weights for 10 classes/);
+  });
 });
