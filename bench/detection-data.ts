@@ -23,8 +23,7 @@ import type { ProbeTrigger } from '../src/core/probes.ts';
 import { auroc } from '../src/core/metrics.ts';
 import { averageOf, type ModelEvaluation } from '../src/core/report.ts';
 import { RETRAIN_STRIPES } from '../src/core/run.ts';
-import { classPrior } from '../src/core/reweight.ts';
-import { evaluateModel, trainConfigOf } from '../src/ml/run.ts';
+import { evaluateModel, retrainRows, trainConfigOf } from '../src/ml/run.ts';
 import { Trainer } from '../src/ml/train.ts';
 import { createWasmEngine } from '../src/ml/wasm-engine-node.ts';
 import { nodeDecoder } from '../src/cli/node-decoder.ts';
@@ -374,12 +373,7 @@ export async function retrained(
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
   const t0 = performance.now();
   const split = subsetSplit(run.prepared.train, kept);
-  const tc = trainConfigOf(run.cfg, 'retrain', {
-    kept: kept.length,
-    full: run.prepared.train.count,
-    labels: split.labels,
-    prior: classPrior(run.prepared.test.labels, run.prepared.numClasses),
-  });
+  const tc = trainConfigOf(run.cfg, 'retrain', retrainRows(run.prepared, split));
   const trainer = await Trainer.create(
     theEngine(),
     { ...tc, seed: tc.seed + 1000 * reseed },

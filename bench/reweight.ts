@@ -12,9 +12,9 @@
  */
 import { subsetSplit, type ImageSplit } from '../src/core/dataset.ts';
 import { DEFAULT_PROBE_TRIGGER, keptRows, type Prepared } from '../src/core/experiment.ts';
-import { classPrior, priorWeights } from '../src/core/reweight.ts';
+import { priorWeights } from '../src/core/reweight.ts';
 import { averageOf } from '../src/core/report.ts';
-import { evaluateModel, trainConfigOf } from '../src/ml/run.ts';
+import { evaluateModel, retrainRows, trainConfigOf } from '../src/ml/run.ts';
 import { Trainer } from '../src/ml/train.ts';
 import { probationary, theEngine } from './detection-data.ts';
 
@@ -51,7 +51,8 @@ async function measure(
           if (pred[i] === a.target) pulled++;
         }
       }
-      return `${a.id} ${pct(ev.asr[a.id])} (pull ${pct(pulled / others)}, class ${a.target} recall ${pct(ownHit / own)})`;
+      const rate = (k: number, n: number) => (n ? pct(k / n) : 'n/a');
+      return `${a.id} ${pct(ev.asr[a.id])} (pull ${rate(pulled, others)}, class ${a.target} recall ${rate(ownHit, own)})`;
     });
     log(
       `  ${name}: clean ${pct(ev.cleanAccuracy)}, average ASR ${pct(averageOf(ev.asr))} (${((performance.now() - t0) / 1000).toFixed(0)} s)`,
@@ -66,31 +67,32 @@ async function measure(
 for (const seed of seeds) {
   const run = await probationary(seed, DEFAULT_PROBE_TRIGGER, log);
   const p = run.prepared;
-  const cfg = { ...run.cfg, retrainJitter: true, retrainStripes: true, retrainMatchSteps: true };
+  const cfg = {
+    ...run.cfg,
+    retrainJitter: true,
+    retrainStripes: true,
+    retrainMatchSteps: true,
+    retrainReweight: false,
+  };
   const kept = keptRows([], p.probes.probeKind);
   const split = subsetSplit(p.train, kept);
   const rows = new Array<number>(p.numClasses).fill(0);
   for (const l of split.labels) rows[l]++;
-  const prior = classPrior(p.test.labels, p.numClasses)!;
+  const rowsOf = retrainRows(p, split);
   log(
     `seed ${seed}: undefended clean ${pct(run.undefended.cleanAccuracy)}, average ASR ${pct(averageOf(run.undefended.asr))}; targets ${p.attacks.map((a) => `${a.id} ${a.target}`).join(', ')}`,
   );
   log(
-    `  rows per class ${rows.join(' ')}; weights ${priorWeights(split.labels, prior)
+    `  rows per class ${rows.join(' ')}; weights ${priorWeights(split.labels, rowsOf.prior!)
       .map((w) => w.toFixed(2))
       .join(' ')}`,
   );
-  const sizes = { kept: kept.length, full: p.train.count };
-  await measure('retrained as it is', p, split, trainConfigOf(cfg, 'retrain', sizes));
+  await measure('retrained as it is', p, split, trainConfigOf(cfg, 'retrain', rowsOf));
   await measure(
     'retrained, classes reweighted',
     p,
     split,
-    trainConfigOf({ ...cfg, retrainReweight: true }, 'retrain', {
-      ...sizes,
-      labels: split.labels,
-      prior,
-    }),
+    trainConfigOf({ ...cfg, retrainReweight: true }, 'retrain', rowsOf),
   );
 }
 process.exit(0);

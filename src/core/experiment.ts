@@ -124,10 +124,10 @@ export interface RunConfig {
   retrainMatchSteps?: boolean;
   /**
    * Retrain with the classes reweighted to the test split's class frequencies: every retraining
-   * weighs each row's loss by its class's share of the test split over its share of the kept rows
+   * weights each row's loss by its class's share of the test split over its share of the kept rows
    * (`priorWeights`), so a class a dirty-label attack inflated with its poisons does not draw
    * predictions toward it. No test split: not reweighted. Absent = off; on in the CLI's default
-   * and the classroom presets (docs/detection.md, "Reweighting the classes").
+   * (docs/detection.md, "Reweighting the classes").
    */
   retrainReweight?: boolean;
   /** Defenses compared beside BaDLoss at detection (SPEC §10); none when absent. */

@@ -297,7 +297,7 @@ export function retrainingRecipe(c: RetrainingOptions): string[] {
     ...(c.retrainJitter ? ['each image blurred very slightly'] : []),
     ...(c.retrainStripes ? ['faint random stripes added to each image'] : []),
     ...(c.retrainMatchSteps ? ['more epochs to make up for the examples removed'] : []),
-    ...(c.retrainReweight ? ['each class weighed by how often it appears in the test set'] : []),
+    ...(c.retrainReweight ? ['each class weighted to its share of the test set'] : []),
   ];
 }
 

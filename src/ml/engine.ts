@@ -27,7 +27,10 @@ export interface TrainBatch {
   x: Float32Array;
   /** B class indices. */
   labels: Int32Array;
-  /** B weights: 1 for real examples, 0 for padding (padding still enters BatchNorm statistics). */
+  /**
+   * B loss weights: > 0 for real examples (1, or their class's weight: TrainConfig.classWeights),
+   * 0 for padding (padding still enters BatchNorm statistics).
+   */
   mask: Float32Array;
   /** Learning rate of this step (after the schedule). */
   lr: number;
@@ -43,7 +46,7 @@ export interface TrainBatch {
 export interface StepResult {
   /** Σ mask·CE / Σ mask, nats. */
   loss: number;
-  /** Masked count of examples whose top-1 prediction equals the label. */
+  /** Count of the examples with mask > 0 whose top-1 prediction equals the label. */
   correct: number;
   /** B per-example cross-entropies (nats, unclamped), when asked for. */
   perExample?: Float32Array;

@@ -153,6 +153,11 @@ export function trainConfigOf(
   const retraining = defenseOfPhase(phase) !== null;
   const jitter = !!cfg.retrainJitter && retraining;
   const stripes = !!cfg.retrainStripes && retraining;
+  if (retraining && cfg.retrainReweight && !rows?.labels)
+    throw new Error(
+      `trainConfigOf: the ${phase} phase reweights its classes: pass its rows' labels`,
+    );
+  // No prior (a dataset without a test split): nothing to reweight to.
   const reweight = !!cfg.retrainReweight && retraining && rows?.labels && rows.prior;
   if (retraining && cfg.retrainMatchSteps && !rows)
     throw new Error(
@@ -170,6 +175,20 @@ export function trainConfigOf(
     ...(jitter ? { jitter } : {}),
     ...(stripes ? { waves: { ...RETRAIN_STRIPES } } : {}),
     ...(reweight ? { classWeights: priorWeights(rows.labels!, rows.prior!) } : {}),
+  };
+}
+
+/**
+ * What trainConfigOf needs to know of a phase's training split `split` of the experiment `p`: its
+ * rows against the first model's (the matched steps) and their labels against the test split's
+ * class frequencies (the class weights).
+ */
+export function retrainRows(p: Prepared, split: ImageSplit) {
+  return {
+    kept: split.count,
+    full: p.train.count,
+    labels: split.labels,
+    prior: classPrior(p.test.labels, p.numClasses),
   };
 }
 
@@ -416,12 +435,7 @@ export class RunOrchestrator {
       r = await this.put({ ...r, phases: { ...r.phases, [phase]: { ...was, paused: false } } });
     const p = await this.prepared(r);
     const split = this.trainingSplit(r, phase, p);
-    const cfg = trainConfigOf(r.config, phase, {
-      kept: split.count,
-      full: p.train.count,
-      labels: split.labels,
-      prior: classPrior(p.test.labels, p.numClasses),
-    });
+    const cfg = trainConfigOf(r.config, phase, retrainRows(p, split));
     const ckpt = await this.deps.store.loadCheckpoint(id, phase);
     // A checkpoint of another recipe or training set (a stale file, another tab) is not resumed.
     const usable =

@@ -95,7 +95,11 @@ class TfjsModel implements EngineModel {
         st.variance.dispose();
       }
       const logits = logitsKept as unknown as tfType.Tensor2D;
-      const hit = tf.mul(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32'), mask);
+      // A count of real rows (mask > 0), whatever their loss weights, as the WebAssembly engine's.
+      const hit = tf.mul(
+        tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32'),
+        tf.cast(tf.greater(mask, 0), 'float32'),
+      );
       const res = {
         loss: value,
         correct: tf.sum(hit),

@@ -17,7 +17,11 @@ export function checkTrainConfig(c: TrainConfig): void {
   validateTrainRecipe(c);
   const w = c.classWeights;
   // Every weight > 0: a batch of zero-weight rows would divide its loss by zero.
-  if (w !== undefined && !(w.length > 0 && w.every((x) => x > 0 && x < Infinity)))
+  // Checked as the float32 the batch mask holds.
+  if (
+    w !== undefined &&
+    !(w.length > 0 && w.every((x) => Math.fround(x) > 0 && Math.fround(x) < Infinity))
+  )
     throw new InvalidOptionError(
       `train.classWeights = [${w.join(', ')}] is invalid: one finite weight > 0 per class`,
     );
@@ -245,7 +249,11 @@ export class Trainer {
     const drain = async () => {
       for (const p of pending.splice(0)) {
         const r = await p.step.read();
-        lossSum += r.loss * p.real;
+        // With class weights the step's loss is the weighted one; the epoch reports the plain mean
+        // (every retraining records its per-example losses), comparable with an unweighted model's.
+        if (this.config.classWeights && r.perExample)
+          for (let j = 0; j < p.real; j++) lossSum += r.perExample[j];
+        else lossSum += r.loss * p.real;
         correct += r.correct;
         if (r.perExample)
           for (let j = 0; j < p.real; j++)

@@ -65,7 +65,7 @@ describe('run configuration', () => {
       'more epochs to make up for the examples removed',
     ]);
     expect(retrainingText({ retrainStripes: true, retrainReweight: true })).toBe(
-      "BaDLoss's model was retrained from scratch without the flagged examples, with faint random stripes added to each image and each class weighed by how often it appears in the test set (a stripe-pattern trigger hides among such stripes; a class that an attack filled with relabeled examples no longer draws predictions to it), so the poisoned examples the detection missed plant less of their backdoor. The no-defense model was trained without them, so part of the change comes from the retraining recipe itself.",
+      "BaDLoss's model was retrained from scratch without the flagged examples, with faint random stripes added to each image and each class weighted to its share of the test set (a stripe-pattern trigger hides among such stripes; a class that an attack filled with relabeled examples no longer draws predictions to it), so the poisoned examples the detection missed plant less of their backdoor. The no-defense model was trained without them, so part of the change comes from the retraining recipe itself.",
     );
     expect(andList(['a'])).toBe('a');
     expect(andList(['a', 'b'])).toBe('a and b');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classPrior, priorWeights } from '../../src/core/reweight.ts';
+import { classPrior, MAX_CLASS_WEIGHT, priorWeights } from '../../src/core/reweight.ts';
 import { Rng } from '../../src/core/rng.ts';
 
 describe('classPrior', () => {
@@ -25,6 +25,14 @@ describe('priorWeights', () => {
       expect(x).toBeCloseTo(1, 12);
   });
 
+  it('clamps a class the rows nearly lack at MAX_CLASS_WEIGHT', () => {
+    // 1 row of class 1 among 100, to a uniform prior: 0.5 / 0.01 = 50, clamped
+    const labels = [...Array(99).fill(0), 1];
+    const w = priorWeights(labels, [0.5, 0.5]);
+    expect(w[0]).toBeCloseTo(0.5 / 0.99, 12);
+    expect(w[1]).toBe(MAX_CLASS_WEIGHT);
+  });
+
   it('weights average 1 over the rows and each class weighs its prior share (property)', () => {
     const rng = new Rng(7);
     for (let trial = 0; trial < 50; trial++) {
@@ -35,6 +43,8 @@ describe('priorWeights', () => {
       const w = priorWeights(labels, prior);
       const n = new Array<number>(C).fill(0);
       for (const l of labels) n[l]++;
+      for (const x of w) expect(x).toBeLessThanOrEqual(MAX_CLASS_WEIGHT);
+      if (w.includes(MAX_CLASS_WEIGHT)) continue; // clamped: below
       const total = labels.reduce((s, l) => s + w[l], 0);
       expect(total / labels.length).toBeCloseTo(1, 9);
       // a present class's total weight is its prior share among the present classes

@@ -271,6 +271,8 @@ describe('stage sequence (core)', () => {
       expect(trainConfigOf(on, p, { kept: 4, full: 240, labels: [0, 0, 0, 1] })).not.toHaveProperty(
         'classWeights',
       );
+      // a caller that forgets the labels is told, not given an unweighted retraining
+      expect(() => trainConfigOf(on, p, { kept: 4, full: 240 })).toThrow(/pass its rows' labels/);
     }
   });
 

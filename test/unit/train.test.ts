@@ -375,6 +375,17 @@ describe('training with sub-pixel jitter', () => {
     expect(await losses({ ...cfg, classWeights: Array(10).fill(2) })).toEqual(plain);
     const weighted = await losses({ ...cfg, classWeights: [0.5, 1, 1, 1, 1, 1, 1, 1, 1, 2] });
     expect(weighted).not.toEqual(plain);
+    // the epoch reports the plain mean of its rows' training losses, not the weighted objective
+    const t = await Trainer.create(
+      engine,
+      { ...cfg, epochs: 1, record: 'train', classWeights: [0.25, 1, 1, 1, 1, 1, 1, 1, 1, 4] },
+      small,
+      10,
+    );
+    const stats = (await t.trainEpoch())!;
+    const mean = Array.from(t.trajectories).reduce((s, x) => s + x, 0) / small.count;
+    expect(stats.loss).toBeCloseTo(mean, 5);
+    t.dispose();
     await expect(
       Trainer.create(engine, { ...cfg, classWeights: [1, 0, 1, 1, 1, 1, 1, 1, 1, 1] }, small, 10),
     ).rejects.toThrow(

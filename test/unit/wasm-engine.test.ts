@@ -11,13 +11,16 @@ import type {
 } from '../../src/ml/engine.ts';
 import { Rng } from '../../src/core/rng.ts';
 
-function batchOf(B: number, seed: number, t: number, C = 10): TrainBatch {
+function batchOf(B: number, seed: number, t: number, C = 10, weighted = false): TrainBatch {
   const rng = new Rng(seed);
   return {
     x: Float32Array.from({ length: B * 3072 }, () => rng.normal()),
     labels: Int32Array.from({ length: B }, () => rng.int(C)),
-    // the last example is padding: in the BatchNorm statistics, not in the loss
-    mask: Float32Array.from({ length: B }, (_, i) => (i < B - 1 ? 1 : 0)),
+    // the last example is padding: in the BatchNorm statistics, not in the loss; `weighted`: the
+    // real rows carry class weights (0.5, 1.5, 2.5, …) as a reweighted retraining's do
+    mask: Float32Array.from({ length: B }, (_, i) =>
+      i < B - 1 ? (weighted ? 0.5 + (i % 3) : 1) : 0,
+    ),
     lr: 2e-3,
     weightDecay: 1e-2,
     t,
@@ -51,6 +54,36 @@ async function runSteps(model: EngineModel, steps: number, B: number) {
 }
 
 describe('the wasm engine computes what the tfjs engine computes', () => {
+  it('with loss weights: the same weighted loss, and both count correct rows, not weights', async () => {
+    const cfg: EngineModelConfig = {
+      name: 'resnet8',
+      width: 0.25,
+      numClasses: 3,
+      seed: 6,
+      batchSize: 16,
+    };
+    const tf = await cpuTf();
+    const models = [
+      await createTfjsEngine(tf).createModel(cfg),
+      await createWasmEngine({ threads: 2 }).createModel(cfg),
+      await createWasmEngine({ threads: 2 }).createModel(cfg),
+    ];
+    const [a, b, plain] = await Promise.all(
+      models.map((m, j) => m.trainStep(batchOf(16, 21, 1, 3, j < 2)).read()),
+    );
+    // before the update: the same predictions, so the same count whatever the weights
+    expect(a.correct).toBe(plain.correct);
+    expect(b.correct).toBe(plain.correct);
+    expect(Math.abs(b.loss - a.loss)).toBeLessThan(1e-4 * (1 + a.loss));
+    // the weighted mean of the per-example losses
+    const w = batchOf(16, 21, 1, 3, true).mask;
+    let num = 0;
+    let den = 0;
+    for (let i = 0; i < 16; i++) [num, den] = [num + w[i] * plain.perExample![i], den + w[i]];
+    expect(a.loss).toBeCloseTo(num / den, 4);
+    for (const m of models) m.dispose();
+  });
+
   // Training runs the direct convolutions (the same summation order as tfjs), so several steps
   // agree closely; evaluation runs Winograd. With Winograd in training too ('all'), rounding
   // differs (≈1e-6 relative) and sums of gradients with cancellation (β's) amplify it, so one
