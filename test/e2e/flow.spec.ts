@@ -99,6 +99,14 @@ test('the quick demo runs the whole flow: data → attacks → probes → train 
 
   await nav('Retrain').click();
   await expect(page.getByText(/from the first detection round, \d+ from the second/)).toBeVisible();
+  // weight the classes back to the test split's shares: the lead says so, and the retraining (on
+  // this browser's engine) trains with the class weights
+  const reweight = page.getByTestId('retrain-reweight');
+  await expect(reweight).not.toBeChecked();
+  await reweight.check();
+  await expect(page.getByText(/A fresh model is trained from scratch/)).toContainText(
+    'each class weighted to its share of the test set',
+  );
   await page.getByTestId('phase-retrain').getByRole('button', { name: 'Start training' }).click();
   await expect(page.getByTestId('phase-retrain')).toContainText('✓ trained 2 epochs', {
     timeout: 600_000,
@@ -125,13 +133,17 @@ test('the quick demo runs the whole flow: data → attacks → probes → train 
       expect(r.cleanAccuracy.undefended).toBeGreaterThanOrEqual(0);
       expect(r.asr.defended.patch).toBeGreaterThanOrEqual(0);
       expect(r.detection.auroc.patch).toBeGreaterThanOrEqual(0);
+      expect(r.config.retrainReweight).toBe(true);
     }
     if (ext === 'csv') {
       expect(body.split('\n')[0]).toBe('rank,source,row,label,class,score,round,truth');
       // the demo set has no files: sources are stored rows
       if (body.split('\n').length > 2) expect(body.split('\n')[1]).toMatch(/^1,row \d+,/);
     }
-    if (ext === 'html') expect(body).toContain('<h1>BaDLoss Lab report</h1>');
+    if (ext === 'html') {
+      expect(body).toContain('<h1>BaDLoss Lab report</h1>');
+      expect(body).toContain('each class weighted to its share of the test set');
+    }
     expect(d.suggestedFilename()).not.toContain('--');
   }
   console.check();
