@@ -21,9 +21,10 @@
  *   BENCH_REWEIGHT=on|off                                              retrain with the classes reweighted to the
  *                                                                      test split's frequencies or without
  *                                                                      (default: as the preset does)
- *   BENCH_WAVES=24[,0.5]                                               stripes up to 24 (on half the images)
- *                                                                      instead of RETRAIN_STRIPES, where the
- *                                                                      preset retrains with stripes
+ *   BENCH_WAVES=24[,0.5[,16[,24]]]                                     stripes up to 24 (on half the images;
+ *                                                                      up to 16 cycles; with a fine wave up to
+ *                                                                      24) instead of RETRAIN_STRIPES, where
+ *                                                                      the preset retrains with stripes
  * About a minute per seed for tiny with two threads (BENCH_THREADS).
  */
 import { generateDemoDataset } from '../src/core/demo.ts';

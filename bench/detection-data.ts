@@ -22,7 +22,7 @@ import { probeRowsFromKinds, type Trajectories } from '../src/core/detect/knn.ts
 import type { ProbeTrigger } from '../src/core/probes.ts';
 import { auroc } from '../src/core/metrics.ts';
 import { averageOf, type ModelEvaluation } from '../src/core/report.ts';
-import { RETRAIN_STRIPES } from '../src/core/run.ts';
+import { RETRAIN_STRIPES, type TrainConfig } from '../src/core/run.ts';
 import { evaluateModel, retrainRows, trainConfigOf } from '../src/ml/run.ts';
 import { Trainer } from '../src/ml/train.ts';
 import { createWasmEngine } from '../src/ml/wasm-engine-node.ts';
@@ -120,19 +120,25 @@ export function benchReweight(fallback: boolean): boolean {
 }
 
 /**
- * BENCH_WAVES=<max 0–255>[,<share>]: other stripes than RETRAIN_STRIPES, or undefined. `withWaves`
- * puts them in place of the stripes on the recipes trainConfigOf gives stripes (the retrainings).
+ * BENCH_WAVES=<max 0–255>[,<share>[,<cycles 1–16>[,<fine 0–255>]]]: other stripes than
+ * RETRAIN_STRIPES, or undefined. `withWaves` puts them in place of the stripes on the recipes
+ * trainConfigOf gives stripes (the retrainings).
  */
-export function benchWaves(): { max: number; share: number } | undefined {
-  const [max, share = '1'] = (process.env.BENCH_WAVES ?? '').split(',');
-  return max ? { max: Number(max), share: Number(share) } : undefined;
+export function benchWaves(): Waves | undefined {
+  const [max, share = '1', cycles, fine] = (process.env.BENCH_WAVES ?? '').split(',');
+  if (!max) return undefined;
+  return {
+    max: Number(max),
+    share: Number(share),
+    ...(cycles ? { cycles: Number(cycles) } : {}),
+    ...(fine ? { fine: Number(fine) } : {}),
+  };
 }
 
+type Waves = NonNullable<TrainConfig['waves']>;
+
 /** `c` with `waves` in place of its stripes, where it has stripes and `waves` is set. */
-export function withWaves<T extends { waves?: { max: number; share: number } }>(
-  c: T,
-  waves: { max: number; share: number } | undefined,
-): T {
+export function withWaves<T extends { waves?: Waves }>(c: T, waves: Waves | undefined): T {
   return c.waves && waves ? { ...c, waves } : c;
 }
 

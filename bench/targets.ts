@@ -11,8 +11,9 @@
  * the sub-pixel jitter, BENCH_STRIPES=off without the random stripes (both off: the paper's),
  * BENCH_STEPS=off for the same epochs as the first model (the paper's; default: as many steps),
  * BENCH_REWEIGHT=off without reweighting the classes (default: to the test split's frequencies),
- * BENCH_WAVES=24[,0.5] with stripes of amplitude up to 24 (on half the images) instead of the
- * default's, BENCH_VERBOSE=1 prints every attack's ASR. About
+ * BENCH_WAVES=24[,0.5[,16[,24]]] with stripes of amplitude up to 24 (on half the images; up to 16
+ * cycles per image instead of 8; with a second, fine wave from the first's top to 16 cycles and
+ * amplitude up to 24 on the same images) instead of the default's, BENCH_VERBOSE=1 prints every attack's ASR. About
  * two minutes a seed with two threads.
  */
 import type { TrajectoryFeatures } from '../src/core/detect/index.ts';

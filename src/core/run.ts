@@ -115,11 +115,12 @@ export interface TrainConfig extends TrainRecipe {
   jitter?: boolean;
   /**
    * Add a faint random plane wave (a stripe pattern) to a share of the training images: each gets,
-   * with probability `share`, `a·cos(k·(x, y) + φ)` with a uniform in [0, max] (0–255 units), 1–8
-   * cycles per image in a uniform direction and phase: set on the retraining phases when
-   * `RunConfig.retrainStripes` is on (RETRAIN_STRIPES); absent = off.
+   * with probability `share`, `a·cos(k·(x, y) + φ)` with a uniform in [0, max] (0–255 units), 1 to
+   * `cycles` (default 8) cycles per image in a uniform direction and phase: set on the retraining
+   * phases when `RunConfig.retrainStripes` is on (RETRAIN_STRIPES); absent = off. With `fine`, a
+   * second wave on the same images, amplitude uniform in [0, fine], `cycles` to 16 cycles.
    */
-  waves?: { max: number; share: number };
+  waves?: { max: number; share: number; cycles?: number; fine?: number };
   /**
    * Per-class multipliers of each example's loss (the loss is Σ w·CE / Σ w over a batch): set on
    * the retraining phases when `RunConfig.retrainReweight` is on (`priorWeights`); absent = 1.

@@ -26,14 +26,25 @@ export function checkTrainConfig(c: TrainConfig): void {
       `train.classWeights = [${w.join(', ')}] is invalid: one finite weight > 0 per class`,
     );
   if (c.waves === undefined) return;
-  const { max, share } = c.waves;
+  const { max, share, cycles = WAVE_CYCLES, fine = 0 } = c.waves;
   if (!(max >= 0 && max <= 255))
     throw new InvalidOptionError(
       `train.waves.max = ${max} is invalid: must be 0–255 (pixel units)`,
     );
   if (!(share >= 0 && share <= 1))
     throw new InvalidOptionError(`train.waves.share = ${share} is invalid: must be 0–1`);
+  if (!(cycles >= 1 && cycles <= IMAGE_SIZE / 2))
+    throw new InvalidOptionError(
+      `train.waves.cycles = ${cycles} is invalid: must be 1–${IMAGE_SIZE / 2} (cycles per image)`,
+    );
+  if (!(fine >= 0 && fine <= 255))
+    throw new InvalidOptionError(
+      `train.waves.fine = ${fine} is invalid: must be 0–255 (pixel units)`,
+    );
 }
+
+/** The stripes' highest frequency, cycles per image, where `TrainConfig.waves.cycles` is absent. */
+export const WAVE_CYCLES = 8;
 
 /** Per-channel mean and standard deviation of uint8 images, in [0, 1] units. */
 export function channelStats(images: Uint8Array): { mean: number[]; std: number[] } {
@@ -63,6 +74,8 @@ export interface Placement {
   fy: number;
   /** A faint plane wave added after the resampling, clamped to 0–255 (absent = none). */
   wave?: Wave;
+  /** A second, finer one added with it (`TrainConfig.waves.fine`; absent = none). */
+  fine?: Wave;
 }
 
 /** `a · cos(kx·x + ky·y + phase)` in 0–255 units over output pixel coordinates (x: column). */
@@ -100,6 +113,8 @@ export function writeNormalized(
   const w11 = fx * fy;
   const resample = fx !== 0 || fy !== 0;
   const wave = at.wave;
+  const fine = at.fine;
+  const striped = !!wave || !!fine;
   for (let y = 0; y < S; y++) {
     const sy = y + dy;
     const down = (Math.min(sy + 1, S - 1) - sy) * S * 3;
@@ -111,19 +126,20 @@ export function writeNormalized(
         continue;
       }
       const p = base + (sy * S + sx) * 3;
-      if (!resample && !wave) {
+      if (!resample && !striped) {
         for (let c = 0; c < 3; c++) dst[o + c] = (src[p + c] / 255 - mean[c]) / std[c];
         continue;
       }
       const right = ((flip ? Math.max(sx - 1, 0) : Math.min(sx + 1, S - 1)) - sx) * 3;
-      const add = wave ? wave.a * Math.cos(wave.kx * x + wave.ky * y + wave.phase) : 0;
+      let add = wave ? wave.a * Math.cos(wave.kx * x + wave.ky * y + wave.phase) : 0;
+      if (fine) add += fine.a * Math.cos(fine.kx * x + fine.ky * y + fine.phase);
       for (let c = 0; c < 3; c++) {
         let v =
           w00 * src[p + c] +
           w01 * src[p + right + c] +
           w10 * src[p + down + c] +
           w11 * src[p + down + right + c];
-        if (wave) v = Math.min(255, Math.max(0, v + add));
+        if (striped) v = Math.min(255, Math.max(0, v + add));
         dst[o + c] = (v / 255 - mean[c]) / std[c];
       }
     }
@@ -474,13 +490,24 @@ export class Trainer {
     // draws do not depend on whether the previous one got a wave.
     const waves = aug ? this.config.waves : undefined;
     let wave: Wave | undefined;
+    let fine: Wave | undefined;
     if (aug && waves) {
       const on = aug.float() < waves.share;
       const a = aug.float() * waves.max;
-      const k = (2 * Math.PI * (1 + 7 * aug.float())) / IMAGE_SIZE;
+      const top = waves.cycles ?? WAVE_CYCLES;
+      const k = (2 * Math.PI * (1 + (top - 1) * aug.float())) / IMAGE_SIZE;
       const theta = Math.PI * aug.float();
       const phase = 2 * Math.PI * aug.float();
       if (on && a > 0) wave = { a, kx: k * Math.cos(theta), ky: k * Math.sin(theta), phase };
+      // The fine wave: from the first's top frequency up to the image's finest (16 cycles), drawn
+      // after the first's five only when asked for, so recipes without it keep their stream.
+      if (waves.fine) {
+        const fa = aug.float() * waves.fine;
+        const fk = (2 * Math.PI * (top + (IMAGE_SIZE / 2 - top) * aug.float())) / IMAGE_SIZE;
+        const ft = Math.PI * aug.float();
+        const fp = 2 * Math.PI * aug.float();
+        if (on && fa > 0) fine = { a: fa, kx: fk * Math.cos(ft), ky: fk * Math.sin(ft), phase: fp };
+      }
     }
     writeNormalized(this.batchBuf, j * IMAGE_BYTES, split.images, i * IMAGE_BYTES, this.norm, {
       flip,
@@ -489,6 +516,7 @@ export class Trainer {
       fx,
       fy,
       ...(wave ? { wave } : {}),
+      ...(fine ? { fine } : {}),
     });
   }
 

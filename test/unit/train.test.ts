@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { cpuTf } from './tf-setup.ts';
-import { Trainer, writeNormalized, type Placement, type TrainConfig } from '../../src/ml/train.ts';
+import {
+  Trainer,
+  WAVE_CYCLES,
+  writeNormalized,
+  type Placement,
+  type TrainConfig,
+} from '../../src/ml/train.ts';
 import { Rng } from '../../src/core/rng.ts';
 import { ResNet } from '../../src/ml/resnet.ts';
 import { createTfjsEngine } from '../../src/ml/tfjs-engine.ts';
@@ -287,6 +293,21 @@ describe('writeNormalized: how an image is placed in a batch', () => {
       const want = Math.min(255, Math.max(0, px(j, x, y) + 10 * Math.cos(0.2 * x + 0.7 * y + 2)));
       expect(px(jw, x, y)).toBeCloseTo(want, 3);
     }
+    // a fine wave adds to the first before the one clamp; alone it acts as a wave
+    const nyquist = { a: 8, kx: Math.PI, ky: 0, phase: 0 };
+    const both = place(gray, { wave, fine: nyquist });
+    for (const x of [0, 1, 5, 6])
+      expect(px(both, x, 4)).toBeCloseTo(
+        100 + 20 * Math.cos((2 * Math.PI * 6 * x) / S) + 8 * (x % 2 ? -1 : 1),
+        3,
+      );
+    expect(Array.from(place(gray, { fine: nyquist }))).toEqual(
+      Array.from(place(gray, { wave: nyquist })),
+    );
+    const clipped = place(new Uint8Array(S * S * 3).fill(250), { wave, fine: nyquist });
+    expect(px(clipped, 0, 0)).toBe(255);
+    // one clamp after both waves: 250 + 18.5 − 8, not min(255, 268.5) − 8
+    expect(px(clipped, 1, 0)).toBeCloseTo(250 + 20 * Math.cos((2 * Math.PI * 6) / S) - 8, 3);
   });
 });
 
@@ -364,6 +385,24 @@ describe('training with sub-pixel jitter', () => {
     await expect(
       Trainer.create(engine, { ...cfg, waves: { max: 10, share: 1.5 } }, small, 10),
     ).rejects.toThrow(/train\.waves\.share = 1\.5 is invalid/);
+    // the frequencies' top: the default's 8 cycles trains bit for bit as no cycles given; 16 not
+    expect(await losses({ ...cfg, waves: { ...waves, cycles: WAVE_CYCLES } })).toEqual(striped);
+    expect(await losses({ ...cfg, waves: { ...waves, cycles: 16 } })).not.toEqual(striped);
+    // a fine wave on the same images: changes what is learned; fine 0 draws nothing
+    const fine = await losses({ ...cfg, waves: { ...waves, fine: 24 } });
+    expect(fine).not.toEqual(striped);
+    // the same nine draws either way; only the first puts the fine wave on the pixels
+    expect(await losses({ ...cfg, waves: { max: 0, share: 1, fine: 24 } })).not.toEqual(
+      await losses({ ...cfg, waves: { max: 0, share: 0, fine: 24 } }),
+    );
+    expect(await losses({ ...cfg, waves: { ...waves, fine: 0 } })).toEqual(striped);
+    await expect(
+      Trainer.create(engine, { ...cfg, waves: { ...waves, fine: -1 } }, small, 10),
+    ).rejects.toThrow('train.waves.fine = -1 is invalid: must be 0–255');
+    for (const cycles of [0, 17, Number.NaN])
+      await expect(
+        Trainer.create(engine, { ...cfg, waves: { ...waves, cycles } }, small, 10),
+      ).rejects.toThrow(`train.waves.cycles = ${cycles} is invalid: must be 1–16`);
   });
 
   it('class weights scale each row of the loss: all 1 or all 2 train as none; others change what is learned', async () => {
