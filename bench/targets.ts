@@ -13,8 +13,8 @@
  * BENCH_REWEIGHT=off without reweighting the classes (default: to the test split's frequencies),
  * BENCH_WAVES=24[,0.5[,16[,24]]] with stripes of amplitude up to 24 (on half the images; up to 16
  * cycles per image instead of 8; with a second, fine wave from the first's top to 16 cycles and
- * amplitude up to 24 on the same images) instead of the default's, BENCH_VERBOSE=1 prints every attack's ASR. About
- * two minutes a seed with two threads.
+ * amplitude up to 24 on the same images) instead of the default's, BENCH_VERBOSE=1 prints every
+ * attack's ASR. About two minutes a seed with two threads.
  */
 import type { TrajectoryFeatures } from '../src/core/detect/index.ts';
 import { DEFAULT_DETECT, DEFAULT_PROBE_TRIGGER } from '../src/core/experiment.ts';

@@ -46,6 +46,18 @@ export function checkTrainConfig(c: TrainConfig): void {
 /** The stripes' highest frequency, cycles per image, where `TrainConfig.waves.cycles` is absent. */
 export const WAVE_CYCLES = 8;
 
+/**
+ * One random plane wave: amplitude uniform in [0, max], `from`–`to` cycles per image, a uniform
+ * direction and phase (four draws, always all four); undefined at amplitude 0.
+ */
+function drawWave(aug: Rng, max: number, from: number, to: number): Wave | undefined {
+  const a = aug.float() * max;
+  const k = (2 * Math.PI * (from + (to - from) * aug.float())) / IMAGE_SIZE;
+  const theta = Math.PI * aug.float();
+  const phase = 2 * Math.PI * aug.float();
+  return a > 0 ? { a, kx: k * Math.cos(theta), ky: k * Math.sin(theta), phase } : undefined;
+}
+
 /** Per-channel mean and standard deviation of uint8 images, in [0, 1] units. */
 export function channelStats(images: Uint8Array): { mean: number[]; std: number[] } {
   const sum = [0, 0, 0];
@@ -493,21 +505,12 @@ export class Trainer {
     let fine: Wave | undefined;
     if (aug && waves) {
       const on = aug.float() < waves.share;
-      const a = aug.float() * waves.max;
       const top = waves.cycles ?? WAVE_CYCLES;
-      const k = (2 * Math.PI * (1 + (top - 1) * aug.float())) / IMAGE_SIZE;
-      const theta = Math.PI * aug.float();
-      const phase = 2 * Math.PI * aug.float();
-      if (on && a > 0) wave = { a, kx: k * Math.cos(theta), ky: k * Math.sin(theta), phase };
+      wave = drawWave(aug, waves.max, 1, top);
       // The fine wave: from the first's top frequency up to the image's finest (16 cycles), drawn
       // after the first's five only when asked for, so recipes without it keep their stream.
-      if (waves.fine) {
-        const fa = aug.float() * waves.fine;
-        const fk = (2 * Math.PI * (top + (IMAGE_SIZE / 2 - top) * aug.float())) / IMAGE_SIZE;
-        const ft = Math.PI * aug.float();
-        const fp = 2 * Math.PI * aug.float();
-        if (on && fa > 0) fine = { a: fa, kx: fk * Math.cos(ft), ky: fk * Math.sin(ft), phase: fp };
-      }
+      if (waves.fine) fine = drawWave(aug, waves.fine, top, IMAGE_SIZE / 2);
+      if (!on) wave = fine = undefined;
     }
     writeNormalized(this.batchBuf, j * IMAGE_BYTES, split.images, i * IMAGE_BYTES, this.norm, {
       flip,
